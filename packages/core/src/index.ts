@@ -1,1 +1,27 @@
-export {};
+export { type Clock, FakeClock, sleep, systemClock } from './clock.js';
+export { envTable, type LoadConfigOptions, loadConfig, readConfigFile } from './config.js';
+export { type ConfigRow, describeConfig, renderConfigReference } from './config-reference.js';
+export { configSchema, LOG_LEVELS, type LogLevel, type SchedConfig } from './config-schema.js';
+export { durationSchema, formatDuration, parseDuration } from './duration.js';
+export {
+  ConfigError,
+  DefinitionError,
+  FencedWriteError,
+  formatIssues,
+  type Issue,
+  NotFoundError,
+  SchedError,
+  type SchedErrorOptions,
+  SessionLostError,
+  TimeoutError,
+  UsageError,
+} from './errors.js';
+export {
+  type Incarnation,
+  incarnationAddress,
+  incarnationKey,
+  isValidHost,
+  type ParsedIncarnationKey,
+  parseIncarnationKey,
+} from './identity.js';
+export { type CreateLoggerOptions, createLogger, type Logger, redactConfig, redactUrl } from './logger.js';

@@ -1,0 +1,379 @@
+import { z } from 'zod';
+import { formatDuration, parseDuration } from './duration.js';
+import { isValidHost } from './identity.js';
+
+/**
+ * The one schema for sched's configuration, as users write it (file keys, `SCHED_*`
+ * variables and flags all address the same paths, e.g. `zk.sessionTimeout`), and its
+ * compilation into `SchedConfig`, the form the code reads: durations become `…Ms` numbers.
+ *
+ * Every setting carries its documentation (environment variable, type, default,
+ * description) next to its schema, so `describeConfig()` and docs/configuration.md can
+ * never drift from what is actually accepted.
+ */
+
+export interface SettingDoc {
+  /** Environment variable that sets it, if any. */
+  env?: string;
+  /** Type as users read it: `duration`, `integer`, `string`, … */
+  type: string;
+  /** Default as users would write it; absent when the setting is optional with no default. */
+  default?: string;
+  description: string;
+}
+
+/** Documentation of each setting schema (the leaves of the section objects below). */
+export const settingDocs = new Map<z.ZodType, SettingDoc>();
+
+/** Settings whose values are secret: never echoed in error messages, redacted in logs. */
+const secretSettings = new Set<z.ZodType>();
+
+function withDefault<S extends z.ZodType>(
+  schema: S,
+  value: z.input<S> & string,
+  doc: Omit<SettingDoc, 'default'>,
+) {
+  const result = schema.prefault(value as never);
+  settingDocs.set(result, { ...doc, default: value });
+  return result;
+}
+
+function optional<S extends z.ZodType>(
+  schema: S,
+  doc: Omit<SettingDoc, 'default'>,
+  opts: { secret?: boolean } = {},
+) {
+  const result = schema.optional();
+  settingDocs.set(result, doc);
+  if (opts.secret) secretSettings.add(result);
+  return result;
+}
+
+function shown(value: unknown): string {
+  return typeof value === 'string'
+    ? JSON.stringify(value)
+    : typeof value === 'object'
+      ? typeof value
+      : String(value);
+}
+
+/** A value read through `parse`, which returns the value or a message ending in "accepted: …". */
+function custom<T>(parse: (value: unknown) => T | { error: string }) {
+  return z.unknown().transform((value, ctx): T => {
+    const out = parse(value);
+    if (out !== null && typeof out === 'object' && 'error' in (out as object)) {
+      ctx.addIssue({ code: 'custom', message: (out as { error: string }).error, input: value });
+      return z.NEVER;
+    }
+    return out as T;
+  });
+}
+
+const duration = (opts: { min?: number } = {}) =>
+  custom<number>((value) => {
+    if (typeof value !== 'string' && typeof value !== 'number') {
+      return {
+        error: `expected a duration, got ${shown(value)}; accepted: a number of milliseconds or a string like 500ms, 10s, 5m, 1h, 7d`,
+      };
+    }
+    let ms: number;
+    try {
+      ms = parseDuration(value);
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
+    const min = opts.min ?? 0;
+    if (ms < min)
+      return { error: `duration ${shown(value)} is too short; accepted: at least ${formatDuration(min)}` };
+    return ms;
+  });
+
+const integer = (min: number, max: number) =>
+  custom<number>((value) => {
+    const n =
+      typeof value === 'number'
+        ? value
+        : typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)
+          ? Number(value)
+          : Number.NaN;
+    if (!Number.isInteger(n) || n < min || n > max) {
+      return { error: `invalid value ${shown(value)}; accepted: an integer from ${min} to ${max}` };
+    }
+    return n;
+  });
+
+/** A string checked by `valid`; `secret` keeps the value out of the message. */
+const text = (
+  accepted: string,
+  valid: (s: string) => boolean = (s) => s.length > 0,
+  opts: { secret?: boolean } = {},
+) =>
+  custom<string>((value) => {
+    if (typeof value !== 'string' || !valid(value)) {
+      const what = opts.secret
+        ? typeof value === 'string'
+          ? 'invalid value'
+          : `expected a string, got ${typeof value}`
+        : `invalid value ${shown(value)}`;
+      return { error: `${what}; accepted: ${accepted}` };
+    }
+    return value;
+  });
+
+/** A list of names, as a YAML/JSON list or a comma-separated string (as environment variables carry it). */
+const nameList = custom<string[]>((value) => {
+  const items = typeof value === 'string' ? value.split(',').map((s) => s.trim()) : value;
+  const accepted =
+    'a non-empty list of names of letters, digits, "-" and "_" (in the environment: comma-separated, e.g. default,gpu)';
+  if (!Array.isArray(items) || items.length === 0)
+    return { error: `invalid value ${shown(value)}; accepted: ${accepted}` };
+  const bad = items.find((s) => typeof s !== 'string' || !/^[A-Za-z0-9_-]+$/.test(s));
+  if (bad !== undefined)
+    return { error: `invalid name ${shown(bad)} in ${shown(value)}; accepted: ${accepted}` };
+  return [...new Set(items as string[])];
+});
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const ZK_HOST_PORT = /^[A-Za-z0-9.-]+(?::\d{1,5})?$/;
+function isZkConnectString(s: string): boolean {
+  const slash = s.indexOf('/');
+  const hosts = slash < 0 ? s : s.slice(0, slash);
+  const chroot = slash < 0 ? undefined : s.slice(slash);
+  if (chroot !== undefined && !/^(\/[^/\s]+)+$/.test(chroot)) return false;
+  return hosts.split(',').every((h) => ZK_HOST_PORT.test(h));
+}
+
+const zkSection = z.strictObject({
+  connect: withDefault(
+    text(
+      'host:port[,host:port…] optionally followed by a chroot, e.g. 10.0.0.1:2181,10.0.0.2:2181/sched-prod',
+      isZkConnectString,
+    ),
+    '127.0.0.1:2181',
+    { env: 'SCHED_ZK', type: 'string', description: 'ZooKeeper connect string; may end in a chroot path.' },
+  ),
+  root: withDefault(
+    text('an absolute znode path like /sched (starts with "/", no trailing "/")', (s) =>
+      /^(\/[^/\s]+)+$/.test(s),
+    ),
+    '/sched',
+    {
+      env: 'SCHED_ZK_ROOT',
+      type: 'znode path',
+      description: 'Root znode under which sched keeps its registry.',
+    },
+  ),
+  sessionTimeout: withDefault(duration({ min: 1 }), '10s', {
+    env: 'SCHED_ZK_SESSION_TIMEOUT',
+    type: 'duration',
+    description: 'ZooKeeper session timeout; a node silent this long is considered gone and is failed over.',
+  }),
+  requestTimeout: withDefault(duration({ min: 1 }), '10s', {
+    env: 'SCHED_ZK_REQUEST_TIMEOUT',
+    type: 'duration',
+    description: 'Deadline of a single ZooKeeper request.',
+  }),
+  auth: optional(
+    text('digest credentials "user:password"', (s) => /^[^:]+:.*$/.test(s), { secret: true }),
+    {
+      env: 'SCHED_ZK_AUTH',
+      type: 'string (secret)',
+      description: 'ZooKeeper digest authentication, `user:password`.',
+    },
+    { secret: true },
+  ),
+});
+
+const dbSection = z.strictObject({
+  url: optional(
+    text('a PostgreSQL URL like postgres://user:password@host:5432/sched', isPostgresUrl, { secret: true }),
+    {
+      env: 'SCHED_DB_URL',
+      type: 'URL (secret password)',
+      description: 'PostgreSQL connection URL. Masters and sched-ctl only; workers never use the database.',
+    },
+    { secret: true },
+  ),
+  poolSize: withDefault(integer(1, 1000), '10', {
+    env: 'SCHED_DB_POOL_SIZE',
+    type: 'integer',
+    description: 'Maximum number of PostgreSQL connections per process.',
+  }),
+});
+
+function isPostgresUrl(s: string): boolean {
+  try {
+    const url = new URL(s);
+    return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+const clusterSection = z.strictObject({
+  secret: optional(
+    text('a non-empty string', (s) => s.length > 0, { secret: true }),
+    {
+      env: 'SCHED_CLUSTER_SECRET',
+      type: 'string (secret)',
+      description: 'Shared secret that authenticates master↔worker traffic and API calls.',
+    },
+    { secret: true },
+  ),
+});
+
+const nodeSection = z.strictObject({
+  host: withDefault(text('an IPv4 address or a hostname', isValidHost), '127.0.0.1', {
+    env: 'SCHED_HOST',
+    type: 'host',
+    description: 'Host this node advertises to the cluster (part of its identity `host:port_startTime`).',
+  }),
+  port: withDefault(integer(0, 65535), '0', {
+    env: 'SCHED_PORT',
+    type: 'integer',
+    description: 'Port this node listens on; `0` picks a free port.',
+  }),
+  dataDir: withDefault(text('a non-empty path'), '.sched-data', {
+    env: 'SCHED_DATA_DIR',
+    type: 'path',
+    description:
+      'Folder for task logs and the report spool (relative paths are taken from the working directory).',
+  }),
+});
+
+const heartbeatSection = z.strictObject({
+  interval: withDefault(duration({ min: 1 }), '5s', {
+    env: 'SCHED_HEARTBEAT_INTERVAL',
+    type: 'duration',
+    description: 'How often a node refreshes its heartbeat znode.',
+  }),
+});
+
+const failoverSection = z.strictObject({
+  delay: withDefault(duration(), '5s', {
+    env: 'SCHED_FAILOVER_DELAY',
+    type: 'duration',
+    description: "Wait after a node's znode disappears before its work is failed over.",
+  }),
+  retention: withDefault(duration(), '7d', {
+    env: 'SCHED_FAILOVER_RETENTION',
+    type: 'duration',
+    description: 'How long failover records are kept before the leader purges them.',
+  }),
+});
+
+const workerSection = z.strictObject({
+  groups: withDefault(nameList, 'default', {
+    env: 'SCHED_WORKER_GROUPS',
+    type: 'list of names',
+    description: 'Worker groups this worker serves (comma-separated in the environment).',
+  }),
+  capacity: withDefault(integer(1, 10_000), '8', {
+    env: 'SCHED_WORKER_CAPACITY',
+    type: 'integer',
+    description: 'Maximum number of tasks this worker runs at once.',
+  }),
+  weight: withDefault(integer(1, 1000), '1', {
+    env: 'SCHED_WORKER_WEIGHT',
+    type: 'integer',
+    description: 'Weight of this worker in weighted routing.',
+  }),
+  killGrace: withDefault(duration(), '5s', {
+    env: 'SCHED_KILL_GRACE',
+    type: 'duration',
+    description: 'Time between SIGTERM and SIGKILL when a task is stopped.',
+  }),
+});
+
+const logSection = z.strictObject({
+  level: withDefault(
+    text(LOG_LEVELS.join(', '), (s) => (LOG_LEVELS as readonly string[]).includes(s)),
+    'info',
+    { env: 'SCHED_LOG_LEVEL', type: `one of ${LOG_LEVELS.join(', ')}`, description: 'Log level.' },
+  ),
+});
+
+/** The sections of the configuration, in documentation order. */
+export const configSections = {
+  zk: zkSection,
+  db: dbSection,
+  cluster: clusterSection,
+  node: nodeSection,
+  heartbeat: heartbeatSection,
+  failover: failoverSection,
+  worker: workerSection,
+  log: logSection,
+} as const;
+
+/** The configuration as the code reads it: validated, defaults applied, durations in ms. */
+export interface SchedConfig {
+  zk: { connect: string; root: string; sessionTimeoutMs: number; requestTimeoutMs: number; auth?: string };
+  db: { url?: string; poolSize: number };
+  cluster: { secret?: string };
+  node: { host: string; port: number; dataDir: string };
+  heartbeat: { intervalMs: number };
+  failover: { delayMs: number; retentionMs: number };
+  worker: { groups: string[]; capacity: number; weight: number; killGraceMs: number };
+  log: { level: LogLevel };
+}
+
+/** The user-facing schema compiled into `SchedConfig`. Unknown keys anywhere are errors. */
+export const configSchema = z
+  .strictObject({
+    zk: zkSection.prefault({}),
+    db: dbSection.prefault({}),
+    cluster: clusterSection.prefault({}),
+    node: nodeSection.prefault({}),
+    heartbeat: heartbeatSection.prefault({}),
+    failover: failoverSection.prefault({}),
+    worker: workerSection.prefault({}),
+    log: logSection.prefault({}),
+  })
+  .transform(
+    ({ zk, db, cluster, node, heartbeat, failover, worker, log }): SchedConfig => ({
+      zk: {
+        connect: zk.connect,
+        root: zk.root,
+        sessionTimeoutMs: zk.sessionTimeout,
+        requestTimeoutMs: zk.requestTimeout,
+        ...(zk.auth === undefined ? {} : { auth: zk.auth }),
+      },
+      db: { ...(db.url === undefined ? {} : { url: db.url }), poolSize: db.poolSize },
+      cluster: cluster.secret === undefined ? {} : { secret: cluster.secret },
+      node: { host: node.host, port: node.port, dataDir: node.dataDir },
+      heartbeat: { intervalMs: heartbeat.interval },
+      failover: { delayMs: failover.delay, retentionMs: failover.retention },
+      worker: {
+        groups: worker.groups,
+        capacity: worker.capacity,
+        weight: worker.weight,
+        killGraceMs: worker.killGrace,
+      },
+      log: { level: log.level as LogLevel },
+    }),
+  );
+
+/** One documented setting, addressed by its dotted path. */
+export interface ConfigSetting {
+  path: string;
+  section: string;
+  key: string;
+  schema: z.ZodType;
+  doc: SettingDoc;
+  secret: boolean;
+}
+
+/** Every setting, in documentation order. */
+export function configSettings(): ConfigSetting[] {
+  const out: ConfigSetting[] = [];
+  for (const [section, object] of Object.entries(configSections)) {
+    for (const [key, schema] of Object.entries(object.shape as Record<string, z.ZodType>)) {
+      const doc = settingDocs.get(schema);
+      if (!doc) throw new Error(`config setting ${section}.${key} has no documentation`);
+      out.push({ path: `${section}.${key}`, section, key, schema, doc, secret: secretSettings.has(schema) });
+    }
+  }
+  return out;
+}

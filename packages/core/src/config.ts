@@ -1,0 +1,212 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import {
+  type ConfigSetting,
+  configSchema,
+  configSections,
+  configSettings,
+  type SchedConfig,
+} from './config-schema.js';
+import { ConfigError, type Issue } from './errors.js';
+
+export type { SchedConfig } from './config-schema.js';
+
+/**
+ * Loads sched's configuration from its sources, by precedence:
+ *   flags  >  environment (`SCHED_*`)  >  file (YAML or JSON)  >  defaults.
+ * All sources are merged first and validated once, so every problem, whatever its source,
+ * is reported together in one ConfigError; problems in values from the environment name
+ * the variable as well as the path.
+ */
+export interface LoadConfigOptions {
+  /** YAML or JSON file (YAML parses both). Relative paths are resolved from the working directory. */
+  file?: string;
+  /** Environment, usually `process.env`. Empty values count as unset. Unknown `SCHED_*` names are ignored (tasks receive SCHED_RUN_ID and the like). */
+  env?: Record<string, string | undefined>;
+  /** Flags, keys dotted (`{ 'zk.connect': '…' }`) or nested (`{ zk: { connect: '…' } }`); `undefined` values are ignored. */
+  flags?: Record<string, unknown>;
+}
+
+type Tree = Record<string, unknown>;
+
+/** Environment variable → setting path, in documentation order. */
+export function envTable(): { env: string; path: string }[] {
+  return configSettings()
+    .filter((s): s is ConfigSetting & { doc: { env: string } } => s.doc.env !== undefined)
+    .map((s) => ({ env: s.doc.env, path: s.path }));
+}
+
+export function loadConfig(opts: LoadConfigOptions = {}): SchedConfig {
+  const merged: Tree = opts.file === undefined ? {} : readConfigFile(opts.file);
+
+  // path → environment variable, for values the environment set and flags did not override.
+  const envSourced = new Map<string, string>();
+  for (const { env, path } of envTable()) {
+    const value = opts.env?.[env];
+    if (value === undefined || value === '') continue;
+    setPath(merged, path.split('.'), value);
+    envSourced.set(path, env);
+  }
+
+  if (opts.flags !== undefined) {
+    const flags = expandDotted(opts.flags);
+    deepMerge(merged, flags);
+    for (const path of leafPaths(flags)) {
+      for (const envPath of [...envSourced.keys()]) {
+        if (envPath === path || envPath.startsWith(`${path}.`)) envSourced.delete(envPath);
+      }
+    }
+  }
+
+  const result = configSchema.safeParse(merged);
+  if (result.success) return result.data;
+
+  const issues = result.error.issues.flatMap((issue) => toIssues(issue, envSourced));
+  const where = opts.file === undefined ? '' : ` (config file ${resolve(opts.file)})`;
+  throw new ConfigError(
+    `invalid configuration${where}: ${issues.length} problem${issues.length === 1 ? '' : 's'}`,
+    issues,
+  );
+}
+
+/** Reads and parses a config file into a plain object. Missing, unreadable or malformed files are ConfigErrors naming the file. */
+export function readConfigFile(file: string): Tree {
+  const full = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(full, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${full}`, [{ path: '', message: describeFsError(err) }], {
+      cause: err,
+    });
+  }
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      `config file ${full} is not valid YAML or JSON`,
+      doc.errors.map((e) => ({
+        path: '',
+        message: `${e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}: ` : ''}${e.message.split('\n')[0]}`,
+      })),
+    );
+  }
+  const value: unknown = withoutNulls(doc.toJS());
+  if (value === undefined) return {}; // an empty file (or only comments): all defaults
+  if (!isPlainObject(value)) {
+    throw new ConfigError(`config file ${full} must hold a mapping of sections (zk, db, node, …)`, [
+      { path: '', message: `found ${Array.isArray(value) ? 'a list' : typeof value} at the top level` },
+    ]);
+  }
+  return value;
+}
+
+function describeFsError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file (ENOENT)';
+    case 'EACCES':
+    case 'EPERM':
+      return `permission denied (${code})`;
+    case 'EISDIR':
+      return 'is a directory, expected a file (EISDIR)';
+    default:
+      return err instanceof Error ? err.message : String(err);
+  }
+}
+
+/** A YAML key with no value (`zk:` with all its lines commented out) means "not set", not null. */
+function withoutNulls(value: unknown): unknown {
+  if (value === null) return undefined;
+  if (Array.isArray(value)) return value.map(withoutNulls);
+  if (isPlainObject(value)) {
+    const out: Tree = {};
+    for (const [k, v] of Object.entries(value)) {
+      const w = withoutNulls(v);
+      if (w !== undefined) out[k] = w;
+    }
+    return out;
+  }
+  return value;
+}
+
+function isPlainObject(value: unknown): value is Tree {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function setPath(tree: Tree, keys: string[], value: unknown): void {
+  let node = tree;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    if (!isPlainObject(next)) node[key] = {};
+    node = node[key] as Tree;
+  }
+  node[keys[keys.length - 1]!] = value;
+}
+
+/** `{ 'zk.connect': x, node: { port: 1 } }` → `{ zk: { connect: x }, node: { port: 1 } }`, dropping undefined values. */
+function expandDotted(flags: Record<string, unknown>): Tree {
+  const out: Tree = {};
+  for (const [key, value] of Object.entries(flags)) {
+    if (value === undefined) continue;
+    const tree: Tree = {};
+    setPath(tree, key.split('.'), isPlainObject(value) ? expandDotted(value) : value);
+    deepMerge(out, tree);
+  }
+  return out;
+}
+
+/** Merges `source` into `target`: objects key by key, anything else replaced. */
+function deepMerge(target: Tree, source: Tree): void {
+  for (const [key, value] of Object.entries(source)) {
+    const existing = target[key];
+    if (isPlainObject(value) && isPlainObject(existing)) deepMerge(existing, value);
+    else target[key] = isPlainObject(value) ? structuredClone(value) : value;
+  }
+}
+
+/** Dotted paths of the non-object values in a tree. */
+function leafPaths(tree: Tree, prefix = ''): string[] {
+  return Object.entries(tree).flatMap(([key, value]) => {
+    const path = prefix ? `${prefix}.${key}` : key;
+    return isPlainObject(value) ? leafPaths(value, path) : [path];
+  });
+}
+
+function pathText(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out ? `.${String(p)}` : String(p);
+  }
+  return out;
+}
+
+/** Turns one zod issue into sched issues: one per unknown key, each naming what is accepted there. */
+function toIssues(issue: z.core.$ZodIssue, sourceOf: Map<string, string>): Issue[] {
+  if (issue.code === 'unrecognized_keys') {
+    const accepted = acceptedKeys(issue.path);
+    return issue.keys.map((key) => ({
+      path: pathText([...issue.path, key]),
+      message: `unknown key${accepted ? `; accepted here: ${accepted.join(', ')}` : ''}`,
+    }));
+  }
+  const path = pathText(issue.path);
+  let message = issue.message;
+  if (issue.code === 'invalid_type' && issue.expected === 'object') {
+    message = `expected a mapping of settings, got ${issue.input === undefined ? 'nothing' : Array.isArray(issue.input) ? 'a list' : typeof issue.input}`;
+  }
+  const env = sourceOf.get(path);
+  return [env === undefined ? { path, message } : { path, message, source: env }];
+}
+
+function acceptedKeys(path: readonly PropertyKey[]): string[] | undefined {
+  if (path.length === 0) return Object.keys(configSections);
+  if (path.length === 1) {
+    const section = configSections[path[0] as keyof typeof configSections];
+    return section ? Object.keys(section.shape) : undefined;
+  }
+  return undefined;
+}
