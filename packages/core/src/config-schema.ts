@@ -291,7 +291,11 @@ const logSection = z.strictObject({
   level: withDefault(
     text(LOG_LEVELS.join(', '), (s) => (LOG_LEVELS as readonly string[]).includes(s)),
     'info',
-    { env: 'SCHED_LOG_LEVEL', type: `one of ${LOG_LEVELS.join(', ')}`, description: 'Log level.' },
+    {
+      env: 'SCHED_LOG_LEVEL',
+      type: `one of ${LOG_LEVELS.join(', ')}`,
+      description: 'Least severe level written; JSON lines on a pipe, human-readable lines on a terminal.',
+    },
   ),
 });
 

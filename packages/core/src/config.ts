@@ -63,7 +63,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): SchedConfig {
   const result = configSchema.safeParse(merged);
   if (result.success) return result.data;
 
-  const issues = result.error.issues.flatMap((issue) => toIssues(issue, envSourced));
+  const issues = result.error.issues.flatMap((issue) => toIssues(issue, merged, envSourced));
   const where = opts.file === undefined ? '' : ` (config file ${resolve(opts.file)})`;
   throw new ConfigError(
     `invalid configuration${where}: ${issues.length} problem${issues.length === 1 ? '' : 's'}`,
@@ -82,13 +82,14 @@ export function readConfigFile(file: string): Tree {
       cause: err,
     });
   }
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       `config file ${full} is not valid YAML or JSON`,
       doc.errors.map((e) => ({
         path: '',
-        message: `${e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}: ` : ''}${e.message.split('\n')[0]}`,
+        // With prettyErrors the first line ends in " at line L, column C:"; the position is put first instead.
+        message: `${e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}: ` : ''}${(e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`,
       })),
     );
   }
@@ -185,7 +186,7 @@ function pathText(path: readonly PropertyKey[]): string {
 }
 
 /** Turns one zod issue into sched issues: one per unknown key, each naming what is accepted there. */
-function toIssues(issue: z.core.$ZodIssue, sourceOf: Map<string, string>): Issue[] {
+function toIssues(issue: z.core.$ZodIssue, input: Tree, sourceOf: Map<string, string>): Issue[] {
   if (issue.code === 'unrecognized_keys') {
     const accepted = acceptedKeys(issue.path);
     return issue.keys.map((key) => ({
@@ -196,10 +197,18 @@ function toIssues(issue: z.core.$ZodIssue, sourceOf: Map<string, string>): Issue
   const path = pathText(issue.path);
   let message = issue.message;
   if (issue.code === 'invalid_type' && issue.expected === 'object') {
-    message = `expected a mapping of settings, got ${issue.input === undefined ? 'nothing' : Array.isArray(issue.input) ? 'a list' : typeof issue.input}`;
+    const value = valueAt(input, issue.path);
+    message = `expected a mapping of settings, got ${Array.isArray(value) ? 'a list' : typeof value}`;
   }
   const env = sourceOf.get(path);
   return [env === undefined ? { path, message } : { path, message, source: env }];
+}
+
+function valueAt(tree: Tree, path: readonly PropertyKey[]): unknown {
+  let node: unknown = tree;
+  for (const key of path)
+    node = node !== null && typeof node === 'object' ? (node as Tree)[key as string] : undefined;
+  return node;
 }
 
 function acceptedKeys(path: readonly PropertyKey[]): string[] | undefined {
