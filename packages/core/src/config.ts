@@ -23,7 +23,11 @@ export type { SchedConfig } from './config-schema.js';
 export interface LoadConfigOptions {
   /** YAML or JSON file (YAML parses both). Relative paths are resolved from the working directory. */
   file?: string;
-  /** Environment, usually `process.env`. Empty values count as unset. Unknown `SCHED_*` names are ignored (tasks receive SCHED_RUN_ID and the like). */
+  /**
+   * Environment variables. @defaultValue `process.env` (pass `{}` to ignore the environment).
+   * Empty values count as unset. Unknown `SCHED_*` names are ignored: tasks receive
+   * `SCHED_RUN_ID` and the like, which are not configuration.
+   */
   env?: Record<string, string | undefined>;
   /** Flags, keys dotted (`{ 'zk.connect': '…' }`) or nested (`{ zk: { connect: '…' } }`); `undefined` values are ignored. */
   flags?: Record<string, unknown>;
@@ -43,8 +47,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): SchedConfig {
 
   // path → environment variable, for values the environment set and flags did not override.
   const envSourced = new Map<string, string>();
+  const environment = opts.env ?? process.env;
   for (const { env, path } of envTable()) {
-    const value = opts.env?.[env];
+    const value = environment[env];
     if (value === undefined || value === '') continue;
     setPath(merged, path.split('.'), value);
     envSourced.set(path, env);

@@ -2,6 +2,7 @@ export { type Clock, FakeClock, sleep, systemClock } from './clock.js';
 export { envTable, type LoadConfigOptions, loadConfig, readConfigFile } from './config.js';
 export { type ConfigRow, describeConfig, renderConfigReference } from './config-reference.js';
 export { configSchema, LOG_LEVELS, type LogLevel, type SchedConfig } from './config-schema.js';
+export { configWarnings, minimumSafeFailoverDelayMs } from './config-warnings.js';
 export { durationSchema, formatDuration, parseDuration } from './duration.js';
 export {
   ConfigError,

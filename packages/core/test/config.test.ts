@@ -28,7 +28,7 @@ const ACCEPTED_DURATIONS = 'accepted: a number of milliseconds or a string like 
 
 describe('loadConfig', () => {
   test('defaults alone make a complete configuration', () => {
-    expect(loadConfig({})).toEqual({
+    expect(loadConfig({ env: {} })).toEqual({
       zk: { connect: '127.0.0.1:2181', root: '/sched', sessionTimeoutMs: 10_000, requestTimeoutMs: 10_000 },
       db: { poolSize: 10 },
       cluster: {},
@@ -42,6 +42,7 @@ describe('loadConfig', () => {
 
   test('a correct YAML file compiles its durations to milliseconds', () => {
     const config = loadConfig({
+      env: {},
       file: file(`
 zk:
   connect: 10.0.0.1:2181,10.0.0.2:2181/sched-prod
@@ -89,6 +90,7 @@ log:
 
   test('JSON files are read too', () => {
     const config = loadConfig({
+      env: {},
       file: file('{"zk": {"sessionTimeout": "3s"}, "node": {"port": 9}}', 'json'),
     });
     expect(config.zk.sessionTimeoutMs).toBe(3_000);
@@ -96,8 +98,10 @@ log:
   });
 
   test('an empty file (or one with empty sections) means all defaults', () => {
-    expect(loadConfig({ file: file('# nothing set yet\n') })).toEqual(loadConfig({}));
-    expect(loadConfig({ file: file('zk:\n#  connect: x\nnode:\n') })).toEqual(loadConfig({}));
+    expect(loadConfig({ env: {}, file: file('# nothing set yet\n') })).toEqual(loadConfig({ env: {} }));
+    expect(loadConfig({ env: {}, file: file('zk:\n#  connect: x\nnode:\n') })).toEqual(
+      loadConfig({ env: {} }),
+    );
   });
 
   test('precedence: flag over environment over file over default', () => {
@@ -122,8 +126,8 @@ node: { port: 1111 }
 
     // And each layer, taken away, uncovers the one below.
     expect(loadConfig({ file: path, env }).zk.sessionTimeoutMs).toBe(30_000);
-    expect(loadConfig({ file: path }).zk.sessionTimeoutMs).toBe(20_000);
-    expect(loadConfig({}).zk.sessionTimeoutMs).toBe(10_000);
+    expect(loadConfig({ file: path, env: {} }).zk.sessionTimeoutMs).toBe(20_000);
+    expect(loadConfig({ env: {} }).zk.sessionTimeoutMs).toBe(10_000);
   });
 
   test('every environment variable reaches its setting; empty ones count as unset; others are ignored', () => {
@@ -168,7 +172,7 @@ node: { port: 1111 }
       worker: { groups: ['default', 'gpu', 'etl'], capacity: 16, weight: 5, killGraceMs: 1_000 },
       log: { level: 'warn' },
     });
-    expect(loadConfig({ env: { SCHED_ZK: '', SCHED_PORT: '' } })).toEqual(loadConfig({}));
+    expect(loadConfig({ env: { SCHED_ZK: '', SCHED_PORT: '' } })).toEqual(loadConfig({ env: {} }));
   });
 
   test('a file with three mistakes produces ONE ConfigError listing all three with their paths', () => {
@@ -181,7 +185,7 @@ node:
 worker:
   capacty: 4
 `);
-    const err = configError(() => loadConfig({ file: path }));
+    const err = configError(() => loadConfig({ file: path, env: {} }));
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.retriable).toBe(false);
     expect(err.issues).toEqual([
@@ -214,6 +218,18 @@ worker:
     expect(err.issues[1]).toMatchObject({ path: 'zk.sessionTimeout', source: 'SCHED_ZK_SESSION_TIMEOUT' });
   });
 
+  test('the environment defaults to process.env', () => {
+    const saved = process.env.SCHED_WORKER_CAPACITY;
+    process.env.SCHED_WORKER_CAPACITY = '3';
+    try {
+      expect(loadConfig().worker.capacity).toBe(3);
+      expect(loadConfig({ env: {} }).worker.capacity).toBe(8);
+    } finally {
+      if (saved === undefined) delete process.env.SCHED_WORKER_CAPACITY;
+      else process.env.SCHED_WORKER_CAPACITY = saved;
+    }
+  });
+
   test('a flag that overrides a bad environment value hides the environment problem', () => {
     const config = loadConfig({ env: { SCHED_PORT: 'x' }, flags: { 'node.port': 8081 } });
     expect(config.node.port).toBe(8081);
@@ -222,6 +238,7 @@ worker:
   test('unknown keys are errors at every level, in the file and in flags', () => {
     const err = configError(() =>
       loadConfig({
+        env: {},
         file: file('zookeeper:\n  connect: x:1\nzk:\n  sesionTimeout: 5s\n'),
         flags: { 'node.hots': 'h' },
       }),
@@ -240,7 +257,9 @@ worker:
   });
 
   test('wrong shapes get a clear message', () => {
-    const err = configError(() => loadConfig({ file: file('zk: 127.0.0.1:2181\nworker:\n  groups: []\n') }));
+    const err = configError(() =>
+      loadConfig({ env: {}, file: file('zk: 127.0.0.1:2181\nworker:\n  groups: []\n') }),
+    );
     expect(err.issues.map((i) => i.path)).toEqual(['zk', 'worker.groups']);
     expect(err.issues[0]?.message).toBe('expected a mapping of settings, got string');
   });
@@ -257,7 +276,7 @@ worker:
 
   test('a missing file is a ConfigError naming the file', () => {
     const missing = join(dir, 'does-not-exist.yaml');
-    const err = configError(() => loadConfig({ file: missing }));
+    const err = configError(() => loadConfig({ file: missing, env: {} }));
     expect(err.code).toBe('CONFIG_INVALID');
     expect(err.message).toContain(missing);
     expect(err.issues).toEqual([{ path: '', message: 'no such file (ENOENT)' }]);
@@ -266,7 +285,7 @@ worker:
   test('an unreadable file is a ConfigError naming the file', () => {
     const sub = join(dir, 'a-directory.yaml');
     mkdirSync(sub);
-    const err = configError(() => loadConfig({ file: sub }));
+    const err = configError(() => loadConfig({ file: sub, env: {} }));
     expect(err.message).toContain(sub);
     expect(err.issues[0]?.message).toMatch(/is a directory/);
 
@@ -274,7 +293,7 @@ worker:
       // root reads any file regardless of its mode, so this part only runs for other users.
       const locked = file('zk: {}\n');
       chmodSync(locked, 0o000);
-      const denied = configError(() => loadConfig({ file: locked }));
+      const denied = configError(() => loadConfig({ file: locked, env: {} }));
       expect(denied.message).toContain(locked);
       expect(denied.issues[0]?.message).toMatch(/permission denied/);
     }
@@ -282,21 +301,21 @@ worker:
 
   test('a file that is not YAML is a ConfigError with the line', () => {
     const path = file('zk:\n  connect: [unclosed\n');
-    const err = configError(() => loadConfig({ file: path }));
+    const err = configError(() => loadConfig({ file: path, env: {} }));
     expect(err.message).toContain(`config file ${path} is not valid YAML or JSON`);
     expect(err.issues[0]?.message).toMatch(/^line 3, column 1: Flow sequence/);
     expect(err.issues[0]?.message).not.toContain('\n');
   });
 
   test('a file whose top level is not a mapping is a ConfigError', () => {
-    const err = configError(() => loadConfig({ file: file('- zk\n- db\n') }));
+    const err = configError(() => loadConfig({ env: {}, file: file('- zk\n- db\n') }));
     expect(err.issues).toEqual([{ path: '', message: 'found a list at the top level' }]);
   });
 });
 
 describe('loadConfig on duplicate keys', () => {
   test('a key given twice in the file is an error, not a silent last-wins', () => {
-    const err = configError(() => loadConfig({ file: file('zk:\n  root: /a\n  root: /b\n') }));
+    const err = configError(() => loadConfig({ env: {}, file: file('zk:\n  root: /a\n  root: /b\n') }));
     expect(err.issues[0]?.message).toMatch(/^line 3, column 3: .*unique/i);
   });
 });
