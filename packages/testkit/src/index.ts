@@ -1,1 +1,39 @@
-export {};
+// @sched/testkit: real servers and real faults for sched's tests. See docs/testing.md.
+export { registerCleanup, runCleanups } from './cleanup.js';
+export { EventQueue } from './event-queue.js';
+export { type EventuallyOptions, eventually } from './eventually.js';
+export { type FaultMode, FaultProxy } from './fault-proxy.js';
+export { freePort } from './ports.js';
+export {
+  type CreateDatabaseOptions,
+  type CreatedDatabase,
+  createDatabase,
+  type PgServer,
+  startPostgres,
+} from './postgres.js';
+export {
+  type ChildExit,
+  type ChildHandle,
+  processExists,
+  type SpawnOptions,
+  spawnProcess,
+} from './processes.js';
+export {
+  describeServer,
+  sharedPgEnv,
+  sharedPostgres,
+  sharedZkEnv,
+  sharedZooKeeper,
+} from './shared-servers.js';
+export { pruneOldServerDirs, testkitRoot } from './temp-dirs.js';
+export { makeTiming, sleep, type Timing, timing } from './timing.js';
+export {
+  fourLetterWord,
+  type StartEnsembleOptions,
+  type StartZooKeeperOptions,
+  startZooKeeper,
+  startZooKeeperEnsemble,
+  type ZkEnsemble,
+  type ZkServer,
+  zkChroot,
+} from './zookeeper.js';

@@ -1,0 +1,276 @@
+// An in-process TCP proxy to put between a client (a master, a worker, a ZooKeeper or pg
+// client) and its server, to inject network faults at run time. Model: pg-boss
+// test/halfOpenProxy.ts. One proxy per client gives per-node partitions; one per server
+// gives client↔server-subset partitions.
+//
+// Modes (setMode; switchable at any time, per proxy):
+//   pass        bytes flow both ways.
+//   blackhole   a silent partition: every socket stays open, no byte moves either way, no
+//               close is propagated. Bytes sent meanwhile are QUEUED in order and delivered
+//               when the proxy leaves blackhole (as TCP retransmission would after a short
+//               partition); stream framing therefore stays intact. If one side closed
+//               during the blackhole (e.g. ZooKeeper expired the session and dropped the
+//               connection), the other side is reset on heal (what a client meets when its
+//               next packet reaches a forgotten connection) and the queue is discarded.
+//   cut         a visible partition, one-shot: every existing connection is reset (RST) on
+//               both sides at the moment of the switch. New connections are accepted and
+//               forwarded afterwards (behaves as pass). To keep the server unreachable,
+//               switch to `reject` afterwards or use `down`.
+//   reject      "the server is down": new connections are accepted and reset at once;
+//               existing connections are left as they are.
+//   down        cut + reject: existing connections reset, new ones refused.
+//   {delayMs}   every chunk is delivered `delayMs` later, order preserved (latency).
+//
+// State per connection: open → (closing: one side ended, draining queue) → closed.
+
+import { createServer, type Server, Socket } from 'node:net';
+import { registerCleanup } from './cleanup.js';
+
+export type FaultMode = 'pass' | 'blackhole' | 'cut' | 'reject' | 'down' | { delayMs: number };
+
+/** Bytes queued per direction during a blackhole before the connection is reset instead. */
+const maxQueuedBytes = 64 * 1024 * 1024;
+
+interface Direction {
+  from: Socket;
+  to: Socket;
+  queue: { data: Buffer; dueAt: number }[];
+  queuedBytes: number;
+  timer: NodeJS.Timeout | undefined;
+  /** `from` sent FIN; end `to` once the queue is drained. */
+  ended: boolean;
+}
+
+class ProxiedConnection {
+  readonly upstream: Direction;
+  readonly downstream: Direction;
+  closed = false;
+  /** A side closed while blackholed; reset the other side on heal. */
+  brokenDuringBlackhole = false;
+
+  constructor(
+    readonly client: Socket,
+    readonly server: Socket,
+    private readonly proxy: FaultProxy,
+  ) {
+    this.upstream = { from: client, to: server, queue: [], queuedBytes: 0, timer: undefined, ended: false };
+    this.downstream = { from: server, to: client, queue: [], queuedBytes: 0, timer: undefined, ended: false };
+    for (const direction of [this.upstream, this.downstream]) {
+      direction.from.on('data', (chunk: Buffer) => this.onData(direction, chunk));
+      direction.from.on('end', () => {
+        direction.ended = true;
+        this.pump(direction);
+      });
+      direction.from.on('close', () => this.onSideClosed());
+      direction.from.on('error', () => {
+        // 'close' follows; the error itself is the fault being simulated, or a real one.
+      });
+    }
+  }
+
+  private onData(direction: Direction, chunk: Buffer): void {
+    if (this.closed) return;
+    const mode = this.proxy.mode;
+    const delayMs = typeof mode === 'object' ? mode.delayMs : 0;
+    direction.queue.push({ data: chunk, dueAt: performance.now() + delayMs });
+    direction.queuedBytes += chunk.length;
+    if (direction.queuedBytes > maxQueuedBytes) {
+      this.reset();
+      return;
+    }
+    this.pump(direction);
+  }
+
+  /** Delivers what is due, unless blackholed; schedules itself for delayed chunks. */
+  pump(direction: Direction): void {
+    if (this.closed || this.proxy.mode === 'blackhole') return;
+    if (direction.timer) {
+      clearTimeout(direction.timer);
+      direction.timer = undefined;
+    }
+    const now = performance.now();
+    while (direction.queue.length > 0) {
+      const head = direction.queue[0]!;
+      if (head.dueAt > now) {
+        direction.timer = setTimeout(() => this.pump(direction), Math.ceil(head.dueAt - now));
+        return;
+      }
+      direction.queue.shift();
+      direction.queuedBytes -= head.data.length;
+      if (!direction.to.destroyed) direction.to.write(head.data);
+    }
+    if (direction.ended && !direction.to.destroyed) direction.to.end();
+  }
+
+  private onSideClosed(): void {
+    if (this.closed) return;
+    if (this.proxy.mode === 'blackhole') {
+      // The far side must not learn of it until the partition heals.
+      this.brokenDuringBlackhole = true;
+      return;
+    }
+    // Deliver what is still queued (delay mode), then close; a reset needs no ceremony.
+    const drainThenClose = (): void => {
+      if (this.upstream.queue.length > 0 || this.downstream.queue.length > 0) {
+        setTimeout(drainThenClose, 5);
+        return;
+      }
+      this.close();
+    };
+    drainThenClose();
+  }
+
+  /** Called when the proxy leaves blackhole. */
+  heal(): void {
+    if (this.closed) return;
+    if (this.brokenDuringBlackhole || this.client.destroyed || this.server.destroyed) {
+      this.reset();
+      return;
+    }
+    this.pump(this.upstream);
+    this.pump(this.downstream);
+  }
+
+  /** RST both sides now. */
+  reset(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const direction of [this.upstream, this.downstream]) {
+      if (direction.timer) clearTimeout(direction.timer);
+      direction.queue = [];
+    }
+    for (const socket of [this.client, this.server]) {
+      if (!socket.destroyed) socket.resetAndDestroy();
+    }
+    this.proxy.forget(this);
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const direction of [this.upstream, this.downstream]) {
+      if (direction.timer) clearTimeout(direction.timer);
+    }
+    this.client.end();
+    this.server.end();
+    // Do not wait for a peer that never answers the FIN.
+    setTimeout(() => {
+      this.client.destroy();
+      this.server.destroy();
+    }, 1000).unref();
+    this.proxy.forget(this);
+  }
+}
+
+export class FaultProxy {
+  private currentMode: FaultMode = 'pass';
+  private readonly open = new Set<ProxiedConnection>();
+  private accepted = 0;
+  private closedProxy = false;
+
+  private constructor(
+    private readonly server: Server,
+    readonly target: { host: string; port: number },
+    readonly port: number,
+  ) {}
+
+  /** Starts a proxy on a random 127.0.0.1 port forwarding to `target`; closed at the end of the test file. */
+  static async start(target: { host: string; port: number }): Promise<FaultProxy> {
+    const server = createServer({ pauseOnConnect: false, noDelay: true });
+    const port = await new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: '127.0.0.1', port: 0 }, () => {
+        const address = server.address();
+        if (address === null || typeof address === 'string') reject(new Error('FaultProxy: no TCP address'));
+        else resolve(address.port);
+      });
+    });
+    const proxy = new FaultProxy(server, target, port);
+    server.on('connection', (client) => proxy.onConnection(client));
+    registerCleanup(`close FaultProxy ${proxy.address}`, () => proxy.close());
+    return proxy;
+  }
+
+  /** `127.0.0.1:port`: give this to the client instead of the server's address. */
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get host(): '127.0.0.1' {
+    return '127.0.0.1';
+  }
+
+  get mode(): FaultMode {
+    return this.currentMode;
+  }
+
+  setMode(mode: FaultMode): void {
+    validateMode(mode);
+    const wasBlackhole = this.currentMode === 'blackhole';
+    if (mode === 'cut' || mode === 'down') {
+      for (const connection of [...this.open]) connection.reset();
+    }
+    this.currentMode = mode;
+    if (wasBlackhole && mode !== 'blackhole') {
+      for (const connection of [...this.open]) connection.heal();
+    }
+  }
+
+  /** Connections currently open through the proxy. */
+  connections(): number {
+    return this.open.size;
+  }
+
+  /** Connections accepted since start (including rejected ones). */
+  acceptedConnections(): number {
+    return this.accepted;
+  }
+
+  /** Resets every open connection and stops listening. */
+  async close(): Promise<void> {
+    if (this.closedProxy) return;
+    this.closedProxy = true;
+    for (const connection of [...this.open]) connection.reset();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** @internal */
+  forget(connection: ProxiedConnection): void {
+    this.open.delete(connection);
+  }
+
+  private onConnection(client: Socket): void {
+    this.accepted += 1;
+    client.setNoDelay(true);
+    if (this.currentMode === 'reject' || this.currentMode === 'down' || this.closedProxy) {
+      client.on('error', () => undefined);
+      client.resetAndDestroy();
+      return;
+    }
+    const upstream = new Socket();
+    upstream.setNoDelay(true);
+    const connection = new ProxiedConnection(client, upstream, this);
+    this.open.add(connection);
+    // A server that refuses the connection is seen by the client as a reset, as it would be directly.
+    upstream.once('error', () => {
+      if (upstream.connecting || upstream.bytesWritten === 0) connection.reset();
+    });
+    upstream.connect({ host: this.target.host, port: this.target.port });
+  }
+}
+
+function validateMode(mode: FaultMode): void {
+  if (typeof mode === 'object') {
+    if (mode === null || !Number.isFinite(mode.delayMs) || mode.delayMs < 0) {
+      throw new Error(
+        `FaultProxy mode { delayMs } needs a non-negative number of ms, got ${JSON.stringify(mode)}`,
+      );
+    }
+    return;
+  }
+  if (!['pass', 'blackhole', 'cut', 'reject', 'down'].includes(mode)) {
+    throw new Error(
+      `FaultProxy mode must be 'pass', 'blackhole', 'cut', 'reject', 'down' or { delayMs }, got ${JSON.stringify(mode)}`,
+    );
+  }
+}

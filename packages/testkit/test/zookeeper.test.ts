@@ -1,0 +1,50 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { processExists, startZooKeeper, type ZkServer, zkChroot } from '../src/index.js';
+import { connectZk, create, exists, getData, type ZkClient } from './zk-helpers.js';
+
+describe('startZooKeeper (standalone)', () => {
+  const clients: ZkClient[] = [];
+  afterAll(() => {
+    for (const c of clients) c.close();
+  });
+
+  let server: ZkServer;
+
+  it('starts a private server that a real client can use', async () => {
+    const started = performance.now();
+    server = await startZooKeeper();
+    console.log(`[measure] ZooKeeper start ${Math.round(performance.now() - started)} ms`);
+    expect(server.connectString).toBe(`127.0.0.1:${server.port}`);
+    expect(processExists(server.pid)).toBe(true);
+    const client = await connectZk(server.connectString);
+    clients.push(client);
+    await create(client, '/hello', 'world');
+    expect(await getData(client, '/hello')).toBe('world');
+    expect(await server.fourLetterWord('srvr')).toMatch(/Mode: standalone/);
+  });
+
+  it('gives each caller its own chroot', async () => {
+    const a = await zkChroot(server, 'a');
+    const b = await zkChroot(server, 'b');
+    expect(a).not.toBe(b);
+    expect(a.startsWith(`${server.connectString}/sched-test/a-`)).toBe(true);
+    const clientA = await connectZk(a);
+    const clientB = await connectZk(b);
+    clients.push(clientA, clientB);
+    await create(clientA, '/only-in-a', 'x');
+    expect(await exists(clientA, '/only-in-a')).toBe(true);
+    expect(await exists(clientB, '/only-in-a')).toBe(false);
+  });
+
+  it('keeps its data across kill -9 and restart on the same port', async () => {
+    const oldPid = server.pid;
+    await server.kill();
+    expect(processExists(oldPid)).toBe(false);
+    expect(server.running).toBe(false);
+    await server.restart();
+    expect(server.pid).not.toBe(oldPid);
+    const client = await connectZk(server.connectString);
+    clients.push(client);
+    expect(await getData(client, '/hello')).toBe('world');
+  });
+});
