@@ -12,6 +12,8 @@ export default defineConfig({
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],
+    // One shared ZooKeeper and PostgreSQL for the run (packages/testkit, docs/testing.md).
+    globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
     maxWorkers: 2,
     fileParallelism: true,
