@@ -1,1 +1,26 @@
-export {};
+export {
+  type AttemptRequest,
+  type HttpTask,
+  type NoopTask,
+  parseAttemptRequest,
+  type ScriptTask,
+  type ShellTask,
+  type TaskSpec,
+} from './executor/attempt-request.js';
+export type {
+  AttemptResult,
+  AttemptSnapshot,
+  AttemptState,
+  FinalAttemptState,
+} from './executor/attempt-result.js';
+export { InvalidRequestError, WorkerAtCapacityError, WorkerDrainingError } from './executor/errors.js';
+export { isProcessAlive, livePidsInGroup, signalGroup, terminateGroup } from './executor/process-group.js';
+export { taskEnvironment } from './executor/task-environment.js';
+export {
+  type ExecutorEvent,
+  type SubmitOutcome,
+  TaskExecutor,
+  type TaskExecutorOptions,
+} from './executor/task-executor.js';
+export { AttemptLog } from './logs/attempt-log.js';
+export { LogStore, type LogStoreOptions } from './logs/log-store.js';

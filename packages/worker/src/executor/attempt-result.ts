@@ -1,0 +1,50 @@
+/**
+ * States of an attempt on the worker:
+ *
+ * | state       | meaning                                  | next                               |
+ * |-------------|------------------------------------------|------------------------------------|
+ * | running     | accepted, process started (or request)   | succeeded, failed, timed-out, killed |
+ * | succeeded   | exit code 0 / expected HTTP status       | (final)                            |
+ * | failed      | non-zero exit, signal, spawn error, bad status | (final)                      |
+ * | timed-out   | the attempt's timeout fired; group killed | (final)                           |
+ * | killed      | cancelled (by the master, or self-fencing); group killed | (final)            |
+ *
+ * `dispatched` and `failed-over` (architecture §10) are master-side states: the worker never
+ * holds an attempt it has not started, and failover happens without it.
+ */
+export type FinalAttemptState = 'succeeded' | 'failed' | 'timed-out' | 'killed';
+export type AttemptState = 'running' | FinalAttemptState;
+
+export interface AttemptResult {
+  attemptId: string;
+  state: FinalAttemptState;
+  /** Exit code of the task process; null for http/noop tasks and when killed by a signal. */
+  exitCode: number | null;
+  /** Signal that ended the task process, e.g. `SIGTERM`; null otherwise. */
+  signal: string | null;
+  /** HTTP status of an http task; null otherwise. */
+  httpStatus: number | null;
+  /** ISO 8601. */
+  startedAt: string;
+  /** ISO 8601. */
+  endedAt: string;
+  /** Measured on the monotonic clock. */
+  durationMs: number;
+  /** The last bytes of the output (the whole output when small). */
+  logTail: string;
+  /** Bytes of output produced. */
+  logBytes: number;
+  /** Whether the log file hit its size cap. */
+  logTruncated: boolean;
+  /** Why sched considers it failed when the exit code alone does not say (spawn error, bad status, timeout). */
+  error: string | null;
+}
+
+export interface AttemptSnapshot {
+  attemptId: string;
+  state: AttemptState;
+  startedAt: string;
+  /** Process group id of a process task while it runs. */
+  pgid: number | null;
+  result: AttemptResult | null;
+}

@@ -1,0 +1,30 @@
+import { type Issue, SchedError } from '@sched/core';
+
+/** The worker already runs `capacity` tasks; the master should try another worker. */
+export class WorkerAtCapacityError extends SchedError {
+  constructor(capacity: number) {
+    super('WORKER_AT_CAPACITY', `worker is at capacity (${capacity} tasks running); try another worker`, {
+      retriable: true,
+    });
+  }
+}
+
+/** The worker is draining (shutting down gracefully) and takes no new task. */
+export class WorkerDrainingError extends SchedError {
+  constructor() {
+    super('WORKER_DRAINING', 'worker is draining and accepts no new task; try another worker', {
+      retriable: true,
+    });
+  }
+}
+
+/** A dispatch request is malformed; `issues` name each bad field. */
+export class InvalidRequestError extends SchedError {
+  readonly issues: readonly Issue[];
+
+  constructor(issues: readonly Issue[]) {
+    const lines = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message));
+    super('REQUEST_INVALID', `invalid request: ${lines.join('; ')}`, { retriable: false });
+    this.issues = issues;
+  }
+}

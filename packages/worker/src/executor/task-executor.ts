@@ -1,0 +1,409 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Clock, formatDuration, type Logger, sleep, systemClock } from '@sched/core';
+import type { AttemptLog } from '../logs/attempt-log.js';
+import type { LogStore } from '../logs/log-store.js';
+import type { AttemptRequest, HttpTask } from './attempt-request.js';
+import type { AttemptResult, AttemptSnapshot, FinalAttemptState } from './attempt-result.js';
+import { WorkerAtCapacityError, WorkerDrainingError } from './errors.js';
+import { terminateGroup } from './process-group.js';
+import { taskEnvironment } from './task-environment.js';
+
+export type ExecutorEvent =
+  | { type: 'running'; request: AttemptRequest; snapshot: AttemptSnapshot }
+  | { type: 'finished'; request: AttemptRequest; result: AttemptResult };
+
+export interface TaskExecutorOptions {
+  /** Maximum concurrent tasks; a submit beyond it is refused (`WORKER_AT_CAPACITY`). */
+  capacity: number;
+  /** Between SIGTERM and SIGKILL to a task's process group. */
+  killGraceMs: number;
+  logs: LogStore;
+  /** Parent of per-attempt work directories (cwd of the task, scripts), usually `<dataDir>/work`. */
+  workDir: string;
+  clock?: Clock;
+  logger?: Logger;
+  /** Environment the task environment starts from. @defaultValue process.env */
+  baseEnv?: Readonly<Record<string, string | undefined>>;
+  /** How many finished attempts are remembered, so a re-sent dispatch is answered, not re-run. @defaultValue 10000 */
+  rememberFinished?: number;
+}
+
+export type SubmitOutcome =
+  | { accepted: true; snapshot: AttemptSnapshot }
+  | { accepted: false; snapshot: AttemptSnapshot };
+
+type StopReason = { kind: 'timeout' } | { kind: 'cancel'; reason: string };
+
+interface LiveAttempt {
+  request: AttemptRequest;
+  startedAt: string;
+  startedMono: number;
+  pgid: number | null;
+  stop: StopReason | null;
+  abort: AbortController;
+  log: AttemptLog | null;
+  done: Promise<AttemptResult>;
+  timer: NodeJS.Timeout | null;
+  killing: Promise<unknown> | null;
+}
+
+/**
+ * Runs task attempts on this worker: shell, script, http, noop. Each process task is the leader
+ * of its own process group, so a timeout or cancel (SIGTERM, grace, SIGKILL) reaches everything
+ * it started; left-over group members are cleaned up the same way when the leader exits.
+ * Enforces capacity, and is idempotent on the attempt id.
+ */
+export class TaskExecutor {
+  readonly capacity: number;
+  private readonly opts: TaskExecutorOptions;
+  private readonly clock: Clock;
+  private readonly live = new Map<string, LiveAttempt>();
+  private readonly finished = new Map<string, { request: AttemptRequest; result: AttemptResult }>();
+  private readonly listeners = new Set<(e: ExecutorEvent) => void>();
+  private isDraining = false;
+  private startedCount = 0;
+
+  constructor(opts: TaskExecutorOptions) {
+    if (!Number.isInteger(opts.capacity) || opts.capacity < 1) {
+      throw new RangeError(`capacity must be a positive integer, got ${opts.capacity}`);
+    }
+    this.opts = opts;
+    this.capacity = opts.capacity;
+    this.clock = opts.clock ?? systemClock;
+    mkdirSync(opts.workDir, { recursive: true });
+  }
+
+  /** Number of attempts running now (they hold capacity until their process group is gone). */
+  get running(): number {
+    return this.live.size;
+  }
+
+  /** Attempts ever started by this executor (duplicates not counted). */
+  get started(): number {
+    return this.startedCount;
+  }
+
+  get draining(): boolean {
+    return this.isDraining;
+  }
+
+  on(listener: (e: ExecutorEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Starts an attempt. A known attempt id (running or recently finished) is not started again:
+   * the outcome says `accepted: false` with its current snapshot.
+   * @throws WorkerDrainingError, WorkerAtCapacityError
+   */
+  submit(request: AttemptRequest): SubmitOutcome {
+    const known = this.snapshot(request.attemptId);
+    if (known) return { accepted: false, snapshot: known };
+    if (this.isDraining) throw new WorkerDrainingError();
+    if (this.live.size >= this.capacity) throw new WorkerAtCapacityError(this.capacity);
+
+    const attempt: LiveAttempt = {
+      request,
+      startedAt: new Date(this.clock.now()).toISOString(),
+      startedMono: this.clock.monotonic(),
+      pgid: null,
+      stop: null,
+      abort: new AbortController(),
+      log: null,
+      done: Promise.resolve(undefined as unknown as AttemptResult),
+      timer: null,
+      killing: null,
+    };
+    this.live.set(request.attemptId, attempt);
+    this.startedCount++;
+    attempt.done = this.execute(attempt);
+    return { accepted: true, snapshot: this.snapshot(request.attemptId) as AttemptSnapshot };
+  }
+
+  /** Current view of an attempt, or undefined if this worker does not know it. */
+  snapshot(attemptId: string): AttemptSnapshot | undefined {
+    const live = this.live.get(attemptId);
+    if (live) {
+      return { attemptId, state: 'running', startedAt: live.startedAt, pgid: live.pgid, result: null };
+    }
+    const done = this.finished.get(attemptId);
+    if (done) {
+      const r = done.result;
+      return { attemptId, state: r.state, startedAt: r.startedAt, pgid: null, result: r };
+    }
+    return undefined;
+  }
+
+  /** Resolves with the attempt's result once it is final; undefined if unknown. */
+  result(attemptId: string): Promise<AttemptResult> | undefined {
+    const live = this.live.get(attemptId);
+    if (live) return live.done;
+    const done = this.finished.get(attemptId);
+    return done ? Promise.resolve(done.result) : undefined;
+  }
+
+  /**
+   * Kills a running attempt's process group (SIGTERM, grace, SIGKILL); its final state is
+   * `killed`. Returns the snapshot, or undefined if unknown. Cancelling a finished attempt is a no-op.
+   */
+  cancel(attemptId: string, reason = 'cancelled by the master'): AttemptSnapshot | undefined {
+    const live = this.live.get(attemptId);
+    if (live) this.stop(live, { kind: 'cancel', reason });
+    return this.snapshot(attemptId);
+  }
+
+  /** Stop accepting new attempts (graceful shutdown); running ones continue. */
+  drain(): void {
+    this.isDraining = true;
+  }
+
+  /** Self-fencing: kill every running attempt and wait until all have ended. */
+  async killAll(reason: string): Promise<void> {
+    this.isDraining = true;
+    const all = [...this.live.values()];
+    for (const a of all) this.stop(a, { kind: 'cancel', reason });
+    await Promise.all(all.map((a) => a.done));
+  }
+
+  /** Resolves once nothing runs. */
+  async whenIdle(): Promise<void> {
+    while (this.live.size > 0) await Promise.all([...this.live.values()].map((a) => a.done));
+  }
+
+  private stop(a: LiveAttempt, why: StopReason): void {
+    if (a.stop) return;
+    a.stop = why;
+    const what =
+      why.kind === 'timeout' ? `timed out after ${formatDuration(a.request.timeoutMs ?? 0)}` : why.reason;
+    a.log?.note(
+      `${what}; stopping the task (SIGTERM to its process group, SIGKILL after ${formatDuration(this.opts.killGraceMs)})`,
+    );
+    a.abort.abort();
+    if (a.pgid !== null) a.killing = terminateGroup(a.pgid, this.opts.killGraceMs);
+  }
+
+  private emit(e: ExecutorEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.opts.logger?.error({ err }, 'executor event listener failed');
+      }
+    }
+  }
+
+  private async execute(a: LiveAttempt): Promise<AttemptResult> {
+    // Let submit() return before anything observable happens (events, process start).
+    await Promise.resolve();
+    const req = a.request;
+    let outcome: {
+      exitCode: number | null;
+      signal: string | null;
+      httpStatus: number | null;
+      error: string | null;
+    };
+    const workDir = join(this.opts.workDir, req.attemptId);
+    try {
+      if (req.timeoutMs !== null) {
+        a.timer = setTimeout(() => this.stop(a, { kind: 'timeout' }), req.timeoutMs);
+      }
+      if (req.task.type === 'noop') {
+        this.emitRunning(a);
+        outcome = { exitCode: null, signal: null, httpStatus: null, error: null };
+      } else {
+        a.log = this.opts.logs.open(req.attemptId);
+        if (req.task.type === 'http') {
+          this.emitRunning(a);
+          outcome = await this.runHttp(a, req.task, a.log);
+        } else {
+          mkdirSync(workDir, { recursive: true });
+          let program = '/bin/sh';
+          let args = ['-c', ''];
+          if (req.task.type === 'shell') {
+            args = ['-c', req.task.command];
+          } else {
+            const scriptPath = join(workDir, 'task.script');
+            writeFileSync(scriptPath, req.task.source, { mode: 0o700 });
+            program = req.task.interpreter;
+            args = [...req.task.interpreterArgs, scriptPath, ...req.task.args];
+          }
+          outcome = await this.runProcess(a, program, args, workDir, a.log);
+        }
+      }
+    } catch (err) {
+      outcome = {
+        exitCode: null,
+        signal: null,
+        httpStatus: null,
+        error: `worker error: ${(err as Error).message}`,
+      };
+    } finally {
+      if (a.timer) clearTimeout(a.timer);
+    }
+    if (a.killing) await a.killing;
+    if (req.task.type === 'shell' || req.task.type === 'script')
+      rmSync(workDir, { recursive: true, force: true });
+
+    const state = finalState(a.stop, outcome);
+    const durationMs = Math.max(0, Math.round(this.clock.monotonic() - a.startedMono));
+    a.log?.note(`attempt ${state} after ${formatDuration(durationMs)}${describeExit(outcome)}`);
+    a.log?.close();
+    const result: AttemptResult = {
+      attemptId: req.attemptId,
+      state,
+      exitCode: outcome.exitCode,
+      signal: outcome.signal,
+      httpStatus: outcome.httpStatus,
+      startedAt: a.startedAt,
+      endedAt: new Date(this.clock.now()).toISOString(),
+      durationMs,
+      logTail: a.log?.tail() ?? '',
+      logBytes: a.log?.totalBytes ?? 0,
+      logTruncated: a.log?.truncated ?? false,
+      error:
+        a.stop?.kind === 'timeout'
+          ? (outcome.error ?? `timed out after ${formatDuration(req.timeoutMs ?? 0)}`)
+          : a.stop?.kind === 'cancel'
+            ? a.stop.reason
+            : outcome.error,
+    };
+    this.live.delete(req.attemptId);
+    this.remember(req, result);
+    this.emit({ type: 'finished', request: req, result });
+    return result;
+  }
+
+  private emitRunning(a: LiveAttempt): void {
+    const snapshot = this.snapshot(a.request.attemptId);
+    if (snapshot) this.emit({ type: 'running', request: a.request, snapshot });
+  }
+
+  private remember(request: AttemptRequest, result: AttemptResult): void {
+    this.finished.set(request.attemptId, { request, result });
+    const max = this.opts.rememberFinished ?? 10_000;
+    while (this.finished.size > max) {
+      this.finished.delete(this.finished.keys().next().value as string);
+    }
+  }
+
+  private async runProcess(a: LiveAttempt, program: string, args: string[], cwd: string, log: AttemptLog) {
+    const env = taskEnvironment(a.request, this.opts.baseEnv ?? process.env);
+    if (a.stop) return { exitCode: null, signal: null, httpStatus: null, error: null };
+    let child: ChildProcess;
+    try {
+      child = spawn(program, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      return {
+        exitCode: null,
+        signal: null,
+        httpStatus: null,
+        error: `could not start ${program}: ${(err as Error).message}`,
+      };
+    }
+    const exited = new Promise<{ code: number | null; signal: string | null; error: Error | null }>(
+      (resolve) => {
+        child.once('exit', (code, signal) => resolve({ code, signal, error: null }));
+        child.once('error', (error) => resolve({ code: null, signal: null, error }));
+      },
+    );
+    const streamsClosed = Promise.all(
+      [child.stdout, child.stderr].map(
+        (s) => new Promise<void>((resolve) => (s ? s.once('close', () => resolve()) : resolve())),
+      ),
+    );
+    child.stdout?.on('data', (chunk: Buffer) => log.write(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => log.write(chunk));
+
+    if (child.pid !== undefined) {
+      a.pgid = child.pid;
+      log.note(`started ${a.request.task.type} task, pid ${child.pid} (process group ${child.pid})`);
+      this.emitRunning(a);
+      // A cancel that arrived between submit and spawn: act on it now that there is a group.
+      if (a.stop && !a.killing) a.killing = terminateGroup(a.pgid, this.opts.killGraceMs);
+    }
+    const exit = await exited;
+    if (exit.error) {
+      return {
+        exitCode: null,
+        signal: null,
+        httpStatus: null,
+        error: `could not start ${program}: ${exit.error.message}`,
+      };
+    }
+    // The leader is gone; anything it left in its group (background jobs) goes too.
+    if (a.pgid !== null) {
+      const leftovers = await (a.killing ?? terminateGroup(a.pgid, this.opts.killGraceMs));
+      if (!a.stop && leftovers !== 'already-gone') {
+        log.note(`the task left processes running in its process group; they were ${leftovers}`);
+      }
+    }
+    // Output written just before exit may still be in the pipes; the group is gone, so they close promptly.
+    await Promise.race([streamsClosed, sleep(2_000)]);
+    child.stdout?.destroy();
+    child.stderr?.destroy();
+    return { exitCode: exit.code, signal: exit.signal, httpStatus: null, error: null };
+  }
+
+  private async runHttp(a: LiveAttempt, task: HttpTask, log: AttemptLog) {
+    const signals = [a.abort.signal];
+    if (task.requestTimeoutMs !== null) signals.push(AbortSignal.timeout(task.requestTimeoutMs));
+    log.note(`HTTP ${task.method} ${task.url}`);
+    try {
+      const response = await fetch(task.url, {
+        method: task.method,
+        headers: task.headers,
+        body: task.body ?? undefined,
+        signal: AbortSignal.any(signals),
+        redirect: 'follow',
+      });
+      log.note(`HTTP ${response.status} ${response.statusText}`);
+      if (response.body) {
+        for await (const chunk of response.body) log.write(Buffer.from(chunk as Uint8Array));
+      }
+      const ok =
+        task.expectedStatus.length === 0
+          ? response.status >= 200 && response.status < 300
+          : task.expectedStatus.includes(response.status);
+      const expected = task.expectedStatus.length === 0 ? '2xx' : task.expectedStatus.join(', ');
+      return {
+        exitCode: null,
+        signal: null,
+        httpStatus: response.status,
+        error: ok ? null : `HTTP status ${response.status}, expected ${expected}`,
+      };
+    } catch (err) {
+      const e = err as Error;
+      const timedOut = e.name === 'TimeoutError' && !a.stop;
+      const message = timedOut
+        ? `HTTP request timed out after ${formatDuration(task.requestTimeoutMs ?? 0)}`
+        : `HTTP request failed: ${e.message}${e.cause instanceof Error ? ` (${e.cause.message})` : ''}`;
+      // Aborted by our own timeout or cancel: the stop reason, not the abort, is the story.
+      if (a.stop) return { exitCode: null, signal: null, httpStatus: null, error: null };
+      log.note(message);
+      if (timedOut) a.stop = { kind: 'timeout' };
+      return { exitCode: null, signal: null, httpStatus: null, error: message };
+    }
+  }
+}
+
+function finalState(
+  stop: StopReason | null,
+  outcome: { exitCode: number | null; signal: string | null; error: string | null },
+): FinalAttemptState {
+  if (stop?.kind === 'timeout') return 'timed-out';
+  if (stop?.kind === 'cancel') return 'killed';
+  if (outcome.error !== null) return 'failed';
+  if (outcome.signal !== null) return 'failed';
+  return outcome.exitCode === 0 || outcome.exitCode === null ? 'succeeded' : 'failed';
+}
+
+function describeExit(o: { exitCode: number | null; signal: string | null; error: string | null }): string {
+  const parts: string[] = [];
+  if (o.exitCode !== null) parts.push(`exit code ${o.exitCode}`);
+  if (o.signal !== null) parts.push(`signal ${o.signal}`);
+  if (o.error !== null) parts.push(o.error);
+  return parts.length > 0 ? ` (${parts.join(', ')})` : '';
+}

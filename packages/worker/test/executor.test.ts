@@ -1,0 +1,379 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { parseAttemptRequest } from '../src/executor/attempt-request.js';
+import { TaskExecutor } from '../src/executor/task-executor.js';
+import { LogStore } from '../src/logs/log-store.js';
+import { attemptRequest, pidRuns, tempDir } from './helpers.js';
+
+let dir: Awaited<ReturnType<typeof tempDir>>;
+let logs: LogStore;
+const GRACE = 300;
+
+function executor(capacity = 8, extra: { baseEnv?: Record<string, string> } = {}) {
+  return new TaskExecutor({
+    capacity,
+    killGraceMs: GRACE,
+    logs,
+    workDir: join(dir.path, 'work'),
+    baseEnv: extra.baseEnv ?? { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  });
+}
+
+/** Waits until the task's log contains `re`; returns the match. */
+async function logMatch(attemptId: string, re: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let text = '';
+    try {
+      text = readFileSync(logs.pathFor(attemptId), 'utf8');
+    } catch {}
+    const m = text.match(re);
+    if (m) return m;
+    if (Date.now() > deadline)
+      throw new Error(`log of ${attemptId} never matched ${re}: ${JSON.stringify(text)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+beforeAll(async () => {
+  dir = await tempDir('executor');
+  logs = new LogStore({ dir: join(dir.path, 'logs'), tailBytes: 1024, maxBytesPerAttempt: 4096 });
+});
+afterAll(async () => {
+  await dir.remove();
+});
+
+describe('shell tasks', () => {
+  test('succeed with exit 0; the task sees the SCHED_* environment and its params, never the cluster secret', async () => {
+    const ex = executor(4, {
+      baseEnv: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        SCHED_CLUSTER_SECRET: 'top-secret',
+        KEEP: 'kept',
+      },
+    });
+    const req = attemptRequest(
+      {
+        type: 'shell',
+        command:
+          'echo "run=$SCHED_RUN_ID task=$SCHED_TASK_NAME attempt=$SCHED_ATTEMPT fire=$SCHED_FIRE_TIME"; ' +
+          'echo "shard=$SCHED_SHARD_INDEX/$SCHED_SHARD_TOTAL key=$SCHED_IDEMPOTENCY_KEY day=$DAY keep=$KEEP"; ' +
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
+          'echo "secret=[${SCHED_CLUSTER_SECRET:-}]" >&2',
+      },
+      { attempt: 2, shardIndex: 1, shardTotal: 3, params: { DAY: '2026-01-01' } },
+    );
+    const events: string[] = [];
+    ex.on((e) => events.push(e.type));
+    expect(ex.submit(req).accepted).toBe(true);
+    const result = await ex.result(req.attemptId);
+    expect(result).toMatchObject({ state: 'succeeded', exitCode: 0, signal: null, error: null });
+    expect(result?.logTail).toContain(
+      `run=${req.runId} task=extract attempt=2 fire=2026-01-02T03:04:05.000Z`,
+    );
+    expect(result?.logTail).toContain(`shard=1/3 key=${req.idempotencyKey} day=2026-01-01 keep=kept`);
+    expect(result?.logTail).toContain('secret=[]');
+    expect(readFileSync(logs.pathFor(req.attemptId), 'utf8')).toContain('day=2026-01-01');
+    expect(events).toEqual(['running', 'finished']);
+    expect(ex.running).toBe(0);
+  });
+
+  test('a non-zero exit is failed with its exit code', async () => {
+    const ex = executor();
+    const req = attemptRequest({ type: 'shell', command: 'echo oops >&2; exit 3' });
+    ex.submit(req);
+    const result = await ex.result(req.attemptId);
+    expect(result).toMatchObject({ state: 'failed', exitCode: 3, signal: null });
+    expect(result?.logTail).toContain('oops');
+  });
+});
+
+describe('process groups: timeout and cancel kill the whole tree', () => {
+  const spawnsGrandchild = 'sleep 300 & echo "grandchild=$!"; echo "leader=$$"; wait';
+
+  test('timeout: SIGTERM reaches the leader and its grandchild sleep; no process is left', async () => {
+    const ex = executor();
+    const req = attemptRequest({ type: 'shell', command: spawnsGrandchild }, { timeoutMs: 700 });
+    ex.submit(req);
+    const grandchild = Number((await logMatch(req.attemptId, /grandchild=(\d+)/))[1]);
+    const leader = Number((await logMatch(req.attemptId, /leader=(\d+)/))[1]);
+    expect(pidRuns(grandchild)).toBe(true);
+    expect(pidRuns(leader)).toBe(true);
+    const result = await ex.result(req.attemptId);
+    expect(result).toMatchObject({ state: 'timed-out', exitCode: null, signal: 'SIGTERM' });
+    expect(result?.error).toMatch(/timed out after 700ms/);
+    expect(pidRuns(grandchild)).toBe(false);
+    expect(pidRuns(leader)).toBe(false);
+    expect(ex.running).toBe(0);
+  });
+
+  test('timeout: a tree that ignores SIGTERM is SIGKILLed after the grace', async () => {
+    const ex = executor();
+    const req = attemptRequest(
+      { type: 'shell', command: `trap '' TERM; ${spawnsGrandchild}` },
+      { timeoutMs: 500 },
+    );
+    const t0 = performance.now();
+    ex.submit(req);
+    const grandchild = Number((await logMatch(req.attemptId, /grandchild=(\d+)/))[1]);
+    const result = await ex.result(req.attemptId);
+    const elapsed = performance.now() - t0;
+    expect(result).toMatchObject({ state: 'timed-out', signal: 'SIGKILL' });
+    expect(elapsed).toBeGreaterThanOrEqual(500 + GRACE - 20);
+    expect(pidRuns(grandchild)).toBe(false);
+  });
+
+  test('cancel kills the group; the attempt ends killed', async () => {
+    const ex = executor();
+    const req = attemptRequest({ type: 'shell', command: spawnsGrandchild });
+    ex.submit(req);
+    const grandchild = Number((await logMatch(req.attemptId, /grandchild=(\d+)/))[1]);
+    const leader = Number((await logMatch(req.attemptId, /leader=(\d+)/))[1]);
+    expect(ex.snapshot(req.attemptId)?.pgid).toBe(leader);
+    expect(ex.cancel(req.attemptId, 'cancelled by the operator')?.state).toBe('running');
+    const result = await ex.result(req.attemptId);
+    expect(result).toMatchObject({ state: 'killed', error: 'cancelled by the operator' });
+    expect(pidRuns(grandchild)).toBe(false);
+    expect(pidRuns(leader)).toBe(false);
+    expect(readFileSync(logs.pathFor(req.attemptId), 'utf8')).toMatch(
+      /cancelled by the operator; stopping the task/,
+    );
+  });
+
+  test('a leader that exits leaving a background process: the leftover is killed, the attempt keeps its exit code', async () => {
+    const ex = executor();
+    const req = attemptRequest({
+      type: 'shell',
+      command: 'sleep 300 >/dev/null 2>&1 & echo "bg=$!"; exit 0',
+    });
+    ex.submit(req);
+    const result = await ex.result(req.attemptId);
+    const bg = Number(result?.logTail.match(/bg=(\d+)/)?.[1]);
+    expect(bg).toBeGreaterThan(0);
+    expect(result).toMatchObject({ state: 'succeeded', exitCode: 0 });
+    expect(pidRuns(bg)).toBe(false);
+    expect(result?.logTail).toMatch(/left processes running in its process group; they were terminated/);
+  });
+
+  test('killAll (self-fencing) kills every running attempt and refuses new ones', async () => {
+    const ex = executor();
+    const reqs = [1, 2, 3].map(() => attemptRequest({ type: 'shell', command: spawnsGrandchild }));
+    for (const r of reqs) ex.submit(r);
+    const pids = await Promise.all(
+      reqs.map(async (r) => Number((await logMatch(r.attemptId, /grandchild=(\d+)/))[1])),
+    );
+    await ex.killAll('session lost');
+    for (const r of reqs) expect((await ex.result(r.attemptId))?.state).toBe('killed');
+    for (const pid of pids) expect(pidRuns(pid)).toBe(false);
+    expect(() => ex.submit(attemptRequest({ type: 'noop' }))).toThrow(/draining/);
+  });
+});
+
+describe('script, http and noop tasks', () => {
+  test('script: the interpreter runs the inline source with args', async () => {
+    const ex = executor();
+    const req = attemptRequest({
+      type: 'script',
+      interpreter: process.execPath,
+      interpreterArgs: [],
+      source: "console.log('hello', process.argv[2], 'from', process.env.SCHED_TASK_NAME); process.exit(4);",
+      args: ['world'],
+    });
+    ex.submit(req);
+    const result = await ex.result(req.attemptId);
+    expect(result).toMatchObject({ state: 'failed', exitCode: 4 });
+    expect(result?.logTail).toContain('hello world from extract');
+  });
+
+  test('script: a missing interpreter fails with a clear error', async () => {
+    const ex = executor();
+    const req = attemptRequest({
+      type: 'script',
+      interpreter: 'no-such-interpreter-xyz',
+      interpreterArgs: [],
+      source: 'x',
+      args: [],
+    });
+    ex.submit(req);
+    const result = await ex.result(req.attemptId);
+    expect(result?.state).toBe('failed');
+    expect(result?.error).toMatch(/could not start no-such-interpreter-xyz: .*ENOENT/);
+  });
+
+  describe('http', () => {
+    let server: Server;
+    let base: string;
+    const seen: { method?: string; body: string; header?: string }[] = [];
+    beforeAll(async () => {
+      server = createServer((req, res) => {
+        let body = '';
+        req.on('data', (c) => (body += c));
+        req.on('end', () => {
+          seen.push({ method: req.method, body, header: req.headers['x-token'] as string | undefined });
+          if (req.url === '/slow') return void setTimeout(() => res.end('late'), 5_000);
+          res.statusCode = req.url === '/teapot' ? 418 : 200;
+          res.end(`answer to ${req.url}`);
+        });
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+
+    const http = (path: string, extra: object = {}) => ({
+      type: 'http' as const,
+      url: `${base}${path}`,
+      method: 'POST',
+      headers: { 'x-token': 't1' },
+      body: '{"a":1}',
+      expectedStatus: [],
+      requestTimeoutMs: null,
+      ...extra,
+    });
+
+    test('a 2xx answer succeeds; method, headers and body are sent; the response is logged', async () => {
+      const ex = executor();
+      const req = attemptRequest(http('/load'));
+      ex.submit(req);
+      const result = await ex.result(req.attemptId);
+      expect(result).toMatchObject({ state: 'succeeded', httpStatus: 200, exitCode: null });
+      expect(result?.logTail).toContain('answer to /load');
+      expect(seen.at(-1)).toEqual({ method: 'POST', body: '{"a":1}', header: 't1' });
+    });
+
+    test('an unexpected status fails; an expected one succeeds', async () => {
+      const ex = executor();
+      const bad = attemptRequest(http('/teapot'));
+      const good = attemptRequest(http('/teapot', { expectedStatus: [418] }));
+      ex.submit(bad);
+      ex.submit(good);
+      expect(await ex.result(bad.attemptId)).toMatchObject({
+        state: 'failed',
+        httpStatus: 418,
+        error: 'HTTP status 418, expected 2xx',
+      });
+      expect(await ex.result(good.attemptId)).toMatchObject({ state: 'succeeded', httpStatus: 418 });
+    });
+
+    test('the request timeout and the attempt timeout both end a slow request as timed-out', async () => {
+      const ex = executor();
+      const byRequest = attemptRequest(http('/slow', { requestTimeoutMs: 200 }));
+      const byAttempt = attemptRequest(http('/slow'), { timeoutMs: 200 });
+      ex.submit(byRequest);
+      ex.submit(byAttempt);
+      const [r1, r2] = [await ex.result(byRequest.attemptId), await ex.result(byAttempt.attemptId)];
+      expect(r1).toMatchObject({ state: 'timed-out', error: 'HTTP request timed out after 200ms' });
+      expect(r2).toMatchObject({ state: 'timed-out', error: 'timed out after 200ms' });
+      expect(r1?.durationMs).toBeLessThan(3_000);
+      expect(r2?.durationMs).toBeLessThan(3_000);
+    });
+  });
+
+  test('noop succeeds at once without a log file', async () => {
+    const ex = executor();
+    const req = attemptRequest({ type: 'noop' });
+    ex.submit(req);
+    expect(await ex.result(req.attemptId)).toMatchObject({ state: 'succeeded', logTail: '', logBytes: 0 });
+  });
+});
+
+describe('capacity, idempotency, draining', () => {
+  test('over capacity is refused; a freed slot is usable again', async () => {
+    const ex = executor(2);
+    const a = attemptRequest({ type: 'shell', command: 'sleep 300' });
+    const b = attemptRequest({ type: 'shell', command: 'sleep 300' });
+    ex.submit(a);
+    ex.submit(b);
+    const c = attemptRequest({ type: 'noop' });
+    expect(() => ex.submit(c)).toThrow(
+      expect.objectContaining({ code: 'WORKER_AT_CAPACITY', retriable: true }),
+    );
+    expect(ex.running).toBe(2);
+    ex.cancel(a.attemptId);
+    await ex.result(a.attemptId);
+    expect(ex.submit(c).accepted).toBe(true);
+    ex.cancel(b.attemptId);
+    await ex.whenIdle();
+    expect(ex.started).toBe(3);
+  });
+
+  test('the same attempt id is never run twice, while running or after it finished', async () => {
+    const ex = executor(1);
+    const req = attemptRequest(
+      { type: 'shell', command: 'echo once >> "$MARK"' },
+      { params: { MARK: join(dir.path, 'mark') } },
+    );
+    expect(ex.submit(req).accepted).toBe(true);
+    // At capacity 1, a duplicate is answered, not refused.
+    expect(ex.submit(req)).toMatchObject({ accepted: false, snapshot: { state: 'running' } });
+    await ex.result(req.attemptId);
+    expect(ex.submit(req)).toMatchObject({ accepted: false, snapshot: { state: 'succeeded' } });
+    expect(readFileSync(join(dir.path, 'mark'), 'utf8')).toBe('once\n');
+    expect(ex.started).toBe(1);
+  });
+
+  test('a draining executor refuses new attempts', () => {
+    const ex = executor();
+    ex.drain();
+    expect(() => ex.submit(attemptRequest({ type: 'noop' }))).toThrow(
+      expect.objectContaining({ code: 'WORKER_DRAINING' }),
+    );
+  });
+});
+
+describe('dispatch request validation', () => {
+  test('a valid body is parsed with defaults', () => {
+    const req = parseAttemptRequest({
+      attemptId: 'a1',
+      runId: 'r1',
+      taskName: 't',
+      attempt: 1,
+      task: { type: 'shell', command: 'true' },
+    });
+    expect(req).toMatchObject({
+      shardIndex: 0,
+      shardTotal: 1,
+      idempotencyKey: 'a1',
+      params: {},
+      timeoutMs: null,
+    });
+  });
+
+  test('every bad field is named with what is accepted', () => {
+    let error: unknown;
+    try {
+      parseAttemptRequest({
+        attemptId: '../etc/passwd',
+        runId: 5,
+        attempt: 0,
+        shardIndex: 3,
+        shardTotal: 2,
+        params: { SCHED_RUN_ID: 'x', 'bad-name': 'y' },
+        task: { type: 'ftp' },
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: 'REQUEST_INVALID' });
+    const paths = (error as { issues: { path: string }[] }).issues.map((i) => i.path);
+    expect(paths).toEqual([
+      'attemptId',
+      'runId',
+      'taskName',
+      'attempt',
+      'shardIndex',
+      'params.bad-name',
+      'params.SCHED_RUN_ID',
+      'task.type',
+    ]);
+    expect((error as Error).message).toMatch(
+      /task\.type: "ftp" is not a task type; accepted: shell, script, http, noop/,
+    );
+  });
+});
