@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { formatDuration, parseDuration } from './duration.js';
+import { ACCEPTED_DURATIONS, formatDuration, parseDuration } from './duration.js';
 import { isValidHost } from './identity.js';
 
 /**
@@ -25,9 +25,6 @@ export interface SettingDoc {
 /** Documentation of each setting schema (the leaves of the section objects below). */
 export const settingDocs = new Map<z.ZodType, SettingDoc>();
 
-/** Settings whose values are secret: never echoed in error messages, redacted in logs. */
-const secretSettings = new Set<z.ZodType>();
-
 function withDefault<S extends z.ZodType>(
   schema: S,
   value: z.input<S> & string,
@@ -38,23 +35,18 @@ function withDefault<S extends z.ZodType>(
   return result;
 }
 
-function optional<S extends z.ZodType>(
-  schema: S,
-  doc: Omit<SettingDoc, 'default'>,
-  opts: { secret?: boolean } = {},
-) {
+function optional<S extends z.ZodType>(schema: S, doc: Omit<SettingDoc, 'default'>) {
   const result = schema.optional();
   settingDocs.set(result, doc);
-  if (opts.secret) secretSettings.add(result);
   return result;
 }
 
+/** A value as quoted in an error message: strings in quotes, structures by kind only. */
 function shown(value: unknown): string {
-  return typeof value === 'string'
-    ? JSON.stringify(value)
-    : typeof value === 'object'
-      ? typeof value
-      : String(value);
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return 'a list';
+  if (value !== null && typeof value === 'object') return 'a mapping';
+  return String(value);
 }
 
 /** A value read through `parse`, which returns the value or a message ending in "accepted: …". */
@@ -72,9 +64,7 @@ function custom<T>(parse: (value: unknown) => T | { error: string }) {
 const duration = (opts: { min?: number } = {}) =>
   custom<number>((value) => {
     if (typeof value !== 'string' && typeof value !== 'number') {
-      return {
-        error: `expected a duration, got ${shown(value)}; accepted: a number of milliseconds or a string like 500ms, 10s, 5m, 1h, 7d`,
-      };
+      return { error: `invalid duration ${shown(value)}; accepted: ${ACCEPTED_DURATIONS}` };
     }
     let ms: number;
     try {
@@ -136,7 +126,7 @@ const nameList = custom<string[]>((value) => {
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-const ZK_HOST_PORT = /^[A-Za-z0-9.-]+(?::\d{1,5})?$/;
+const ZK_HOST_PORT = /^[A-Za-z0-9.-]+(?::\d{1,5})?$/; // the port may be left out: ZooKeeper's 2181
 function isZkConnectString(s: string): boolean {
   const slash = s.indexOf('/');
   const hosts = slash < 0 ? s : s.slice(0, slash);
@@ -168,7 +158,7 @@ const zkSection = z.strictObject({
   sessionTimeout: withDefault(duration({ min: 1 }), '10s', {
     env: 'SCHED_ZK_SESSION_TIMEOUT',
     type: 'duration',
-    description: 'ZooKeeper session timeout; a node silent this long is considered gone and is failed over.',
+    description: 'ZooKeeper session timeout: a node silent this long loses its session and its registration.',
   }),
   requestTimeout: withDefault(duration({ min: 1 }), '10s', {
     env: 'SCHED_ZK_REQUEST_TIMEOUT',
@@ -182,7 +172,6 @@ const zkSection = z.strictObject({
       type: 'string (secret)',
       description: 'ZooKeeper digest authentication, `user:password`.',
     },
-    { secret: true },
   ),
 });
 
@@ -194,7 +183,6 @@ const dbSection = z.strictObject({
       type: 'URL (secret password)',
       description: 'PostgreSQL connection URL. Masters and sched-ctl only; workers never use the database.',
     },
-    { secret: true },
   ),
   poolSize: withDefault(integer(1, 1000), '10', {
     env: 'SCHED_DB_POOL_SIZE',
@@ -220,7 +208,6 @@ const clusterSection = z.strictObject({
       type: 'string (secret)',
       description: 'Shared secret that authenticates master↔worker traffic and API calls.',
     },
-    { secret: true },
   ),
 });
 
@@ -366,7 +353,6 @@ export interface ConfigSetting {
   key: string;
   schema: z.ZodType;
   doc: SettingDoc;
-  secret: boolean;
 }
 
 /** Every setting, in documentation order. */
@@ -376,7 +362,7 @@ export function configSettings(): ConfigSetting[] {
     for (const [key, schema] of Object.entries(object.shape as Record<string, z.ZodType>)) {
       const doc = settingDocs.get(schema);
       if (!doc) throw new Error(`config setting ${section}.${key} has no documentation`);
-      out.push({ path: `${section}.${key}`, section, key, schema, doc, secret: secretSettings.has(schema) });
+      out.push({ path: `${section}.${key}`, section, key, schema, doc });
     }
   }
   return out;

@@ -142,12 +142,18 @@ function isPlainObject(value: unknown): value is Tree {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
+/**
+ * Sets `keys` in `tree`, creating sections as needed. A section that holds something other
+ * than a mapping (a file's `zk: 127.0.0.1:2181`) is left alone, so that mistake is reported
+ * rather than silently replaced.
+ */
 function setPath(tree: Tree, keys: string[], value: unknown): void {
   let node = tree;
   for (const key of keys.slice(0, -1)) {
+    if (node[key] === undefined) node[key] = {};
     const next = node[key];
-    if (!isPlainObject(next)) node[key] = {};
-    node = node[key] as Tree;
+    if (!isPlainObject(next)) return;
+    node = next;
   }
   node[keys[keys.length - 1]!] = value;
 }
@@ -164,11 +170,15 @@ function expandDotted(flags: Record<string, unknown>): Tree {
   return out;
 }
 
-/** Merges `source` into `target`: objects key by key, anything else replaced. */
+/**
+ * Merges `source` into `target`: mappings key by key, anything else replaced. As in
+ * `setPath`, a non-mapping where `source` has a section is kept so its mistake is reported.
+ */
 function deepMerge(target: Tree, source: Tree): void {
   for (const [key, value] of Object.entries(source)) {
     const existing = target[key];
     if (isPlainObject(value) && isPlainObject(existing)) deepMerge(existing, value);
+    else if (isPlainObject(value) && existing !== undefined) continue;
     else target[key] = isPlainObject(value) ? structuredClone(value) : value;
   }
 }

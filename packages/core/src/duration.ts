@@ -10,7 +10,8 @@ import { SchedError } from './errors.js';
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 type Unit = keyof typeof UNIT_MS;
 
-const ACCEPTED = 'a number of milliseconds or a string like 500ms, 10s, 5m, 1h, 7d';
+/** What a duration may look like, as error messages state it. */
+export const ACCEPTED_DURATIONS = 'a number of milliseconds or a string like 500ms, 10s, 5m, 1h, 7d';
 // One or more `<number><unit>` parts, e.g. `1h30m`, `1.5s`. `ms` is listed before `m` so it wins.
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
 const WHOLE = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/;
@@ -26,7 +27,7 @@ function invalid(input: unknown, path: string | undefined, why?: string): SchedE
   const prefix = path ? `${path}: ` : '';
   return new SchedError(
     'DURATION_INVALID',
-    `${prefix}invalid duration ${shown}${detail}; accepted: ${ACCEPTED}`,
+    `${prefix}invalid duration ${shown}${detail}; accepted: ${ACCEPTED_DURATIONS}`,
   );
 }
 

@@ -264,6 +264,17 @@ worker:
     expect(err.issues[0]?.message).toBe('expected a mapping of settings, got string');
   });
 
+  test('a section that is not a mapping stays an error even when the environment or flags set a key in it', () => {
+    const err = configError(() =>
+      loadConfig({
+        file: file('zk: 127.0.0.1:2181\n'),
+        env: { SCHED_ZK_ROOT: '/x' },
+        flags: { 'zk.connect': 'h:1' },
+      }),
+    );
+    expect(err.issues).toEqual([{ path: 'zk', message: 'expected a mapping of settings, got string' }]);
+  });
+
   test('secret values are never echoed in error messages', () => {
     const err = configError(() =>
       loadConfig({ env: { SCHED_DB_URL: 'mysql://root:topsecret@h/db', SCHED_ZK_AUTH: 'nocolonsecret' } }),
