@@ -117,6 +117,8 @@ export class TaskExecutor {
       timer: null,
       killing: null,
     };
+    // Opened now, not when the process starts, so a follower may attach right after dispatch.
+    if (request.task.type !== 'noop') attempt.log = this.opts.logs.open(request.attemptId);
     this.live.set(request.attemptId, attempt);
     this.startedCount++;
     attempt.done = this.execute(attempt);
@@ -214,10 +216,10 @@ export class TaskExecutor {
         this.emitRunning(a);
         outcome = { exitCode: null, signal: null, httpStatus: null, error: null };
       } else {
-        a.log = this.opts.logs.open(req.attemptId);
+        const log = a.log as AttemptLog;
         if (req.task.type === 'http') {
           this.emitRunning(a);
-          outcome = await this.runHttp(a, req.task, a.log);
+          outcome = await this.runHttp(a, req.task, log);
         } else {
           mkdirSync(workDir, { recursive: true });
           let program = '/bin/sh';
@@ -230,7 +232,7 @@ export class TaskExecutor {
             program = req.task.interpreter;
             args = [...req.task.interpreterArgs, scriptPath, ...req.task.args];
           }
-          outcome = await this.runProcess(a, program, args, workDir, a.log);
+          outcome = await this.runProcess(a, program, args, workDir, log);
         }
       }
     } catch (err) {
