@@ -1,0 +1,202 @@
+import { type Logger, SessionLostError } from '@sched/core';
+import { isZkError } from './errors.js';
+import { type Heartbeat, masterHeartbeatSchema, workerHeartbeatSchema } from './heartbeat.js';
+import { encodeJson } from './json-node.js';
+import type { MemberRole, RegistryPaths } from './registry-paths.js';
+import { TypedEmitter } from './typed-emitter.js';
+import type { SessionInfo, ZkSession } from './zk-session.js';
+
+/**
+ * Registers this incarnation as `{root}/masters|workers/{host:port_startTime}`: an ephemeral
+ * znode holding the heartbeat JSON, refreshed every `intervalMs` and at once on `refresh()`
+ * (call it on a state change: BUSY, DRAINING…).
+ *
+ * The node lives and dies with the session. On every new session (the first, and each one
+ * after LOST) `beforeRegister` runs first — the daemon checks its FAILOVER_FINISH_NODES
+ * record there and throws if it has been failed over — then the node is created again. A
+ * leftover node of our own dead session (the server may not have expired it yet) is
+ * deleted first, so the new one is owned by the live session.
+ *
+ * | state        | event                          | next                                 |
+ * |--------------|--------------------------------|--------------------------------------|
+ * | idle         | start()                        | registering (for the current session)|
+ * | registering  | created / taken over           | registered (event `registered`)      |
+ * | registering  | beforeRegister threw           | idle for this session (`error`)      |
+ * | registered   | new session                    | registering                          |
+ * | registered   | our node deleted by someone    | registering (same session)           |
+ * | any          | stop()                         | stopped (node deleted)               |
+ */
+export interface MemberRegistrationOptions {
+  role: MemberRole;
+  /** `host:port_startTime` */
+  key: string;
+  /** The heartbeat to publish now. Called for every write. */
+  heartbeat: () => Heartbeat;
+  /** @defaultValue 5000 */
+  intervalMs?: number;
+  /** Runs before each (re-)registration; throwing prevents it. */
+  beforeRegister?: (info: SessionInfo & { first: boolean }) => Promise<void>;
+  logger?: Logger;
+}
+
+export interface Registration {
+  path: string;
+  sessionId: string;
+  generation: number;
+  /** czxid of the registration znode: identifies this registration for fencing. */
+  czxid: bigint;
+}
+
+export interface MemberRegistrationEvents {
+  registered: [registration: Registration];
+  error: [err: unknown];
+}
+
+export class MemberRegistration extends TypedEmitter<MemberRegistrationEvents> {
+  readonly path: string;
+  private readonly intervalMs: number;
+  private readonly log: Logger | undefined;
+  private current: Registration | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private offSession: (() => void) | undefined;
+  private stopped = false;
+  private first = true;
+  private registering: Promise<void> | undefined;
+
+  constructor(
+    private readonly session: ZkSession,
+    private readonly paths: RegistryPaths,
+    private readonly opts: MemberRegistrationOptions,
+  ) {
+    super();
+    this.path = paths.member(opts.role, opts.key);
+    this.intervalMs = opts.intervalMs ?? 5000;
+    this.log = opts.logger?.child({ component: 'membership', role: opts.role });
+  }
+
+  get registration(): Registration | undefined {
+    return this.current;
+  }
+
+  /** Registers for the current session and keeps the registration up; resolves once registered. */
+  async start(): Promise<Registration> {
+    await this.session.mkdirp(this.paths.members(this.opts.role));
+    const registered = new Promise<Registration>((resolve, reject) => {
+      const offOk = this.once('registered', (r) => {
+        offErr();
+        resolve(r);
+      });
+      const offErr = this.once('error', (err) => {
+        offOk();
+        reject(err);
+      });
+    });
+    this.offSession = this.session.onEverySession((info) => this.register(info));
+    this.timer = setInterval(() => void this.refresh().catch(() => {}), this.intervalMs);
+    return registered;
+  }
+
+  /** Writes the heartbeat now (the node must be registered in the live session). */
+  async refresh(): Promise<void> {
+    const reg = this.current;
+    if (!reg || this.stopped) return;
+    const lease = this.session.checkLease({ allowSuspended: false });
+    if (lease.generation !== reg.generation) return; // re-registration is under way
+    try {
+      await this.session.setData(this.path, this.encode());
+    } catch (err) {
+      if (isZkError(err, 'NO_NODE')) {
+        this.log?.warn('registration znode vanished; registering again');
+        this.register({ sessionId: lease.sessionId, generation: lease.generation });
+        return;
+      }
+      throw err;
+    }
+  }
+
+  /** Deregisters (deletes the znode) and stops refreshing. Graceful: nothing is failed over. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.offSession?.();
+    await this.registering?.catch(() => {});
+    const reg = this.current;
+    this.current = undefined;
+    if (!reg) return;
+    try {
+      const stat = await this.session.exists(this.path);
+      if (stat && stat.czxid === reg.czxid) await this.session.remove(this.path, stat.version);
+    } catch (err) {
+      this.log?.warn({ err }, 'could not delete the registration znode; it goes with the session');
+    }
+  }
+
+  private encode(): Buffer {
+    const schema = this.opts.role === 'worker' ? workerHeartbeatSchema : masterHeartbeatSchema;
+    return encodeJson(schema.parse(this.opts.heartbeat()));
+  }
+
+  private register(info: SessionInfo): void {
+    if (this.stopped) return;
+    const run = async () => {
+      const first = this.first;
+      this.first = false;
+      try {
+        await this.opts.beforeRegister?.({ ...info, first });
+        const reg = await this.createFor(info);
+        if (this.stopped || this.session.generation !== info.generation) return;
+        this.current = reg;
+        this.watchOwnNode(reg);
+        this.log?.info({ path: reg.path, generation: reg.generation }, 'registered');
+        this.emit('registered', reg);
+      } catch (err) {
+        if (err instanceof SessionLostError) return; // the next session registers again
+        this.log?.error({ err }, 'registration failed');
+        this.emit('error', err);
+      }
+    };
+    const previous = this.registering ?? Promise.resolve();
+    this.registering = previous.then(run, run);
+  }
+
+  private async createFor(info: SessionInfo): Promise<Registration> {
+    for (let attempt = 1; ; attempt++) {
+      if (this.session.generation !== info.generation)
+        throw new SessionLostError('session changed while registering');
+      try {
+        await this.session.create(this.path, this.encode(), { mode: 'ephemeral' });
+      } catch (err) {
+        if (!isZkError(err, 'NODE_EXISTS') || attempt >= 5) throw err;
+        const stat = await this.session.exists(this.path);
+        if (stat && stat.ephemeralOwner !== info.sessionId) {
+          // Ours from a dead session (same incarnation key): take it over.
+          await this.session.remove(this.path, stat.version).catch((e) => {
+            if (!isZkError(e, 'NO_NODE') && !isZkError(e, 'BAD_VERSION')) throw e;
+          });
+          continue;
+        }
+        if (!stat) continue;
+        await this.session.setData(this.path, this.encode());
+      }
+      const stat = await this.session.exists(this.path);
+      if (!stat || stat.ephemeralOwner !== info.sessionId) continue;
+      return { path: this.path, sessionId: info.sessionId, generation: info.generation, czxid: stat.czxid };
+    }
+  }
+
+  /** If someone deletes our node while our session lives (an operator), put it back. */
+  private watchOwnNode(reg: Registration): void {
+    this.session
+      .exists(this.path, (event) => {
+        if (this.stopped || this.current !== reg) return;
+        if (event.type === 'deleted' && this.session.generation === reg.generation) {
+          this.log?.warn('registration znode was deleted; registering again');
+          this.register({ sessionId: reg.sessionId, generation: reg.generation });
+        } else {
+          this.watchOwnNode(reg);
+        }
+      })
+      .catch(() => {});
+  }
+}
