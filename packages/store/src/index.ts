@@ -1,1 +1,15 @@
-export {};
+export * from './cron/cron-schedule.js';
+export * from './db.js';
+export * from './definitions/apply-definitions.js';
+export * from './definitions/definition-types.js';
+export * from './definitions/load-definitions.js';
+export * from './definitions/pause-schedule.js';
+export { validateDefinition, zonedWallTimeToEpoch } from './definitions/validate-definition.js';
+export * from './migrate.js';
+export * from './queries/attempt-queries.js';
+export * from './queries/cluster-state-queries.js';
+export * from './queries/command-queries.js';
+export * from './queries/fire-queries.js';
+export * from './queries/run-queries.js';
+export * from './queries/schedule-queries.js';
+export * from './queries/workflow-queries.js';

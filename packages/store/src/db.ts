@@ -1,0 +1,34 @@
+import pg from 'pg';
+
+/** Anything that runs a query: a pool, or a client inside a transaction. */
+export type Db = Pick<pg.ClientBase, 'query'>;
+
+// bigint (int8) columns as JS numbers: every id and epoch-ms value sched stores fits in 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export function createPool(url: string, opts: { max?: number; applicationName?: string } = {}): pg.Pool {
+  return new pg.Pool({
+    connectionString: url,
+    max: opts.max ?? 10,
+    application_name: opts.applicationName ?? 'sched',
+  });
+}
+
+/** Runs `fn` in one transaction on one pooled client; rolls back on any error. */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
