@@ -25,7 +25,7 @@ export interface CreateLoggerOptions {
 
 const REDACTED = '[Redacted]';
 
-// Key names whose values are secrets wherever they appear, up to three levels deep
+// Key names whose values are secrets wherever they appear, up to four levels deep
 // (pino's redaction supports `*` for one level only, so the depths are spelled out).
 const SECRET_KEYS = ['secret', 'password', 'auth', 'token'];
 const URL_KEYS = ['url', 'connectionString'];
