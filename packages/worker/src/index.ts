@@ -22,5 +22,7 @@ export {
   TaskExecutor,
   type TaskExecutorOptions,
 } from './executor/task-executor.js';
+export { HttpError } from './http/http-error.js';
+export { WorkerHttpServer, type WorkerHttpServerOptions } from './http/worker-http-server.js';
 export { AttemptLog } from './logs/attempt-log.js';
 export { LogStore, type LogStoreOptions } from './logs/log-store.js';
