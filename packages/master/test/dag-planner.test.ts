@@ -132,3 +132,48 @@ describe('planRun', () => {
     expect(retryDelayMs({ max: 5, backoff: 'exponential', delayMs: 100, maxDelayMs: 300 }, 4)).toBe(300);
   });
 });
+
+describe('planRun with shards', () => {
+  const sharded = [task('s', [], { retries: { max: 1, backoff: 'fixed', delayMs: 0 } }), task('t', ['s'])];
+  const shard = (i: number, attempt: number, state: AttemptView['state'], endedAt: number | null = 1) => ({
+    ...att('s', attempt, state, endedAt),
+    shardIndex: i,
+    shardTotal: 3,
+  });
+
+  test('each shard is retried on its own, with its shard index', () => {
+    const plan = planRun(
+      sharded,
+      [shard(0, 1, 'succeeded'), shard(1, 1, 'failed'), shard(2, 1, 'running')],
+      5,
+    );
+    expect(plan.dispatch).toEqual([{ taskName: 's', attempt: 2, shard: { index: 1, total: 3 } }]);
+    expect(plan.tasks.s).toBe('ready');
+    expect(plan.tasks.t).toBe('waiting');
+  });
+
+  test('the task succeeds only when every shard succeeded', () => {
+    const done = planRun(
+      sharded,
+      [shard(0, 1, 'succeeded'), shard(1, 1, 'succeeded'), shard(2, 1, 'succeeded')],
+      5,
+    );
+    expect(done.tasks.s).toBe('succeeded');
+    expect(done.dispatch).toEqual([{ taskName: 't', attempt: 1 }]);
+
+    const oneFailed = planRun(
+      sharded,
+      [shard(0, 1, 'succeeded'), shard(1, 1, 'failed'), shard(1, 2, 'failed'), shard(2, 1, 'succeeded')],
+      5,
+    );
+    expect(oneFailed.tasks.s).toBe('failed');
+    expect(oneFailed.tasks.t).toBe('upstream-failed');
+    expect(oneFailed.outcome).toBe('failed');
+  });
+
+  test('a pending attempt (no worker yet) counts as active: no second attempt is planned', () => {
+    const plan = planRun([task('x')], [att('x', 1, 'pending')], 1);
+    expect(plan.tasks.x).toBe('active');
+    expect(plan.dispatch).toEqual([]);
+  });
+});

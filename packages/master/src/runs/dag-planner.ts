@@ -10,7 +10,7 @@
 // | waiting          | no attempt yet; some upstream task is not terminal                   |
 // | ready            | no attempt yet (or retry due); every upstream task succeeded         |
 // | retry-wait       | last attempt failed/timed-out, retries left, backoff not yet elapsed  |
-// | active           | last attempt dispatched or running                                   |
+// | active           | last attempt pending (intent, no worker yet), dispatched or running  |
 // | succeeded        | last attempt succeeded                                               |
 // | failed           | last attempt failed/timed-out/killed with no retries left, or failed |
 // |                  | over with failover policy `fail`                                     |
@@ -20,8 +20,13 @@
 // `notBefore` passes (the driver arms a timer for `wakeAt`); failed-over with policy `rerun` →
 // dispatch at once (a failover is not the task's fault, so it does not use up a retry).
 // The run is terminal when every task is terminal: succeeded if all succeeded, else failed.
+//
+// Sharded tasks (sharding-broadcast) have one attempt lineage per shard: each shard is retried
+// on its own, and the task is terminal when every shard is (succeeded only if all succeeded).
+// The first dispatch of a task carries no shard: the router decides how many shards there are.
 
 export type AttemptState =
+  | 'pending'
   | 'dispatched'
   | 'running'
   | 'succeeded'
@@ -50,6 +55,10 @@ export interface PlannedTask {
 export interface AttemptView {
   taskName: string;
   attempt: number;
+  /** @defaultValue 0 */
+  shardIndex?: number;
+  /** @defaultValue 1 */
+  shardTotal?: number;
   state: AttemptState;
   /** Wall-clock epoch ms when the attempt ended; required for terminal states to compute backoff. */
   endedAt: number | null;
@@ -58,6 +67,8 @@ export interface AttemptView {
 export interface DispatchAction {
   taskName: string;
   attempt: number;
+  /** Set when re-dispatching one shard of a sharded task; absent on a task's first dispatch. */
+  shard?: { index: number; total: number };
 }
 
 export interface RunPlan {
@@ -70,7 +81,7 @@ export interface RunPlan {
   outcome: 'succeeded' | 'failed' | null;
 }
 
-const ACTIVE: ReadonlySet<AttemptState> = new Set(['dispatched', 'running']);
+const ACTIVE: ReadonlySet<AttemptState> = new Set(['pending', 'dispatched', 'running']);
 const FAILED: ReadonlySet<AttemptState> = new Set(['failed', 'timed-out', 'killed']);
 
 /** Delay before retry number `retry` (1 = the first retry), per the task's backoff. */
@@ -115,8 +126,7 @@ export function planRun(
     history: AttemptView[],
     upstream: (dep: string) => TaskState,
   ): TaskState => {
-    const last = history.at(-1);
-    if (!last) {
+    if (history.length === 0) {
       const ups = def.dependsOn.map(upstream);
       if (ups.some((u) => u === 'failed' || u === 'upstream-failed')) return 'upstream-failed';
       if (ups.every((u) => u === 'succeeded')) {
@@ -125,11 +135,31 @@ export function planRun(
       }
       return 'waiting';
     }
+    const lineages = new Map<number, AttemptView[]>();
+    for (const a of history) {
+      const i = a.shardIndex ?? 0;
+      const list = lineages.get(i) ?? [];
+      list.push(a);
+      lineages.set(i, list);
+    }
+    const states = [...lineages.values()].map((l) => lineageState(def, l));
+    if (states.every((s) => s === 'succeeded')) return 'succeeded';
+    for (const s of ['ready', 'retry-wait', 'active'] as const) if (states.includes(s)) return s;
+    return 'failed';
+  };
+
+  /** The state of one shard's attempts (all attempts when the task is not sharded). */
+  const lineageState = (def: PlannedTask, history: AttemptView[]): TaskState => {
+    const last = history.at(-1) as AttemptView;
+    const shard =
+      (last.shardTotal ?? 1) > 1
+        ? { shard: { index: last.shardIndex ?? 0, total: last.shardTotal ?? 1 } }
+        : {};
     if (ACTIVE.has(last.state)) return 'active';
     if (last.state === 'succeeded') return 'succeeded';
     if (last.state === 'failed-over') {
       if (def.failover === 'fail') return 'failed';
-      dispatch.push({ taskName: def.name, attempt: last.attempt + 1 });
+      dispatch.push({ taskName: def.name, attempt: last.attempt + 1, ...shard });
       return 'ready';
     }
     if (FAILED.has(last.state)) {
@@ -138,7 +168,7 @@ export function planRun(
       if (last.state === 'killed' || failures > def.retries.max) return 'failed';
       const due = (last.endedAt ?? now) + retryDelayMs(def.retries, failures);
       if (due <= now) {
-        dispatch.push({ taskName: def.name, attempt: last.attempt + 1 });
+        dispatch.push({ taskName: def.name, attempt: last.attempt + 1, ...shard });
         return 'ready';
       }
       wakeAt = wakeAt === null ? due : Math.min(wakeAt, due);
