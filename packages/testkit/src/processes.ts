@@ -7,7 +7,7 @@
 //   - is SIGKILLed when the test file ends (see cleanup.ts), even when a test failed.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { registerCleanup, trackChild, untrackChild } from './cleanup.js';
 import { timing } from './timing.js';
 
@@ -205,12 +205,20 @@ function tail(text: string, lines = 30): string {
   return text.split('\n').slice(-lines).join('\n');
 }
 
-/** True when a process with this pid exists (signal 0 probe; EPERM still means it exists). */
+/**
+ * True when a process with this pid is alive: the signal-0 probe succeeds (EPERM also means
+ * it exists) and it is not a zombie (dead, waiting to be reaped by its parent or init, which
+ * on some machines happens only every few seconds).
+ */
 export function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    return !/^\d+ \(.*\) Z/s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
   }
 }
