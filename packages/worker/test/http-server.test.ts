@@ -29,6 +29,7 @@ async function call(method: string, path: string, body?: unknown, headers: Recor
   } catch {
     json = undefined;
   }
+  // biome-ignore lint/suspicious/noExplicitAny: the tests read arbitrary JSON answers
   return { status: res.status, json: json as Record<string, any>, text, headers: res.headers };
 }
 
