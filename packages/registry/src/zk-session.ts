@@ -425,10 +425,11 @@ export class ZkSession extends TypedEmitter<ZkSessionEvents> {
         clearTimeout(timer);
         resolve();
       }
-      // The library emits DISCONNECTED once the server has answered the close (or the socket died).
-      if (client.getState() === zookeeper.State.SYNC_CONNECTED) client.once('disconnected', done);
-      else setImmediate(done);
+      const connected = client.getState() === zookeeper.State.SYNC_CONNECTED;
       this.disposeClient(client);
+      // The library emits DISCONNECTED once the server has answered the close (or the socket died).
+      if (connected) client.once('disconnected', done);
+      else setImmediate(done);
     });
   }
 
