@@ -25,6 +25,7 @@
 
 import { createServer, type Server, Socket } from 'node:net';
 import { registerCleanup } from './cleanup.js';
+import { HarnessError } from './errors.js';
 
 export type FaultMode = 'pass' | 'blackhole' | 'cut' | 'reject' | 'down' | { delayMs: number };
 
@@ -181,7 +182,8 @@ export class FaultProxy {
       server.once('error', reject);
       server.listen({ host: '127.0.0.1', port: 0 }, () => {
         const address = server.address();
-        if (address === null || typeof address === 'string') reject(new Error('FaultProxy: no TCP address'));
+        if (address === null || typeof address === 'string')
+          reject(new HarnessError('TESTKIT_SERVER_START', 'FaultProxy: no TCP address'));
         else resolve(address.port);
       });
     });
@@ -262,14 +264,16 @@ export class FaultProxy {
 function validateMode(mode: FaultMode): void {
   if (typeof mode === 'object') {
     if (mode === null || !Number.isFinite(mode.delayMs) || mode.delayMs < 0) {
-      throw new Error(
+      throw new HarnessError(
+        'TESTKIT_INVALID_ARGUMENT',
         `FaultProxy mode { delayMs } needs a non-negative number of ms, got ${JSON.stringify(mode)}`,
       );
     }
     return;
   }
   if (!['pass', 'blackhole', 'cut', 'reject', 'down'].includes(mode)) {
-    throw new Error(
+    throw new HarnessError(
+      'TESTKIT_INVALID_ARGUMENT',
       `FaultProxy mode must be 'pass', 'blackhole', 'cut', 'reject', 'down' or { delayMs }, got ${JSON.stringify(mode)}`,
     );
   }

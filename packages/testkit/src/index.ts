@@ -1,5 +1,6 @@
 // @sched/testkit: real servers and real faults for sched's tests. See docs/testing.md.
 export { registerCleanup, runCleanups } from './cleanup.js';
+export { HarnessError, type HarnessErrorCode } from './errors.js';
 export { EventQueue } from './event-queue.js';
 export { type EventuallyOptions, eventually } from './eventually.js';
 export { type FaultMode, FaultProxy } from './fault-proxy.js';

@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { HarnessError } from './errors.js';
 
 /**
  * A loopback TCP port that was free a moment ago (bind port 0, read it, close). Another
@@ -14,7 +15,7 @@ export function freePort(): Promise<number> {
       const address = server.address();
       if (address === null || typeof address === 'string') {
         server.close();
-        reject(new Error('freePort: unexpected server address'));
+        reject(new HarnessError('TESTKIT_SERVER_START', 'freePort: unexpected server address'));
         return;
       }
       server.close(() => resolve(address.port));

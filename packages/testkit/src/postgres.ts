@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { registerCleanup } from './cleanup.js';
+import { HarnessError } from './errors.js';
 import { freePort } from './ports.js';
 import { type ChildHandle, spawnProcess } from './processes.js';
 import { makeServerDir, testkitRoot } from './temp-dirs.js';
@@ -68,7 +69,10 @@ function pgBinDir(): string {
     : [];
   const newest = versions[0];
   if (newest === undefined) {
-    throw new Error(`PostgreSQL not installed: no ${base}/<version>/bin/initdb (apt-get install postgresql)`);
+    throw new HarnessError(
+      'TESTKIT_NOT_INSTALLED',
+      `PostgreSQL not installed: no ${base}/<version>/bin/initdb (apt-get install postgresql)`,
+    );
   }
   return join(base, newest, 'bin');
 }
@@ -80,7 +84,10 @@ function runAs(): RunAs {
   const line = passwd.split('\n').find((l) => l.startsWith('postgres:'));
   const fields = line?.split(':');
   if (!fields || fields[2] === undefined || fields[3] === undefined) {
-    throw new Error('running as root but there is no `postgres` user to run PostgreSQL as');
+    throw new HarnessError(
+      'TESTKIT_NOT_INSTALLED',
+      'running as root but there is no `postgres` user to run PostgreSQL as',
+    );
   }
   return { uid: Number(fields[2]), gid: Number(fields[3]) };
 }
@@ -117,7 +124,10 @@ async function pristineCluster(bin: string, as: RunAs): Promise<string> {
   );
   const result = await initdb.exited;
   if (result.code !== 0) {
-    throw new Error(`initdb failed (code ${result.code}, signal ${result.signal}):\n${initdb.output()}`);
+    throw new HarnessError(
+      'TESTKIT_SERVER_START',
+      `initdb failed (code ${result.code}, signal ${result.signal}):\n${initdb.output()}`,
+    );
   }
   writeFileSync(join(dataDir, '.sched-complete'), new Date().toISOString());
   try {
@@ -189,7 +199,9 @@ class PgProcess implements PgServer {
         return 'port-in-use';
       }
       await child.kill9();
-      throw new Error(`PostgreSQL did not start; log ${this.logFile}`, { cause: error });
+      throw new HarnessError('TESTKIT_SERVER_START', `PostgreSQL did not start; log ${this.logFile}`, {
+        cause: error,
+      });
     }
     return 'ok';
   }
@@ -218,7 +230,10 @@ export async function startPostgres(): Promise<PgServer> {
     const outcome = await server.start(bin, as);
     if (outcome === 'ok') break;
     if (attempt >= 5)
-      throw new Error(`PostgreSQL: no free port after ${attempt} attempts; log ${server.logFile}`);
+      throw new HarnessError(
+        'TESTKIT_SERVER_START',
+        `PostgreSQL: no free port after ${attempt} attempts; log ${server.logFile}`,
+      );
     server.port = await freePort();
   }
   registerCleanup(`stop PostgreSQL ${server.url()}`, () => server.stop());
@@ -244,7 +259,10 @@ export async function createDatabase(
   const name = `t_${prefix}_${process.pid}_${databaseCounter}_${Math.random().toString(36).slice(2, 7)}`;
   const template = opts.template;
   if (template !== undefined && !/^[A-Za-z0-9_]+$/.test(template)) {
-    throw new Error(`createDatabase template must match [A-Za-z0-9_]+, got '${template}'`);
+    throw new HarnessError(
+      'TESTKIT_INVALID_ARGUMENT',
+      `createDatabase template must match [A-Za-z0-9_]+, got '${template}'`,
+    );
   }
   await withAdminClient(pgServer, (client) =>
     client.query(`CREATE DATABASE "${name}"${template ? ` TEMPLATE "${template}"` : ''}`),

@@ -9,6 +9,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { registerCleanup, trackChild, untrackChild } from './cleanup.js';
+import { HarnessError } from './errors.js';
 import { timing } from './timing.js';
 
 export interface SpawnOptions {
@@ -74,10 +75,15 @@ export function spawnProcess(cmd: string, args: string[], opts: SpawnOptions = {
   if (child.pid === undefined) {
     // spawn failures (ENOENT, EACCES) are reported asynchronously; surface them clearly.
     const failed = new Promise<never>((_, reject) => {
-      child.once('error', (error) => reject(new Error(`cannot spawn ${name} (${cmd})`, { cause: error })));
+      child.once('error', (error) =>
+        reject(new HarnessError('TESTKIT_SPAWN', `cannot spawn ${name} (${cmd})`, { cause: error })),
+      );
     });
     failed.catch(() => undefined);
-    throw new Error(`cannot spawn ${name}: ${cmd} ${args.join(' ')} (no pid; is the command installed?)`);
+    throw new HarnessError(
+      'TESTKIT_SPAWN',
+      `cannot spawn ${name}: ${cmd} ${args.join(' ')} (no pid; is the command installed?)`,
+    );
   }
   const pid = child.pid;
   trackChild(pid, group);

@@ -8,6 +8,7 @@
 // Shared servers must not be stopped or killed by a test: their handles throw on
 // stop()/kill()/restart(). Fault tests start their own servers.
 
+import { HarnessError } from './errors.js';
 import { type PgServer, startPostgres } from './postgres.js';
 import { fourLetterWord, startZooKeeper, type ZkServer } from './zookeeper.js';
 
@@ -46,13 +47,19 @@ function readDescription(envName: string): SharedServerDescription | undefined {
   } catch {
     // fall through
   }
-  throw new Error(`${envName} must be the JSON description written by test/global-setup.ts, got '${raw}'`);
+  throw new HarnessError(
+    'TESTKIT_SHARED_SERVER',
+    `${envName} must be the JSON description written by test/global-setup.ts, got '${raw}'`,
+  );
 }
 
 function refuse(what: string): () => Promise<void> {
   return () =>
     Promise.reject(
-      new Error(`the shared ${what} must not be stopped, killed or restarted by a test; start a private one`),
+      new HarnessError(
+        'TESTKIT_SHARED_SERVER',
+        `the shared ${what} must not be stopped, killed or restarted by a test; start a private one`,
+      ),
     );
 }
 

@@ -8,6 +8,8 @@
 //   session()       base × 2: a ZooKeeper session timeout for fast expiry tests
 //   multiple(n)     the same helpers with base × n
 
+import { HarnessError } from './errors.js';
+
 export interface Timing {
   readonly base: number;
   /** Upper bound for something that must happen (base × waiting multiple). */
@@ -26,7 +28,10 @@ const waitingMultiple = 10;
 
 export function makeTiming(base: number): Timing {
   if (!Number.isFinite(base) || base <= 0) {
-    throw new Error(`timing base must be a positive number of milliseconds, got ${base}`);
+    throw new HarnessError(
+      'TESTKIT_INVALID_ARGUMENT',
+      `timing base must be a positive number of milliseconds, got ${base}`,
+    );
   }
   return {
     base,
@@ -43,7 +48,10 @@ function baseFromEnv(): number {
   if (raw === undefined || raw === '') return 1000;
   const value = Number(raw);
   if (!Number.isFinite(value) || value <= 0) {
-    throw new Error(`SCHED_TEST_TIMING_BASE must be a positive number of milliseconds, got '${raw}'`);
+    throw new HarnessError(
+      'TESTKIT_INVALID_ARGUMENT',
+      `SCHED_TEST_TIMING_BASE must be a positive number of milliseconds, got '${raw}'`,
+    );
   }
   return value;
 }

@@ -16,6 +16,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import zookeeper from 'node-zookeeper-client';
 import { registerCleanup } from './cleanup.js';
+import { HarnessError } from './errors.js';
 import { freePort } from './ports.js';
 import { type ChildHandle, spawnProcess } from './processes.js';
 import { makeServerDir } from './temp-dirs.js';
@@ -62,7 +63,10 @@ const slf4jSimple = '/usr/share/java/slf4j-simple.jar';
 
 function classPath(): string {
   if (!existsSync(zkJar)) {
-    throw new Error(`ZooKeeper not installed: ${zkJar} is missing (apt-get install zookeeper)`);
+    throw new HarnessError(
+      'TESTKIT_NOT_INSTALLED',
+      `ZooKeeper not installed: ${zkJar} is missing (apt-get install zookeeper)`,
+    );
   }
   return ['/etc/zookeeper/conf', zkJar, ...(existsSync(slf4jSimple) ? [slf4jSimple] : [])].join(':');
 }
@@ -92,7 +96,12 @@ export function fourLetterWord(host: string, port: number, word: string, timeout
     let reply = '';
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`four-letter word '${word}' to ${host}:${port}: no reply within ${timeoutMs} ms`));
+      reject(
+        new HarnessError(
+          'TESTKIT_TIMEOUT',
+          `four-letter word '${word}' to ${host}:${port}: no reply within ${timeoutMs} ms`,
+        ),
+      );
     }, timeoutMs);
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(word));
@@ -230,13 +239,12 @@ class ZkProcess implements ZkServer {
   }
 }
 
-class ZkStartError extends Error {
+class ZkStartError extends HarnessError {
   constructor(
     message: string,
     readonly portInUse: boolean,
   ) {
-    super(message);
-    this.name = 'ZkStartError';
+    super('TESTKIT_SERVER_START', message);
   }
 }
 
@@ -272,7 +280,10 @@ export async function startZooKeeperEnsemble(opts: StartEnsembleOptions = {}): P
   const size = opts.size ?? 3;
   const tickTime = opts.tickTime ?? 200;
   if (!Number.isInteger(size) || size < 1)
-    throw new Error(`ensemble size must be a positive integer, got ${size}`);
+    throw new HarnessError(
+      'TESTKIT_INVALID_ARGUMENT',
+      `ensemble size must be a positive integer, got ${size}`,
+    );
   for (let attempt = 1; ; attempt++) {
     const root = makeServerDir('zke');
     const ports: { client: number; peer: number; election: number }[] = [];
@@ -326,7 +337,10 @@ let chrootCounter = 0;
  */
 export async function zkChroot(server: { connectString: string }, prefix = 't'): Promise<string> {
   if (!/^[A-Za-z0-9_.-]+$/.test(prefix)) {
-    throw new Error(`zkChroot prefix must match [A-Za-z0-9_.-]+, got '${prefix}'`);
+    throw new HarnessError(
+      'TESTKIT_INVALID_ARGUMENT',
+      `zkChroot prefix must match [A-Za-z0-9_.-]+, got '${prefix}'`,
+    );
   }
   chrootCounter += 1;
   const random = Math.random().toString(36).slice(2, 8);
@@ -337,7 +351,10 @@ export async function zkChroot(server: { connectString: string }, prefix = 't'):
       const timer = setTimeout(
         () =>
           reject(
-            new Error(`zkChroot: cannot connect to ${server.connectString} within ${timing.forWaiting()} ms`),
+            new HarnessError(
+              'TESTKIT_TIMEOUT',
+              `zkChroot: cannot connect to ${server.connectString} within ${timing.forWaiting()} ms`,
+            ),
           ),
         timing.forWaiting(),
       );
