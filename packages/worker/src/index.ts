@@ -26,3 +26,14 @@ export { HttpError } from './http/http-error.js';
 export { WorkerHttpServer, type WorkerHttpServerOptions } from './http/worker-http-server.js';
 export { AttemptLog } from './logs/attempt-log.js';
 export { LogStore, type LogStoreOptions } from './logs/log-store.js';
+export {
+  type AttemptReport,
+  finishedReport,
+  type NewAttemptReport,
+  type ReportAck,
+  runningReport,
+} from './reporting/attempt-report.js';
+export { reportExecutorEvents } from './reporting/executor-reports.js';
+export { type HttpReportTransportOptions, httpReportTransport } from './reporting/http-report-transport.js';
+export { type ReportBackoff, ReportSender, type ReportSenderOptions } from './reporting/report-sender.js';
+export { ReportSpool } from './reporting/report-spool.js';

@@ -1,0 +1,33 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock, Logger } from '@sched/core';
+import type { TaskExecutor } from '../executor/task-executor.js';
+import { finishedReport, runningReport } from './attempt-report.js';
+import type { ReportSender } from './report-sender.js';
+
+/**
+ * Turns executor events into reports: RUNNING when the task starts, then the result. Returns the
+ * unsubscribe function. `workerKey` is this worker's incarnation key.
+ */
+export function reportExecutorEvents(
+  executor: TaskExecutor,
+  sender: ReportSender,
+  workerKey: () => string,
+  clock: Clock,
+  logger?: Logger,
+): () => void {
+  return executor.on((event) => {
+    const at = new Date(clock.now()).toISOString();
+    const report =
+      event.type === 'running'
+        ? runningReport(randomUUID(), event.request, workerKey(), event.snapshot.startedAt, at)
+        : finishedReport(randomUUID(), event.request, workerKey(), event.result, at);
+    sender.submit(report).catch((err) => {
+      // The spool could not be written (disk full, read-only): the master will find the attempt
+      // through failover or its own timeout; say so loudly.
+      logger?.error(
+        { err, attemptId: report.attemptId, kind: report.kind },
+        'attempt report could not be spooled',
+      );
+    });
+  });
+}

@@ -1,0 +1,274 @@
+import { randomUUID } from 'node:crypto';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { systemClock } from '@sched/core';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { TaskExecutor } from '../src/executor/task-executor.js';
+import { LogStore } from '../src/logs/log-store.js';
+import type { AttemptReport, NewAttemptReport } from '../src/reporting/attempt-report.js';
+import { reportExecutorEvents } from '../src/reporting/executor-reports.js';
+import { httpReportTransport } from '../src/reporting/http-report-transport.js';
+import { ReportSender } from '../src/reporting/report-sender.js';
+import { ReportSpool } from '../src/reporting/report-spool.js';
+import { attemptRequest, tempDir } from './helpers.js';
+
+const SECRET = 'report-secret';
+
+/**
+ * A real HTTP server standing in for a master's report endpoint. Mode `fail` answers 500,
+ * `ack` acknowledges everything, `reject` rejects everything; `stop()` closes it (connection
+ * refused) and `start()` brings it back on the same port.
+ */
+class FakeMaster {
+  mode: 'fail' | 'ack' | 'reject' = 'ack';
+  /** Every report received, with the mode it met. */
+  readonly received: { report: AttemptReport; mode: string; at: number }[] = [];
+  readonly requestTimes: number[] = [];
+  private server: Server | undefined;
+  port = 0;
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        this.requestTimes.push(performance.now());
+        if (req.headers.authorization !== `Bearer ${SECRET}` || req.url !== '/v1/reports') {
+          res.writeHead(401).end();
+          return;
+        }
+        const { reports } = JSON.parse(body) as { reports: AttemptReport[] };
+        for (const report of reports) this.received.push({ report, mode: this.mode, at: performance.now() });
+        if (this.mode === 'fail') {
+          res
+            .writeHead(500, { 'content-type': 'application/json' })
+            .end('{"error":{"code":"DB_DOWN","message":"x"}}');
+        } else if (this.mode === 'reject') {
+          const rejected = reports.map((r) => ({
+            reportId: r.reportId,
+            code: 'FENCED',
+            message: 'not yours',
+          }));
+          res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ acked: [], rejected }));
+        } else {
+          res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ acked: reports.map((r) => r.reportId) }));
+        }
+      });
+    });
+    await new Promise<void>((r) => this.server?.listen(this.port, '127.0.0.1', r));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    const s = this.server;
+    if (!s) return;
+    this.server = undefined;
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  ackedIds(): string[] {
+    return this.received.filter((r) => r.mode === 'ack').map((r) => r.report.reportId);
+  }
+}
+
+function report(n: number, kind: 'running' | 'finished' = 'running', attemptId = `a-${n}`): NewAttemptReport {
+  return {
+    reportId: randomUUID(),
+    kind,
+    attemptId,
+    runId: 'r-1',
+    taskName: 't',
+    attempt: 1,
+    worker: '127.0.0.1:7000_1700000000000',
+    at: new Date().toISOString(),
+    startedAt: new Date().toISOString(),
+    result: null,
+  };
+}
+
+let dir: Awaited<ReturnType<typeof tempDir>>;
+let master: FakeMaster;
+const senders: ReportSender[] = [];
+
+function sender(
+  opts: { masters?: () => string[]; initialMs?: number; jitter?: number; maxMs?: number } = {},
+) {
+  const s = new ReportSender({
+    spool: new ReportSpool(join(dir.path, 'spool')),
+    send: httpReportTransport({
+      masters: opts.masters ?? (() => [master.address]),
+      secret: SECRET,
+      timeoutMs: 2_000,
+    }),
+    backoff: { initialMs: opts.initialMs ?? 20, maxMs: opts.maxMs ?? 200, jitter: opts.jitter ?? 0.2 },
+  });
+  senders.push(s);
+  return s;
+}
+const spoolFiles = () => readdirSync(join(dir.path, 'spool'));
+
+beforeEach(async () => {
+  dir = await tempDir('reports');
+  master = new FakeMaster();
+  await master.start();
+});
+afterEach(async () => {
+  for (const s of senders.splice(0)) await s.stop();
+  await master.stop();
+  await dir.remove();
+});
+
+describe('ReportSender with a real HTTP master', () => {
+  test('through 500s and a master that is down, every report is delivered and acked exactly once, in order', async () => {
+    const s = sender();
+    await s.start();
+    master.mode = 'fail';
+    const submitted: string[] = [];
+    const submitSome = async (from: number, count: number) => {
+      for (let i = from; i < from + count; i++) {
+        const r = report(i);
+        submitted.push(r.reportId);
+        await s.submit(r);
+      }
+    };
+    await submitSome(0, 40);
+    // Durable before any ack: the spool holds them.
+    expect(spoolFiles().length).toBeGreaterThan(0);
+    await master.stop(); // connection refused now
+    await submitSome(40, 30);
+    await new Promise((r) => setTimeout(r, 300));
+    await master.start();
+    master.mode = 'ack';
+    await submitSome(70, 30);
+    await s.drained(10_000);
+
+    const acked = master.ackedIds();
+    expect(new Set(acked)).toEqual(new Set(submitted));
+    expect(acked).toHaveLength(submitted.length); // none sent again after its ack
+    // Sent in submission order.
+    const seqs = master.received.filter((r) => r.mode === 'ack').map((r) => r.report.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(master.received.some((r) => r.mode === 'fail')).toBe(true);
+    expect(spoolFiles()).toEqual([]);
+    expect(s.pending).toBe(0);
+  });
+
+  test('retries back off exponentially, then deliver once the master recovers', async () => {
+    const s = sender({ initialMs: 40, maxMs: 1_000, jitter: 0 });
+    master.mode = 'fail';
+    await s.start();
+    await s.submit(report(1));
+    while (master.requestTimes.length < 6) await new Promise((r) => setTimeout(r, 20));
+    const t = master.requestTimes.slice(0, 6);
+    const gaps = t.slice(1).map((x, i) => x - (t[i] as number));
+    const expected = [40, 80, 160, 320, 640];
+    gaps.forEach((gap, i) => {
+      expect(gap).toBeGreaterThanOrEqual((expected[i] as number) - 5);
+      expect(gap).toBeLessThan((expected[i] as number) + 400);
+    });
+    master.mode = 'ack';
+    await s.drained(10_000);
+    expect(master.ackedIds()).toHaveLength(1);
+  });
+
+  test('on restart the spool is replayed: reports left unacknowledged by a stopped sender are delivered by the next', async () => {
+    const first = sender({ masters: () => [] }); // no master reachable at all
+    await first.start();
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const r = report(i, i % 2 === 0 ? 'running' : 'finished');
+      ids.push(r.reportId);
+      await first.submit(r);
+    }
+    await first.stop();
+    expect(spoolFiles().length).toBeGreaterThan(0);
+    expect(master.received).toHaveLength(0);
+
+    const second = sender();
+    expect(await second.start()).toEqual({ replayed: 30 });
+    const later = report(99);
+    await second.submit(later);
+    await second.drained(10_000);
+    expect(master.ackedIds()).toEqual([...ids, later.reportId]);
+    const laterSeq = master.received.find((r) => r.report.reportId === later.reportId)?.report.seq;
+    expect(laterSeq).toBe(31);
+    expect(spoolFiles()).toEqual([]);
+  });
+
+  test('replay ignores a half-written segment and skips damaged lines', async () => {
+    const spoolDir = join(dir.path, 'spool');
+    const good = { ...report(1), seq: 7 };
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(spoolDir, { recursive: true });
+    writeFileSync(
+      join(spoolDir, '0000000000000007.jsonl'),
+      `${JSON.stringify(good)}\n{"truncated":\nnot json\n`,
+    );
+    writeFileSync(join(spoolDir, '0000000000000008.jsonl.tmp'), JSON.stringify({ ...report(2), seq: 8 }));
+    const s = sender();
+    expect(await s.start()).toEqual({ replayed: 1 });
+    await s.drained(10_000);
+    expect(master.ackedIds()).toEqual([good.reportId]);
+    expect(spoolFiles()).toEqual([]);
+  });
+
+  test('a report the master rejects (fenced) is dropped, not retried forever', async () => {
+    master.mode = 'reject';
+    const s = sender();
+    await s.start();
+    await s.submit(report(1));
+    await s.drained(10_000);
+    expect(master.received).toHaveLength(1);
+    expect(spoolFiles()).toEqual([]);
+  });
+
+  test('any live master will do: with the first one down, the second takes the reports', async () => {
+    const down = new FakeMaster();
+    await down.start();
+    const downAddress = down.address;
+    await down.stop();
+    const s = sender({ masters: () => [downAddress, master.address] });
+    await s.start();
+    await s.submit(report(1));
+    await s.drained(10_000);
+    expect(master.ackedIds()).toHaveLength(1);
+  });
+});
+
+describe('executor → reports', () => {
+  test('a task reports RUNNING, then its result with exit code and log tail', async () => {
+    const logs = new LogStore({ dir: join(dir.path, 'logs') });
+    const executor = new TaskExecutor({
+      capacity: 2,
+      killGraceMs: 200,
+      logs,
+      workDir: join(dir.path, 'work'),
+    });
+    const s = sender();
+    await s.start();
+    const key = '127.0.0.1:7001_1700000000001';
+    reportExecutorEvents(executor, s, () => key, systemClock);
+    const req = attemptRequest({ type: 'shell', command: 'echo working; exit 2' });
+    executor.submit(req);
+    await executor.result(req.attemptId);
+    await s.drained(10_000);
+    const got = master.received.map((r) => r.report);
+    expect(got.map((r) => [r.kind, r.attemptId, r.worker])).toEqual([
+      ['running', req.attemptId, key],
+      ['finished', req.attemptId, key],
+    ]);
+    expect(got[1]?.result).toMatchObject({ state: 'failed', exitCode: 2 });
+    expect(got[1]?.result?.logTail).toContain('working');
+  });
+});
