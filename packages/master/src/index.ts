@@ -1,2 +1,2 @@
-export {};
 export * from './routing/index.js';
+export * from './scheduler/index.js';

@@ -268,3 +268,20 @@ describe('cron golden table', () => {
     expect(checkCron('0 0 * * *', 'Atlantis/Capital')).toContain('unknown time zone "Atlantis/Capital"');
   });
 });
+
+describe('latest fire times (catch-up after an outage)', () => {
+  it('returns the most recent ones, ascending, within the range', () => {
+    const s = new CronSchedule('* * * * * *');
+    const from = Date.parse('2025-01-01T12:00:00Z');
+    expect(s.latest(from, from + 10_000, 3)).toEqual([from + 8_000, from + 9_000, from + 10_000]);
+    expect(s.latest(from, from + 1_500, 5)).toEqual([from, from + 1_000]);
+  });
+  it('is DST-consistent with next()', () => {
+    const s = new CronSchedule('0 30 2 * * ?', { timezone: 'America/New_York' });
+    expect(s.latest(Date.parse('2025-03-08T00:00:00Z'), Date.parse('2025-03-10T12:00:00Z'), 5)).toEqual([
+      Date.parse('2025-03-08T07:30:00Z'),
+      Date.parse('2025-03-09T07:00:00Z'),
+      Date.parse('2025-03-10T06:30:00Z'),
+    ]);
+  });
+});

@@ -150,6 +150,21 @@ export class CronSchedule {
     return t;
   }
 
+  /**
+   * The latest fire times in [fromMs, untilMs], at most `limit`, ascending. Used for catch-up
+   * after an outage: walks backwards from `untilMs`, so a long outage costs `limit` steps, not one
+   * step per missed fire.
+   */
+  latest(fromMs: number, untilMs: number, limit: number): number[] {
+    if (limit <= 0) return [];
+    const lower = Math.max(fromMs, this.startAt ?? fromMs);
+    return this.cron
+      .previousRuns(limit, new Date(untilMs + 1))
+      .map((d) => d.getTime())
+      .filter((t) => t >= lower && t <= untilMs && (this.endAt === undefined || t < this.endAt))
+      .reverse();
+  }
+
   /** Fire times in (afterMs, untilMs], at most `limit`. */
   between(afterMs: number, untilMs: number, limit: number): number[] {
     const out: number[] = [];

@@ -1,0 +1,194 @@
+import { type Clock, createLogger, type Logger, systemClock } from '@sched/core';
+import {
+  type CommandRow,
+  CronSchedule,
+  claimNextCommand,
+  getRun,
+  getScheduleOfWorkflow,
+  insertRuns,
+  type NewRun,
+  requeueBackfillRemainder,
+  withTransaction,
+} from '@sched/store';
+import type pg from 'pg';
+
+/**
+ * CommandProcessor: claims durable commands (manual trigger with params, re-run, backfill over a
+ * range) and creates their runs in the SAME transaction as the claim (DELETE … RETURNING): a
+ * master that dies mid-way rolls back and the command is claimed again; a command is never done
+ * twice. Any master with a valid lease claims; FOR UPDATE SKIP LOCKED lets several do so at once.
+ *
+ * A backfill creates at most `backfillChunk` runs per transaction and puts the rest of its range
+ * back under the same command id, so a year of per-minute fires does not become one huge
+ * transaction. A command that can never succeed (its workflow or run is gone, the workflow has no
+ * schedule to backfill) is dropped with a warning instead of being retried forever.
+ */
+
+export interface CommandProcessorOptions {
+  /** @defaultValue 500 */
+  pollIntervalMs: number;
+  /** @defaultValue 500 */
+  backfillChunk: number;
+  /** At most this many commands per poll. @defaultValue 100 */
+  maxPerPoll: number;
+}
+
+export const DEFAULT_COMMAND_OPTIONS = {
+  pollIntervalMs: 500,
+  backfillChunk: 500,
+  maxPerPoll: 100,
+} satisfies CommandProcessorOptions;
+
+export interface CommandResult {
+  commandId: number;
+  kind: CommandRow['kind'];
+  runIds: number[];
+  dropped?: string;
+}
+
+export interface CommandProcessorDeps {
+  pool: pg.Pool;
+  self: string;
+  leaseValid: () => boolean;
+  clock?: Clock;
+  logger?: Logger;
+  options?: Partial<CommandProcessorOptions>;
+  onCommandDone?: (r: CommandResult) => void;
+}
+
+export class CommandProcessor {
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+  private current: Promise<unknown> | null = null;
+  private readonly opts: CommandProcessorOptions;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+
+  constructor(private readonly deps: CommandProcessorDeps) {
+    this.opts = { ...DEFAULT_COMMAND_OPTIONS, ...deps.options };
+    this.log = (deps.logger ?? createLogger({ name: 'scheduler' })).child({ component: 'command-processor' });
+    this.clock = deps.clock ?? systemClock;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearTimeout(this.timer);
+    await this.current;
+  }
+
+  /** Wakes the processor now (e.g. on NOTIFY sched_commands). */
+  poke(): void {
+    if (!this.running || this.current) return;
+    clearTimeout(this.timer);
+    this.loop();
+  }
+
+  private loop(): void {
+    this.current = this.drain()
+      .catch((err) => this.log.warn({ err }, 'command processing failed; retrying'))
+      .finally(() => {
+        this.current = null;
+        if (this.running) this.timer = setTimeout(() => this.loop(), this.opts.pollIntervalMs);
+      });
+  }
+
+  /** Processes commands until none is left (or maxPerPoll). Returns what was done. */
+  async drain(): Promise<CommandResult[]> {
+    const done: CommandResult[] = [];
+    for (let i = 0; i < this.opts.maxPerPoll; i++) {
+      if (!this.deps.leaseValid()) break;
+      const result = await withTransaction(this.deps.pool, async (tx) => {
+        const cmd = await claimNextCommand(tx);
+        if (!cmd) return null;
+        return this.execute(tx, cmd);
+      });
+      if (!result) break;
+      if (result.dropped) this.log.warn({ command: result }, 'command dropped');
+      else
+        this.log.info(
+          { commandId: result.commandId, kind: result.kind, runs: result.runIds.length },
+          'command done',
+        );
+      this.deps.onCommandDone?.(result);
+      done.push(result);
+    }
+    return done;
+  }
+
+  private async execute(tx: pg.PoolClient, cmd: CommandRow): Promise<CommandResult> {
+    const base = { commandId: cmd.id, kind: cmd.kind };
+    const run = (r: Omit<NewRun, 'owner' | 'commandId'>): NewRun => ({
+      ...r,
+      owner: this.deps.self,
+      commandId: cmd.id,
+    });
+    switch (cmd.kind) {
+      case 'trigger': {
+        if (cmd.workflowId === null) return { ...base, runIds: [], dropped: 'trigger without a workflow' };
+        const ids = await insertRuns(tx, [
+          run({
+            workflowId: cmd.workflowId,
+            workflowVersion: null,
+            fireTimeMs: null,
+            trigger: 'manual',
+            params: cmd.params,
+            rerunOf: null,
+          }),
+        ]);
+        return { ...base, runIds: ids };
+      }
+      case 'rerun': {
+        const original = cmd.runId === null ? null : await getRun(tx, cmd.runId);
+        if (!original) return { ...base, runIds: [], dropped: `run ${cmd.runId} does not exist` };
+        const ids = await insertRuns(tx, [
+          run({
+            workflowId: original.workflowId,
+            workflowVersion: original.workflowVersion,
+            fireTimeMs: original.fireTime ? original.fireTime.getTime() : null,
+            trigger: 'rerun',
+            params: { ...original.params, ...cmd.params },
+            rerunOf: original.id,
+          }),
+        ]);
+        return { ...base, runIds: ids };
+      }
+      case 'backfill': {
+        if (cmd.workflowId === null || cmd.rangeStartMs === null || cmd.rangeEndMs === null) {
+          return { ...base, runIds: [], dropped: 'backfill without a workflow or range' };
+        }
+        const schedule = await getScheduleOfWorkflow(tx, cmd.workflowId);
+        if (!schedule) return { ...base, runIds: [], dropped: 'the workflow has no schedule to backfill' };
+        // The range is inclusive at both ends; the schedule's own start/end do not limit a backfill.
+        const cron = new CronSchedule(schedule.cron, { timezone: schedule.timezone });
+        const times = cron.between(cmd.rangeStartMs - 1, cmd.rangeEndMs, this.opts.backfillChunk + 1);
+        const chunk = times.slice(0, this.opts.backfillChunk);
+        const rest = times[this.opts.backfillChunk];
+        const ids = await insertRuns(
+          tx,
+          chunk.map((t) =>
+            run({
+              workflowId: cmd.workflowId as number,
+              workflowVersion: null,
+              fireTimeMs: t,
+              trigger: 'backfill',
+              params: cmd.params,
+              rerunOf: null,
+            }),
+          ),
+        );
+        if (rest !== undefined) await requeueBackfillRemainder(tx, cmd, rest);
+        this.log.debug(
+          { commandId: cmd.id, now: this.clock.now(), created: ids.length, more: rest !== undefined },
+          'backfill chunk',
+        );
+        return { ...base, runIds: ids };
+      }
+    }
+  }
+}

@@ -1,0 +1,438 @@
+import { type Clock, createLogger, type Logger, systemClock } from '@sched/core';
+import {
+  CronSchedule,
+  type FireOutcome,
+  fireSchedules,
+  listDueSchedules,
+  listReleasableQueues,
+  releaseQueuedRun,
+  type ScheduleRow,
+} from '@sched/store';
+import type pg from 'pg';
+import { type FirePlan, planFire } from './fire-plan.js';
+import { ownsSchedule, type SlotAssignment, sameAssignment, slotOf } from './slot-assignment.js';
+
+/**
+ * ScheduleFirer: fires the cron schedules of this master's slot, exactly once per
+ * (schedule, fire time), with millisecond timers (architecture §6).
+ *
+ * Lifecycle:
+ *
+ *   state     | start()          | stop()
+ *   ----------+------------------+-----------------------------------------
+ *   idle      | → running        | (no-op)
+ *   running   | (no-op)          | → stopping: timers cleared, in-flight fires awaited → stopped
+ *   stopped   | → running        | (no-op)
+ *
+ * While running, a scan every `scanIntervalMs` (and at once on membership change) reads the
+ * schedules of this slot due within `lookAheadMs` (the pre-read window) and arms one timer per
+ * distinct fire time. When a timer fires, every schedule due at that instant is fired in ONE
+ * statement (store's fireSchedules: CAS next_fire_time + insert run with unique key). After a
+ * successful fire the next fire time is computed in memory and re-armed without a re-read when it
+ * falls inside the window, so a schedule firing every second costs one statement per second
+ * (shared with every other schedule due at that second).
+ *
+ * Safety does not depend on this class being right about ownership: the database refuses a
+ * second fire. Liveness does: a master fires only while `leaseValid()` (its registry lease) and
+ * only the schedules of its slot in `liveMasters()`.
+ */
+
+export interface ScheduleFirerOptions {
+  /** Pre-read window: schedules due within this are armed in memory. @defaultValue 5000 */
+  lookAheadMs: number;
+  /** How often the due schedules are re-read. @defaultValue 1000 */
+  scanIntervalMs: number;
+  /** At most this many schedules are read per scan. @defaultValue 20000 */
+  scanLimit: number;
+  /** At most this many schedules go in one fire statement; larger sets are split and sent in parallel. @defaultValue 250 */
+  batchMax: number;
+  /** How often queued runs (concurrency `queue`) are checked for release. @defaultValue 1000 */
+  queueSweepMs: number;
+}
+
+export const DEFAULT_FIRER_OPTIONS = {
+  lookAheadMs: 5000,
+  scanIntervalMs: 1000,
+  scanLimit: 20_000,
+  batchMax: 250,
+  queueSweepMs: 1000,
+} satisfies ScheduleFirerOptions;
+
+export interface FiredRun {
+  runId: number;
+  scheduleId: number;
+  fireTimeMs: number;
+  queued: boolean;
+  /** Wall time (clock.now()) when the statement that created the run had committed. */
+  committedAtMs: number;
+}
+
+export interface ScheduleFirerDeps {
+  pool: pg.Pool;
+  /** This master's incarnation key; runs it fires are owned by it. */
+  self: string;
+  /** Keys of the live masters (from the registry). */
+  liveMasters: () => readonly string[];
+  /** False while the registry lease is suspended or lost: nothing is fired then. */
+  leaseValid: () => boolean;
+  clock?: Clock;
+  logger?: Logger;
+  options?: Partial<ScheduleFirerOptions>;
+  /** Called with the runs each fire statement created (after commit). */
+  onRunsCreated?: (runs: FiredRun[]) => void;
+}
+
+export interface FirerStats {
+  fireStatements: number;
+  runsCreated: number;
+  /** Fires refused by the database CAS (another master fired, or the schedule changed). */
+  casLost: number;
+  misfires: number;
+  droppedMisfires: number;
+  errors: number;
+}
+
+interface Armed {
+  row: ScheduleRow;
+  cron: CronSchedule;
+  fireAtMs: number;
+  inFlight: boolean;
+  /** Generation of the last in-memory change, so a scan that started earlier does not overwrite it. */
+  gen: number;
+}
+
+type FirerState = 'idle' | 'running' | 'stopping' | 'stopped';
+
+export class ScheduleFirer {
+  private state: FirerState = 'idle';
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly opts: ScheduleFirerOptions;
+  private readonly armed = new Map<number, Armed>();
+  private readonly buckets = new Map<number, { ids: Set<number>; timer: NodeJS.Timeout }>();
+  private readonly cronCache = new Map<string, CronSchedule>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private assignment: SlotAssignment | null = null;
+  private scanTimer: NodeJS.Timeout | undefined;
+  private queueTimer: NodeJS.Timeout | undefined;
+  private scanning: Promise<void> | null = null;
+  private rescanRequested = false;
+  private gen = 0;
+  readonly stats: FirerStats = {
+    fireStatements: 0,
+    runsCreated: 0,
+    casLost: 0,
+    misfires: 0,
+    droppedMisfires: 0,
+    errors: 0,
+  };
+
+  constructor(private readonly deps: ScheduleFirerDeps) {
+    this.clock = deps.clock ?? systemClock;
+    this.log = (deps.logger ?? createLogger({ name: 'scheduler' })).child({ component: 'schedule-firer' });
+    this.opts = { ...DEFAULT_FIRER_OPTIONS, ...deps.options };
+  }
+
+  get currentState(): FirerState {
+    return this.state;
+  }
+
+  /** Schedules currently armed in memory (for tests and metrics). */
+  get armedCount(): number {
+    return this.armed.size;
+  }
+
+  start(): void {
+    if (this.state === 'running' || this.state === 'stopping') return;
+    this.state = 'running';
+    this.requestScan();
+    this.scheduleQueueSweep();
+  }
+
+  async stop(): Promise<void> {
+    if (this.state !== 'running') return;
+    this.state = 'stopping';
+    clearTimeout(this.scanTimer);
+    clearTimeout(this.queueTimer);
+    this.disarmAll();
+    await this.scanning;
+    await Promise.allSettled([...this.inFlight]);
+    this.state = 'stopped';
+  }
+
+  /** Call when the live master list changed: re-slots at once instead of at the next scan. */
+  membershipChanged(): void {
+    if (this.state === 'running') this.requestScan();
+  }
+
+  // ---- scanning -----------------------------------------------------------------------------
+
+  private requestScan(): void {
+    if (this.scanning) {
+      this.rescanRequested = true;
+      return;
+    }
+    clearTimeout(this.scanTimer);
+    this.scanning = this.scan()
+      .catch((err) => {
+        this.stats.errors += 1;
+        this.log.warn({ err }, 'schedule scan failed; retrying at the next interval');
+      })
+      .finally(() => {
+        this.scanning = null;
+        if (this.state !== 'running') return;
+        if (this.rescanRequested) {
+          this.rescanRequested = false;
+          this.requestScan();
+        } else {
+          this.scanTimer = setTimeout(() => this.requestScan(), this.opts.scanIntervalMs);
+        }
+      });
+  }
+
+  /** Recomputes the slot; drops what is no longer ours; returns the assignment (null = fire nothing). */
+  private refreshAssignment(): SlotAssignment | null {
+    const next = this.deps.leaseValid() ? slotOf(this.deps.self, this.deps.liveMasters()) : null;
+    if (!sameAssignment(next, this.assignment)) {
+      this.log.info({ from: this.assignment, to: next }, 'schedule slot changed');
+      this.assignment = next;
+      for (const [id, a] of this.armed) {
+        if (next === null || !ownsSchedule(next, id)) {
+          if (!a.inFlight) this.disarm(id);
+        }
+      }
+    }
+    return next;
+  }
+
+  private async scan(): Promise<void> {
+    const assignment = this.refreshAssignment();
+    if (assignment === null || this.state !== 'running') return;
+    const genAtStart = this.gen;
+    const now = this.clock.now();
+    const rows = await listDueSchedules(this.deps.pool, {
+      untilMs: now + this.opts.lookAheadMs,
+      slot: assignment.slot,
+      slotCount: assignment.slotCount,
+      limit: this.opts.scanLimit,
+    });
+    if (this.state !== 'running' || !sameAssignment(assignment, this.assignment)) return;
+    for (const row of rows) {
+      if (row.nextFireTime === null) continue;
+      const current = this.armed.get(row.id);
+      if (current) {
+        if (current.inFlight || current.gen > genAtStart) continue;
+        if (current.fireAtMs === row.nextFireTime && current.row.revision === row.revision) continue;
+        this.disarm(row.id);
+      }
+      let cron: CronSchedule;
+      try {
+        cron = this.cronFor(row);
+      } catch (err) {
+        this.stats.errors += 1;
+        this.log.error(
+          { err, scheduleId: row.id, cron: row.cron },
+          'stored cron expression does not parse; schedule skipped',
+        );
+        continue;
+      }
+      this.arm({ row, cron, fireAtMs: row.nextFireTime, inFlight: false, gen: ++this.gen });
+    }
+  }
+
+  private cronFor(row: ScheduleRow): CronSchedule {
+    const key = `${row.cron}\u0000${row.timezone}\u0000${row.startAt}\u0000${row.endAt}`;
+    let cron = this.cronCache.get(key);
+    if (!cron) {
+      cron = new CronSchedule(row.cron, {
+        timezone: row.timezone,
+        startAt: row.startAt ?? undefined,
+        endAt: row.endAt ?? undefined,
+      });
+      if (this.cronCache.size > 10_000) this.cronCache.clear();
+      this.cronCache.set(key, cron);
+    }
+    return cron;
+  }
+
+  // ---- timers -------------------------------------------------------------------------------
+
+  private arm(a: Armed): void {
+    this.armed.set(a.row.id, a);
+    let bucket = this.buckets.get(a.fireAtMs);
+    if (!bucket) {
+      const at = a.fireAtMs;
+      bucket = {
+        ids: new Set(),
+        timer: setTimeout(() => this.onBucketDue(at), Math.max(0, at - this.clock.now())),
+      };
+      this.buckets.set(at, bucket);
+    }
+    bucket.ids.add(a.row.id);
+  }
+
+  private disarm(id: number): void {
+    const a = this.armed.get(id);
+    if (!a) return;
+    this.armed.delete(id);
+    const bucket = this.buckets.get(a.fireAtMs);
+    if (bucket) {
+      bucket.ids.delete(id);
+      if (bucket.ids.size === 0) {
+        clearTimeout(bucket.timer);
+        this.buckets.delete(a.fireAtMs);
+      }
+    }
+  }
+
+  private disarmAll(): void {
+    for (const b of this.buckets.values()) clearTimeout(b.timer);
+    this.buckets.clear();
+    for (const [id, a] of this.armed) if (!a.inFlight) this.armed.delete(id);
+  }
+
+  private onBucketDue(fireAtMs: number): void {
+    const bucket = this.buckets.get(fireAtMs);
+    if (!bucket) return;
+    // Timers run on the monotonic clock; never fire before the wall-clock fire time.
+    const early = fireAtMs - this.clock.now();
+    if (early > 0) {
+      bucket.timer = setTimeout(() => this.onBucketDue(fireAtMs), early);
+      return;
+    }
+    this.buckets.delete(fireAtMs);
+    const due: Armed[] = [];
+    for (const id of bucket.ids) {
+      const a = this.armed.get(id);
+      if (a && a.fireAtMs === fireAtMs && !a.inFlight) due.push(a);
+    }
+    if (due.length > 0) this.track(this.fire(due));
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.inFlight.add(p);
+    p.finally(() => this.inFlight.delete(p));
+  }
+
+  // ---- firing -------------------------------------------------------------------------------
+
+  private async fire(due: Armed[]): Promise<void> {
+    const assignment = this.refreshAssignment();
+    if (this.state !== 'running' || assignment === null) {
+      for (const a of due) this.disarm(a.row.id);
+      return;
+    }
+    const mine = due.filter((a) => ownsSchedule(assignment, a.row.id));
+    for (const a of due) if (!ownsSchedule(assignment, a.row.id)) this.disarm(a.row.id);
+    if (mine.length === 0) return;
+
+    const now = this.clock.now();
+    const plans = new Map<number, FirePlan>();
+    for (const a of mine) {
+      a.inFlight = true;
+      a.gen = ++this.gen;
+      const plan = planFire(a.row, a.cron, a.fireAtMs, now);
+      plans.set(a.row.id, plan);
+      if (plan.misfired) {
+        this.stats.misfires += 1;
+        this.stats.droppedMisfires += plan.dropped;
+        this.log.warn(
+          {
+            scheduleId: a.row.id,
+            fireTime: new Date(a.fireAtMs).toISOString(),
+            policy: a.row.misfire,
+            runs: plan.fires.length,
+            dropped: plan.dropped,
+          },
+          'misfire',
+        );
+      }
+    }
+    const batches: Armed[][] = [];
+    for (let i = 0; i < mine.length; i += this.opts.batchMax)
+      batches.push(mine.slice(i, i + this.opts.batchMax));
+    await Promise.all(batches.map((batch) => this.fireBatch(batch, plans)));
+  }
+
+  private async fireBatch(batch: Armed[], plans: Map<number, FirePlan>): Promise<void> {
+    const advances = batch.map((a) => (plans.get(a.row.id) as FirePlan).advance);
+    const fires = batch.flatMap((a) => (plans.get(a.row.id) as FirePlan).fires);
+    let outcomes: FireOutcome[];
+    try {
+      // Checked as late as possible: a master paused (GC, SIGSTOP) must not act on a stale lease.
+      if (!this.deps.leaseValid()) throw new Error('registry lease not valid');
+      outcomes = await fireSchedules(this.deps.pool, this.deps.self, advances, fires);
+    } catch (err) {
+      this.stats.errors += 1;
+      this.log.warn(
+        { err, schedules: batch.length },
+        'fire failed; the schedules will be re-read and fired late',
+      );
+      for (const a of batch) {
+        a.inFlight = false;
+        this.disarm(a.row.id);
+      }
+      return;
+    }
+    const committedAtMs = this.clock.now();
+    this.stats.fireStatements += 1;
+    const created: FiredRun[] = [];
+    for (const o of outcomes) {
+      const a = this.armed.get(o.scheduleId);
+      if (!a) continue;
+      a.inFlight = false;
+      if (!o.advanced) {
+        this.stats.casLost += 1;
+        this.disarm(o.scheduleId);
+        continue;
+      }
+      for (const r of o.runs)
+        created.push({
+          runId: r.runId,
+          scheduleId: o.scheduleId,
+          fireTimeMs: r.fireTimeMs,
+          queued: r.queued,
+          committedAtMs,
+        });
+      const nextMs = (plans.get(o.scheduleId) as FirePlan).advance.nextMs;
+      this.disarm(o.scheduleId);
+      const assignment = this.assignment;
+      if (
+        nextMs !== null &&
+        this.state === 'running' &&
+        assignment !== null &&
+        ownsSchedule(assignment, o.scheduleId) &&
+        nextMs <= this.clock.now() + this.opts.lookAheadMs
+      ) {
+        this.arm({ row: a.row, cron: a.cron, fireAtMs: nextMs, inFlight: false, gen: ++this.gen });
+      }
+    }
+    this.stats.runsCreated += created.length;
+    if (created.length > 0) this.deps.onRunsCreated?.(created);
+  }
+
+  // ---- queue policy -------------------------------------------------------------------------
+
+  private scheduleQueueSweep(): void {
+    this.queueTimer = setTimeout(() => {
+      if (this.state !== 'running') return;
+      const p = this.sweepQueues()
+        .catch((err) => this.log.warn({ err }, 'queue sweep failed'))
+        .finally(() => {
+          if (this.state === 'running') this.scheduleQueueSweep();
+        });
+      this.track(p);
+    }, this.opts.queueSweepMs);
+  }
+
+  /** Starts the next queued run of every workflow whose previous run has ended. */
+  async sweepQueues(): Promise<number[]> {
+    if (!this.deps.leaseValid()) return [];
+    const released: number[] = [];
+    for (const workflowId of await listReleasableQueues(this.deps.pool, 100)) {
+      const runId = await releaseQueuedRun(this.deps.pool, workflowId);
+      if (runId !== null) released.push(runId);
+    }
+    return released;
+  }
+}
