@@ -53,6 +53,8 @@ export class ReportSender {
   /** Submitted, waiting for the next group commit. */
   private toWrite: { report: AttemptReport; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private writing: Promise<void> | null = null;
+  /** Taken from `toWrite`, being written to the spool now. */
+  private inWrite = 0;
   private seq = 0;
   private failures = 0;
   /** Ends the wait for new reports (set while the queue is empty). */
@@ -85,7 +87,7 @@ export class ReportSender {
 
   /** Reports not yet acknowledged (spooled or about to be). */
   get pending(): number {
-    return this.queue.length + this.toWrite.length;
+    return this.queue.length + this.toWrite.length + this.inWrite;
   }
 
   /** Reports acknowledged or rejected by a master since start. */
@@ -141,6 +143,7 @@ export class ReportSender {
     while (this.toWrite.length > 0) {
       const batch = this.toWrite;
       this.toWrite = [];
+      this.inWrite = batch.length;
       try {
         await this.opts.spool.append(batch.map((b) => b.report));
         this.queue.push(...batch.map((b) => b.report));
@@ -149,8 +152,11 @@ export class ReportSender {
       } catch (err) {
         this.opts.logger?.error({ err }, 'could not write attempt reports to the spool');
         for (const b of batch) b.reject(err);
+      } finally {
+        this.inWrite = 0;
       }
     }
+    if (this.queue.length === 0) this.notifyIdle();
     this.writing = null;
   }
 
@@ -212,7 +218,7 @@ export class ReportSender {
   }
 
   private notifyIdle(): void {
-    if (this.toWrite.length > 0) return;
+    if (this.pending > 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();
