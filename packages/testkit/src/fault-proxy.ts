@@ -21,6 +21,12 @@
 //   down        cut + reject: existing connections reset, new ones refused.
 //   {delayMs}   every chunk is delivered `delayMs` later, order preserved (latency).
 //
+// cutAfterRequest(match) is a one-shot fault on top of the mode (Curator's
+// ChaosMonkeyCnxnFactory): the next client chunk that `match` accepts is forwarded, the
+// server's reply is dropped, and the connection is reset once the reply has arrived (or
+// after a timeout): "the request succeeded, the reply was lost". See zk-wire.ts for a
+// ZooKeeper request matcher.
+//
 // State per connection: open → (closing: one side ended, draining queue) → closed.
 
 import { createServer, type Server, Socket } from 'node:net';
@@ -42,10 +48,22 @@ interface Direction {
   ended: boolean;
 }
 
+export type RequestMatcher = (chunk: Buffer, info: { chunkIndex: number }) => boolean;
+
+interface PendingCut {
+  match: RequestMatcher;
+  timeoutMs: number;
+  done: () => void;
+}
+
 class ProxiedConnection {
   readonly upstream: Direction;
   readonly downstream: Direction;
   closed = false;
+  /** Client chunks seen so far (for request matchers). */
+  private upstreamChunks = 0;
+  /** Set once a cut-after-request matched on this connection: replies are dropped. */
+  private cutting: PendingCut | undefined;
   /** A side closed while blackholed; reset the other side on heal. */
   brokenDuringBlackhole = false;
 
@@ -71,6 +89,21 @@ class ProxiedConnection {
 
   private onData(direction: Direction, chunk: Buffer): void {
     if (this.closed) return;
+    if (this.cutting && direction === this.downstream) {
+      // The reply to the matched request (or later traffic): lose it and cut now.
+      this.finishCut();
+      return;
+    }
+    if (direction === this.upstream) {
+      const pending = this.proxy.pendingCut;
+      const chunkIndex = this.upstreamChunks++;
+      if (pending && !this.cutting && pending.match(chunk, { chunkIndex })) {
+        this.proxy.pendingCut = undefined;
+        this.cutting = pending;
+        // If the server never answers, cut anyway.
+        setTimeout(() => this.finishCut(), pending.timeoutMs).unref();
+      }
+    }
     const mode = this.proxy.mode;
     const delayMs = typeof mode === 'object' ? mode.delayMs : 0;
     direction.queue.push({ data: chunk, dueAt: performance.now() + delayMs });
@@ -132,6 +165,13 @@ class ProxiedConnection {
     this.pump(this.downstream);
   }
 
+  private finishCut(): void {
+    const cutting = this.cutting;
+    if (!cutting || this.closed) return;
+    this.reset();
+    cutting.done();
+  }
+
   /** RST both sides now. */
   reset(): void {
     if (this.closed) return;
@@ -168,6 +208,8 @@ export class FaultProxy {
   private readonly open = new Set<ProxiedConnection>();
   private accepted = 0;
   private closedProxy = false;
+  /** @internal the armed cutAfterRequest, taken by the first connection whose chunk matches. */
+  pendingCut: PendingCut | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -216,6 +258,17 @@ export class FaultProxy {
     if (wasBlackhole && mode !== 'blackhole') {
       for (const connection of [...this.open]) connection.heal();
     }
+  }
+
+  /**
+   * One-shot "reply lost" fault: forwards the next client chunk accepted by `match`, drops
+   * the server's reply and resets the connection once the reply arrived (or after
+   * `timeoutMs`, default 2000). Resolves when the connection has been cut.
+   */
+  cutAfterRequest(match: RequestMatcher, opts: { timeoutMs?: number } = {}): Promise<void> {
+    return new Promise((resolve) => {
+      this.pendingCut = { match, timeoutMs: opts.timeoutMs ?? 2000, done: resolve };
+    });
   }
 
   /** Connections currently open through the proxy. */

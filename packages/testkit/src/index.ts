@@ -3,7 +3,7 @@ export { registerCleanup, runCleanups } from './cleanup.js';
 export { HarnessError, type HarnessErrorCode } from './errors.js';
 export { EventQueue } from './event-queue.js';
 export { type EventuallyOptions, eventually } from './eventually.js';
-export { type FaultMode, FaultProxy } from './fault-proxy.js';
+export { type FaultMode, FaultProxy, type RequestMatcher } from './fault-proxy.js';
 export { freePort } from './ports.js';
 export {
   type CreateDatabaseOptions,
@@ -28,6 +28,7 @@ export {
 } from './shared-servers.js';
 export { pruneOldServerDirs, testkitRoot } from './temp-dirs.js';
 export { makeTiming, sleep, type Timing, timing } from './timing.js';
+export { ZkOp, zkRequestMatcher, zkRequestOps } from './zk-wire.js';
 export {
   fourLetterWord,
   type StartEnsembleOptions,

@@ -1,6 +1,15 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventQueue, eventually, FaultProxy, startZooKeeper, timing, type ZkServer } from '../src/index.js';
+import {
+  EventQueue,
+  eventually,
+  FaultProxy,
+  startZooKeeper,
+  timing,
+  ZkOp,
+  type ZkServer,
+  zkRequestMatcher,
+} from '../src/index.js';
 import { connectZk, create, exists, type ZkClient, zookeeper } from './zk-helpers.js';
 
 /** An echo server: replies with every chunk it receives. */
@@ -225,6 +234,20 @@ describe('FaultProxy between a ZooKeeper client and a real server', () => {
     proxy.setMode('cut');
     await events.expectSequence(['DISCONNECTED', 'SYNC_CONNECTED']);
     await create(client, '/after-cut', '');
+    await proxy.close();
+  });
+
+  it('cutAfterRequest: the create reaches the server but its reply is lost', async () => {
+    const proxy = await FaultProxy.start({ host: zk.host, port: zk.port });
+    const client = await connectZk(proxy.address, 10_000);
+    const observer = await connectZk(zk.connectString);
+    clients.push(client, observer);
+    const cut = proxy.cutAfterRequest(zkRequestMatcher(ZkOp.create, ZkOp.create2));
+    // Other requests pass untouched until a create comes along.
+    expect(await exists(client, '/reply-lost')).toBe(false);
+    await expect(create(client, '/reply-lost', 'x')).rejects.toThrow(/CONNECTION_LOSS/);
+    await cut;
+    expect(await exists(observer, '/reply-lost')).toBe(true);
     await proxy.close();
   });
 
