@@ -120,10 +120,14 @@ describe('LeaderElection (acceptance 6)', () => {
       const log = new TermLog();
       const T = 3000;
       const proxy = await FaultProxy.start(serverAddress);
-      const leader = await candidate(`${proxy.address}${chroot}`, paths, 'victim', log, { sessionTimeoutMs: T, endOn });
+      const leader = await candidate(`${proxy.address}${chroot}`, paths, 'victim', log, {
+        sessionTimeoutMs: T,
+        endOn,
+      });
       await eventually(() => expect(log.leadersNow()).toEqual(['victim']));
-      const others = [];
-      for (let i = 0; i < 4; i++) others.push(await candidate(connect, paths, `o${i}`, log, { sessionTimeoutMs: 4000 }));
+      const others: { session: ZkSession; election: LeaderElection }[] = [];
+      for (let i = 0; i < 4; i++)
+        others.push(await candidate(connect, paths, `o${i}`, log, { sessionTimeoutMs: 4000 }));
       await eventually(() => expect(others.every((o) => o.election.candidateNode !== undefined)).toBe(true));
 
       const observer = await openSession(connect, { sessionTimeoutMs: 10_000 });

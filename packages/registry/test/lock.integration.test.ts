@@ -50,7 +50,8 @@ describe('DistributedLock (acceptance 7)', () => {
     expect(overlaps).toBe(0);
     expect(counter).toBe(200);
     // Each hold had its own node; tokens (czxids) strictly grow in acquisition order.
-    for (let i = 1; i < tokens.length; i++) expect((tokens[i] as bigint) > (tokens[i - 1] as bigint)).toBe(true);
+    for (let i = 1; i < tokens.length; i++)
+      expect((tokens[i] as bigint) > (tokens[i - 1] as bigint)).toBe(true);
     const { children } = await (sessions[0] as (typeof sessions)[0]).getChildren(paths.lock('counter'));
     expect(children).toEqual([]);
   });
@@ -66,7 +67,9 @@ describe('DistributedLock (acceptance 7)', () => {
     const waited = performance.now() - started;
     expect(waited).toBeGreaterThanOrEqual(390);
     expect(waited).toBeLessThan(2000);
-    expect((await a.getChildren(paths.lock('timeout'))).children).toEqual([held.node.slice(held.node.lastIndexOf('/') + 1)]);
+    expect((await a.getChildren(paths.lock('timeout'))).children).toEqual([
+      held.node.slice(held.node.lastIndexOf('/') + 1),
+    ]);
     await held.release();
     // Free again: acquired at once.
     const again = await new DistributedLock(b, paths, 'timeout').acquire({ timeoutMs: 2000 });
@@ -83,7 +86,9 @@ describe('DistributedLock (acceptance 7)', () => {
     held.signal.addEventListener('abort', () => {
       abortedAt = performance.now();
     });
-    const waiting = new DistributedLock(waiterSession, paths, 'loss').acquire({ timeoutMs: timing.forWaiting() });
+    const waiting = new DistributedLock(waiterSession, paths, 'loss').acquire({
+      timeoutMs: timing.forWaiting(),
+    });
     await timing.sleep(200);
     proxy.setMode('blackhole');
     const got = await waiting;
