@@ -17,6 +17,18 @@ export {
   TimeoutError,
   UsageError,
 } from './errors.js';
+export { type HostLoad, HostLoadSampler } from './host-load.js';
+export {
+  errorBody,
+  HttpError,
+  JsonHttpServer,
+  type JsonHttpServerOptions,
+  type RequestContext,
+  type Route,
+  type RouteResult,
+  rawErrorResponse,
+  sendJson,
+} from './http/json-http-server.js';
 export {
   type Incarnation,
   incarnationAddress,
@@ -26,3 +38,4 @@ export {
   parseIncarnationKey,
 } from './identity.js';
 export { type CreateLoggerOptions, createLogger, type Logger, redactConfig, redactUrl } from './logger.js';
+export { SCHED_VERSION } from './version.js';

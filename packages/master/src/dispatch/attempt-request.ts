@@ -1,0 +1,69 @@
+import type { TaskDefinition } from '@sched/store';
+import type { AttemptRequest, TaskSpec } from '@sched/worker';
+
+/** The worker-side task spec for a definition's task (architecture §10 → docs/transport.md). */
+export function taskSpecOf(task: TaskDefinition): TaskSpec {
+  switch (task.type) {
+    case 'shell':
+      return { type: 'shell', command: task.command ?? '' };
+    case 'script':
+      return {
+        type: 'script',
+        interpreter: task.script?.interpreter ?? '',
+        interpreterArgs: [],
+        source: task.script?.source ?? '',
+        args: [],
+      };
+    case 'http': {
+      const h = task.http;
+      return {
+        type: 'http',
+        url: h?.url ?? '',
+        method: h?.method ?? 'GET',
+        headers: h?.headers ?? {},
+        body: h?.body ?? null,
+        expectedStatus: h?.expectStatus ?? [],
+        requestTimeoutMs: null,
+      };
+    }
+    case 'noop':
+      return { type: 'noop' };
+  }
+}
+
+export interface AttemptIdentity {
+  attemptId: number;
+  runId: number;
+  taskName: string;
+  attempt: number;
+  shardIndex: number;
+  shardTotal: number;
+  fireTime: Date | null;
+  workerKey: string;
+}
+
+/**
+ * The dispatch body for one attempt. The idempotency key is the same for every attempt of one
+ * task (and shard) of one run, so a task whose side effects are keyed on it does them once even
+ * when it is retried or failed over (architecture §8).
+ */
+export function attemptRequestOf(
+  a: AttemptIdentity,
+  task: TaskDefinition,
+  params: Record<string, string>,
+): AttemptRequest {
+  return {
+    attemptId: String(a.attemptId),
+    runId: String(a.runId),
+    taskName: a.taskName,
+    attempt: a.attempt,
+    fireTime: a.fireTime ? a.fireTime.toISOString() : null,
+    shardIndex: a.shardIndex,
+    shardTotal: a.shardTotal,
+    idempotencyKey: `run-${a.runId}/${a.taskName}/${a.shardIndex}`,
+    params,
+    timeoutMs: task.timeoutMs,
+    worker: a.workerKey,
+    task: taskSpecOf(task),
+  };
+}

@@ -1,0 +1,157 @@
+import { Agent, request } from 'node:http';
+import { SchedError } from '@sched/core';
+import type { AttemptRequest } from '@sched/worker';
+
+/**
+ * The master's side of the master→worker transport (docs/transport.md): HTTP/1.1 keep-alive JSON,
+ * `Authorization: Bearer <cluster secret>`. One connection pool per master, shared by every worker.
+ */
+
+/** What a worker answered for one attempt of a batch. */
+export type DispatchAnswer =
+  | { attemptId: string; outcome: 'accepted' }
+  /** The worker already had this attempt (a repeated dispatch); it is running or done there. */
+  | { attemptId: string; outcome: 'duplicate' }
+  /** Capacity, draining, wrong incarnation: try another worker. */
+  | { attemptId: string; outcome: 'refused'; code: string; message: string };
+
+export interface WorkerClient {
+  /** Sends attempts to one worker. Throws `WorkerUnreachableError` when the worker cannot be asked at all. */
+  dispatch(address: string, attempts: AttemptRequest[]): Promise<DispatchAnswer[]>;
+  /** Asks a worker to kill an attempt; false when the worker does not know it. */
+  cancel(address: string, attemptId: string, reason: string): Promise<boolean>;
+  close(): void;
+}
+
+export class WorkerUnreachableError extends SchedError {
+  constructor(address: string, cause: unknown) {
+    super(
+      'WORKER_UNREACHABLE',
+      `worker ${address} could not be reached: ${(cause as Error)?.message ?? cause}`,
+      {
+        retriable: true,
+        cause,
+      },
+    );
+  }
+}
+
+export interface HttpWorkerClientOptions {
+  secret: string;
+  /** Per-request deadline. @defaultValue 10000 */
+  timeoutMs?: number;
+  /** Sockets per worker. @defaultValue 8 */
+  maxSockets?: number;
+}
+
+interface BatchResult {
+  status: number;
+  attemptId?: string;
+  accepted?: boolean;
+  error?: { code: string; message: string };
+}
+
+export class HttpWorkerClient implements WorkerClient {
+  private readonly agent: Agent;
+  private readonly timeoutMs: number;
+  private readonly auth: string;
+
+  constructor(opts: HttpWorkerClientOptions) {
+    this.agent = new Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 8, keepAliveMsecs: 5_000 });
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.auth = `Bearer ${opts.secret}`;
+  }
+
+  async dispatch(address: string, attempts: AttemptRequest[]): Promise<DispatchAnswer[]> {
+    const { status, body } = await this.call(address, 'POST', '/v1/attempts/batch', { attempts });
+    if (status !== 200) {
+      const err = (body as { error?: { code?: string; message?: string } }).error;
+      // The whole batch was refused (draining, malformed): nothing ran; every attempt is refused.
+      return attempts.map((a) => ({
+        attemptId: a.attemptId,
+        outcome: 'refused',
+        code: err?.code ?? `HTTP_${status}`,
+        message: err?.message ?? `worker answered ${status}`,
+      }));
+    }
+    const results = (body as { results?: BatchResult[] }).results ?? [];
+    return attempts.map((a, i): DispatchAnswer => {
+      const r = results[i];
+      if (r && (r.status === 200 || r.status === 202)) {
+        return { attemptId: a.attemptId, outcome: r.accepted === false ? 'duplicate' : 'accepted' };
+      }
+      return {
+        attemptId: a.attemptId,
+        outcome: 'refused',
+        code: r?.error?.code ?? 'NO_ANSWER',
+        message: r?.error?.message ?? 'the worker gave no answer for this attempt',
+      };
+    });
+  }
+
+  async cancel(address: string, attemptId: string, reason: string): Promise<boolean> {
+    const { status } = await this.call(
+      address,
+      'POST',
+      `/v1/attempts/${encodeURIComponent(attemptId)}/cancel`,
+      {
+        reason,
+      },
+    );
+    return status === 200;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private call(
+    address: string,
+    method: string,
+    path: string,
+    payload: unknown,
+  ): Promise<{ status: number; body: unknown }> {
+    const [host, portText] = splitAddress(address);
+    const data = Buffer.from(JSON.stringify(payload));
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host,
+          port: Number(portText),
+          method,
+          path,
+          agent: this.agent,
+          timeout: this.timeoutMs,
+          headers: {
+            Authorization: this.auth,
+            'Content-Type': 'application/json',
+            'Content-Length': data.length,
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let body: unknown = {};
+            try {
+              body = text ? JSON.parse(text) : {};
+            } catch {
+              body = { error: { code: 'BAD_RESPONSE', message: text.slice(0, 200) } };
+            }
+            resolve({ status: res.statusCode ?? 0, body });
+          });
+          res.on('error', (err) => reject(new WorkerUnreachableError(address, err)));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      req.on('error', (err) => reject(new WorkerUnreachableError(address, err)));
+      req.end(data);
+    });
+  }
+}
+
+function splitAddress(address: string): [string, string] {
+  const i = address.lastIndexOf(':');
+  return [address.slice(0, i), address.slice(i + 1)];
+}

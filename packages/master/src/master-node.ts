@@ -1,0 +1,330 @@
+import {
+  type Clock,
+  HostLoadSampler,
+  incarnationKey,
+  JsonHttpServer,
+  type Logger,
+  type Route,
+  SCHED_VERSION,
+  type SchedConfig,
+  SchedError,
+  systemClock,
+} from '@sched/core';
+import {
+  ensureLayout,
+  LeaderElection,
+  type LeadershipTerm,
+  MemberRegistration,
+  MembersView,
+  RegistryPaths,
+  type WorkerHeartbeat,
+  ZkSession,
+} from '@sched/registry';
+import { advanceLeaderEpoch, createPool, migrate } from '@sched/store';
+import type pg from 'pg';
+import { HttpWorkerClient } from './dispatch/worker-client.js';
+import { reportRoutes } from './http/master-routes.js';
+import { ReportApplier } from './reports/report-applier.js';
+import { WorkerRouter } from './routing/worker-router.js';
+import type { WorkerView } from './routing/worker-view.js';
+import { RunDriver } from './runs/run-driver.js';
+import { notifyOwners, RunWakeListener } from './runs/run-wake-channel.js';
+import { CommandProcessor } from './scheduler/command-processor.js';
+import { ScheduleFirer } from './scheduler/schedule-firer.js';
+
+/**
+ * A master daemon (architecture §1): fires the schedules of its slot, claims commands, owns and
+ * drives runs, applies workers' reports, and runs for leadership. Every side effect is gated on
+ * the registry lease; when the session is LOST the master fences itself at once (stops firing
+ * and driving) and resumes only with a new session.
+ *
+ * | state    | event                               | next                                   |
+ * |----------|-------------------------------------|----------------------------------------|
+ * | starting | HTTP bound, migrated, registered    | running                                |
+ * | running  | session SUSPENDED                   | running (lease checks stop new work)   |
+ * | running  | session LOST                        | fenced (firer + driver stopped)        |
+ * | fenced   | new session, registered again       | running                                |
+ * | any      | stop()                              | stopped (deregistered, connections closed) |
+ */
+
+export interface MasterNodeOptions {
+  config: SchedConfig;
+  logger: Logger;
+  clock?: Clock;
+  /** Extra HTTP routes (the REST API) mounted on the master's endpoint. */
+  routes?: (node: MasterNode) => Route[];
+}
+
+export class MasterNode {
+  readonly startTime: number;
+  readonly pid = process.pid;
+  key = '';
+  address = '';
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly load = new HostLoadSampler();
+  private http!: JsonHttpServer;
+  pool!: pg.Pool;
+  session!: ZkSession;
+  paths!: RegistryPaths;
+  private registration!: MemberRegistration;
+  mastersView!: MembersView;
+  workersView!: MembersView;
+  election!: LeaderElection;
+  private router!: WorkerRouter;
+  private client!: HttpWorkerClient;
+  driver!: RunDriver;
+  private wakeListener!: RunWakeListener;
+  private applier: ReportApplier | undefined;
+  firer!: ScheduleFirer;
+  commands!: CommandProcessor;
+  private fenced = false;
+  private stopping = false;
+  private state: 'NORMAL' | 'DRAINING' = 'NORMAL';
+
+  private constructor(private readonly opts: MasterNodeOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.startTime = this.clock.now();
+    this.log = opts.logger;
+  }
+
+  static async start(opts: MasterNodeOptions): Promise<MasterNode> {
+    const node = new MasterNode(opts);
+    try {
+      await node.boot();
+    } catch (err) {
+      await node.stop().catch(() => {});
+      throw err;
+    }
+    return node;
+  }
+
+  /** Whether side effects may happen now: the lease holds and this master is not fenced. */
+  leaseValid(): boolean {
+    if (this.fenced || this.stopping) return false;
+    try {
+      this.session.checkLease();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  get isLeader(): boolean {
+    return this.election?.isLeader() ?? false;
+  }
+
+  private async boot(): Promise<void> {
+    const { config } = this.opts;
+    if (!config.db.url) {
+      throw new SchedError('CONFIG_INVALID', 'db.url: a master needs PostgreSQL; set SCHED_DB_URL or db.url');
+    }
+    const secret = config.cluster.secret;
+    if (!secret) {
+      throw new SchedError(
+        'CONFIG_INVALID',
+        'cluster.secret: masters and workers need a shared secret; set SCHED_CLUSTER_SECRET or cluster.secret',
+      );
+    }
+
+    // 1. The database: migrate (under an advisory lock; concurrent masters are safe), then a pool.
+    await migrate(config.db.url);
+    this.pool = createPool(config.db.url, { max: config.db.poolSize, applicationName: 'sched-master' });
+
+    // 2. The HTTP endpoint decides the advertised port (0 = pick a free one) and so the identity.
+    this.http = new JsonHttpServer({
+      name: 'master',
+      secret,
+      logger: this.log,
+      routes: [
+        ...reportRoutes({
+          apply: (reports) => {
+            if (!this.applier)
+              throw new SchedError('STARTING', 'the master is starting', { retriable: true });
+            return this.applier.apply(reports);
+          },
+        }),
+        ...(this.opts.routes?.(this) ?? []),
+      ],
+    });
+    const bound = await this.http.listen(config.node.port, config.node.host);
+    this.address = `${config.node.host}:${bound.port}`;
+    this.key = incarnationKey({ host: config.node.host, port: bound.port, startTime: this.startTime });
+
+    // 3. The registry.
+    this.paths = new RegistryPaths(config.zk.root);
+    this.session = await ZkSession.connect({
+      connectString: config.zk.connect,
+      sessionTimeoutMs: config.zk.sessionTimeoutMs,
+      requestTimeoutMs: config.zk.requestTimeoutMs,
+      ...(config.zk.auth ? { auth: config.zk.auth } : {}),
+      clock: this.clock,
+      logger: this.log,
+    });
+    await ensureLayout(this.session, this.paths);
+    this.workersView = new MembersView(this.session, this.paths, 'worker', { logger: this.log });
+    this.mastersView = new MembersView(this.session, this.paths, 'master', { logger: this.log });
+    await Promise.all([this.workersView.start(), this.mastersView.start()]);
+
+    // 4. Run driving, report applying, firing, commands.
+    this.router = new WorkerRouter({ clock: this.clock });
+    this.client = new HttpWorkerClient({ secret });
+    this.driver = new RunDriver({
+      db: this.pool,
+      owner: this.key,
+      router: this.router,
+      workers: () => this.workerViews(),
+      client: this.client,
+      leaseValid: () => this.leaseValid(),
+      wakeElsewhere: (ids) => void notifyOwners(this.pool, new Map([['*', ids]])).catch(() => {}),
+      clock: this.clock,
+      logger: this.log.child({ component: 'run-driver' }),
+    });
+    this.applier = new ReportApplier({
+      db: this.pool,
+      owner: this.key,
+      wakeLocal: (ids) => this.driver.wake(ids),
+      logger: this.log,
+    });
+    this.wakeListener = new RunWakeListener({
+      connectionString: config.db.url,
+      owner: this.key,
+      onWake: (ids) => this.driver.wake(ids),
+      logger: this.log,
+    });
+    this.firer = new ScheduleFirer({
+      pool: this.pool,
+      self: this.key,
+      liveMasters: () => this.mastersView.list().map((m) => m.key),
+      leaseValid: () => this.leaseValid(),
+      clock: this.clock,
+      logger: this.log,
+      onRunsCreated: (runs) => this.driver.wake(runs.filter((r) => !r.queued).map((r) => r.runId)),
+    });
+    this.commands = new CommandProcessor({
+      pool: this.pool,
+      self: this.key,
+      leaseValid: () => this.leaseValid(),
+      clock: this.clock,
+      logger: this.log,
+      onCommandDone: (r) => this.driver.wake(r.runIds),
+    });
+
+    // 5. Register (the firer needs this master in the live list to own a slot), then start.
+    this.registration = new MemberRegistration(this.session, this.paths, {
+      role: 'master',
+      key: this.key,
+      heartbeat: () => ({
+        address: this.address,
+        startTime: this.startTime,
+        pid: this.pid,
+        version: SCHED_VERSION,
+        ...this.load.sample(),
+        state: this.state,
+        reportedAt: new Date(this.clock.now()).toISOString(),
+      }),
+      intervalMs: config.heartbeat.intervalMs,
+      logger: this.log,
+    });
+    await this.registration.start();
+    this.mastersView.on('added', () => this.firer.membershipChanged());
+    this.mastersView.on('removed', () => this.firer.membershipChanged());
+    await this.mastersView.sync();
+
+    this.session.on('lost', (info) =>
+      this.fence(`ZooKeeper session ${info.sessionId} lost (${info.reason})`),
+    );
+    this.session.on('session', () => this.unfence());
+
+    await this.wakeListener.start();
+    await this.driver.start();
+    this.firer.start();
+    this.commands.start();
+
+    this.election = new LeaderElection(this.session, this.paths, {
+      key: this.key,
+      clock: this.clock,
+      logger: this.log,
+      onLeadership: (term) => this.lead(term),
+    });
+    this.election.start();
+  }
+
+  /** Leader duties for one term: record the fencing token, then hold until the term ends. */
+  private async lead(term: LeadershipTerm): Promise<void> {
+    const epoch = Number(term.token);
+    const advanced = await advanceLeaderEpoch(this.pool, epoch, this.key);
+    this.log.info({ epoch, advanced }, 'leadership term started');
+    await new Promise<void>((resolve) => {
+      if (term.signal.aborted) resolve();
+      else term.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    this.log.info({ epoch }, 'leadership term ended');
+  }
+
+  /** Live workers as the router sees them. */
+  workerViews(): WorkerView[] {
+    return this.workersView.list().map((m) => {
+      const hb = m.heartbeat as WorkerHeartbeat;
+      return {
+        key: m.key,
+        address: m.address,
+        startTime: m.startTime,
+        groups: hb.groups ?? [],
+        weight: hb.weight ?? 1,
+        capacity: hb.capacity ?? 0,
+        running: hb.running ?? 0,
+        state: hb.state,
+        cpu: hb.cpu,
+        memory: hb.memory,
+        load: hb.load,
+      };
+    });
+  }
+
+  private fence(reason: string): void {
+    if (this.fenced || this.stopping) return;
+    this.fenced = true;
+    this.log.warn({ reason }, 'self-fencing: stopped firing and driving runs');
+    void this.firer.stop();
+    void this.commands.stop();
+    void this.driver.stop();
+  }
+
+  private unfence(): void {
+    if (!this.fenced || this.stopping) return;
+    this.fenced = false;
+    this.log.info('new ZooKeeper session: firing and driving runs again');
+    this.firer.start();
+    this.commands.start();
+    void this.driver.start();
+  }
+
+  /** Stops everything: deregisters (nothing is failed over for a graceful stop), closes connections. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.state = 'DRAINING';
+    const quietly = async (what: string, fn: () => Promise<unknown> | unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        this.log.warn({ err }, `stopping ${what} failed`);
+      }
+    };
+    await quietly('election', () => this.election?.close());
+    await quietly('firer', () => this.firer?.stop());
+    await quietly('commands', () => this.commands?.stop());
+    await quietly('driver', () => this.driver?.stop());
+    await quietly('wake listener', () => this.wakeListener?.stop());
+    await quietly('registration', () => this.registration?.stop());
+    await quietly('views', () => {
+      this.mastersView?.stop();
+      this.workersView?.stop();
+    });
+    await quietly('session', () => this.session?.close());
+    await quietly('http', () => this.http?.close());
+    this.client?.close();
+    await quietly('pool', () => this.pool?.end());
+  }
+}

@@ -1,0 +1,116 @@
+import type { Logger } from '@sched/core';
+import type { Db } from '@sched/store';
+import type { AttemptReport } from '@sched/worker';
+import { notifyOwners } from '../runs/run-wake-channel.js';
+
+/**
+ * Applies workers' attempt reports (architecture §7). Any master applies any report, with a
+ * fenced conditional update: the attempt id, the worker incarnation that was given the attempt,
+ * and an allowed current state must all match. So a report delivered twice (lost ack, spool
+ * replay), a report from a worker whose attempt was failed over, or one for an attempt that was
+ * re-assigned changes nothing. Then the run's owner is woken: directly when it is this master,
+ * by NOTIFY otherwise.
+ *
+ * Every report in a batch is answered: `applied` (this call changed the attempt) or `stale`
+ * (it can never apply: already applied, fenced out, unknown). Both are acknowledged, so the
+ * worker drops them from its spool; only a failure to reach the database leaves them unacked.
+ */
+
+const FINAL_STATES = new Set(['succeeded', 'failed', 'timed-out', 'killed']);
+
+export interface ReportOutcome {
+  applied: string[];
+  stale: string[];
+  invalid: { reportId: string; message: string }[];
+}
+
+export class ReportApplier {
+  constructor(
+    private readonly opts: {
+      db: Db;
+      owner: string;
+      wakeLocal: (runIds: number[]) => void;
+      logger: Logger;
+    },
+  ) {}
+
+  async apply(reports: AttemptReport[]): Promise<ReportOutcome> {
+    const invalid: ReportOutcome['invalid'] = [];
+    // The latest report per attempt wins within a batch (a `finished` supersedes a `running`).
+    const latest = new Map<number, AttemptReport>();
+    const superseded: string[] = [];
+    for (const r of reports) {
+      const id = Number(r.attemptId);
+      const state = r.kind === 'running' ? 'running' : r.result?.state;
+      if (
+        !Number.isSafeInteger(id) ||
+        id <= 0 ||
+        !state ||
+        (state !== 'running' && !FINAL_STATES.has(state))
+      ) {
+        invalid.push({ reportId: r.reportId, message: 'not an attempt report sched can apply' });
+        continue;
+      }
+      const prev = latest.get(id);
+      if (prev && prev.kind === 'finished' && r.kind === 'running') {
+        superseded.push(r.reportId);
+        continue;
+      }
+      if (prev) superseded.push(prev.reportId);
+      latest.set(id, r);
+    }
+    const list = [...latest.values()];
+    if (list.length === 0) return { applied: [], stale: superseded, invalid };
+
+    const { rows } = await this.opts.db.query<{ id: number; run_id: number; owner: string | null }>(
+      `WITH r AS (
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
+                              $7::timestamptz[], $8::timestamptz[])
+                AS r(id, worker_key, state, exit_code, log_tail, error, started_at, ended_at)
+       ), u AS (
+         UPDATE task_attempts a
+            SET state = r.state,
+                started_at = coalesce(a.started_at, r.started_at, clock_timestamp()),
+                ended_at = CASE WHEN r.state = 'running' THEN NULL ELSE coalesce(r.ended_at, clock_timestamp()) END,
+                exit_code = coalesce(r.exit_code, a.exit_code),
+                log_tail = coalesce(r.log_tail, a.log_tail),
+                error = coalesce(r.error, a.error)
+           FROM r
+          WHERE a.id = r.id AND a.worker_key = r.worker_key
+            AND (a.state = 'dispatched' OR (a.state = 'running' AND r.state <> 'running'))
+         RETURNING a.id, a.run_id
+       )
+       SELECT u.id, u.run_id, runs.owner FROM u JOIN runs ON runs.id = u.run_id`,
+      [
+        list.map((r) => Number(r.attemptId)),
+        list.map((r) => r.worker),
+        list.map((r) => (r.kind === 'running' ? 'running' : (r.result?.state as string))),
+        list.map((r) => r.result?.exitCode ?? null),
+        list.map((r) => r.result?.logTail ?? null),
+        list.map((r) => r.result?.error ?? null),
+        list.map((r) => r.startedAt ?? null),
+        list.map((r) => r.result?.endedAt ?? null),
+      ],
+    );
+
+    const appliedIds = new Set(rows.map((r) => r.id));
+    const mine: number[] = [];
+    const others = new Map<string, number[]>();
+    for (const r of rows) {
+      if (r.owner === this.opts.owner) mine.push(r.run_id);
+      else {
+        const key = r.owner ?? '*';
+        const ids = others.get(key) ?? [];
+        ids.push(r.run_id);
+        others.set(key, ids);
+      }
+    }
+    if (others.size > 0) await notifyOwners(this.opts.db, others);
+    if (mine.length > 0) this.opts.wakeLocal(mine);
+
+    const applied: string[] = [];
+    const stale: string[] = [...superseded];
+    for (const r of list) (appliedIds.has(Number(r.attemptId)) ? applied : stale).push(r.reportId);
+    return { applied, stale, invalid };
+  }
+}

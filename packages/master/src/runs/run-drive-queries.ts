@@ -1,0 +1,205 @@
+import type { AttemptState, Db, WorkflowDefinition } from '@sched/store';
+
+/**
+ * The run driver's statements, one named operation each, all batched over many runs and all
+ * fenced on `owner = $me`: a master that lost a run (failover re-assigned it) changes nothing.
+ */
+
+export interface DriveRun {
+  id: number;
+  workflowId: number;
+  version: number;
+  fireTime: Date | null;
+  state: 'pending' | 'running';
+  params: Record<string, string>;
+  cancelRequested: boolean;
+}
+
+export interface DriveAttempt {
+  id: number;
+  runId: number;
+  taskName: string;
+  attempt: number;
+  shardIndex: number;
+  shardTotal: number;
+  state: AttemptState;
+  workerAddress: string | null;
+  workerKey: string | null;
+  endedAtMs: number | null;
+}
+
+/** Ids of every active, unqueued run this master owns (start-up and the periodic sweep). */
+export async function listOwnedActiveRuns(db: Db, owner: string): Promise<number[]> {
+  const { rows } = await db.query<{ id: number }>(
+    `SELECT id FROM runs WHERE owner = $1 AND state IN ('pending', 'running') AND NOT queued ORDER BY id`,
+    [owner],
+  );
+  return rows.map((r) => r.id);
+}
+
+export async function loadRunsToDrive(db: Db, owner: string, ids: number[]): Promise<DriveRun[]> {
+  const { rows } = await db.query(
+    `SELECT id, workflow_id, workflow_version, fire_time, state, params, cancel_requested_at IS NOT NULL AS cancel
+       FROM runs WHERE id = ANY($1::bigint[]) AND owner = $2 AND state IN ('pending', 'running') AND NOT queued`,
+    [ids, owner],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    workflowId: r.workflow_id,
+    version: r.workflow_version,
+    fireTime: r.fire_time,
+    state: r.state,
+    params: r.params ?? {},
+    cancelRequested: r.cancel,
+  }));
+}
+
+export async function loadAttemptsOfRuns(db: Db, runIds: number[]): Promise<DriveAttempt[]> {
+  const { rows } = await db.query(
+    `SELECT id, run_id, task_name, attempt, shard_index, shard_total, state, worker_address, worker_key,
+            (extract(epoch FROM ended_at) * 1000)::float8 AS ended_ms
+       FROM task_attempts WHERE run_id = ANY($1::bigint[]) ORDER BY run_id, task_name, shard_index, attempt`,
+    [runIds],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    runId: r.run_id,
+    taskName: r.task_name,
+    attempt: r.attempt,
+    shardIndex: r.shard_index,
+    shardTotal: r.shard_total,
+    state: r.state,
+    workerAddress: r.worker_address,
+    workerKey: r.worker_key,
+    endedAtMs: r.ended_ms === null ? null : Math.round(r.ended_ms),
+  }));
+}
+
+export async function loadDefinitions(
+  db: Db,
+  keys: { workflowId: number; version: number }[],
+): Promise<Map<string, WorkflowDefinition>> {
+  const { rows } = await db.query(
+    `SELECT workflow_id, version, definition FROM workflow_versions
+      WHERE (workflow_id, version) IN (SELECT * FROM unnest($1::bigint[], $2::int[]))`,
+    [keys.map((k) => k.workflowId), keys.map((k) => k.version)],
+  );
+  return new Map(
+    rows.map((r) => [definitionKey(r.workflow_id, r.version), r.definition as WorkflowDefinition]),
+  );
+}
+
+export function definitionKey(workflowId: number, version: number): string {
+  return `${workflowId}@${version}`;
+}
+
+export interface NewDispatch {
+  runId: number;
+  taskName: string;
+  attempt: number;
+  shardIndex: number;
+  shardTotal: number;
+  /** null = no worker could be chosen now: the attempt is created `pending` and retried. */
+  worker: { address: string; startTime: number; key: string } | null;
+}
+
+/**
+ * Persists the dispatch intent before anything is sent (architecture §7): one row per attempt,
+ * `dispatched` with the chosen worker incarnation (or `pending` without one). Idempotent on
+ * (run, task, shard, attempt); only for runs this master still owns. Returns the created rows.
+ */
+export async function insertAttempts(
+  db: Db,
+  owner: string,
+  list: NewDispatch[],
+): Promise<{ id: number; runId: number; taskName: string; shardIndex: number; attempt: number }[]> {
+  if (list.length === 0) return [];
+  const { rows } = await db.query(
+    `INSERT INTO task_attempts (run_id, task_name, attempt, shard_index, shard_total, state,
+                                worker_address, worker_start_time, worker_key, dispatched_at)
+     SELECT n.run_id, n.task_name, n.attempt, n.shard_index, n.shard_total,
+            CASE WHEN n.worker_key IS NULL THEN 'pending' ELSE 'dispatched' END,
+            n.worker_address, n.worker_start_time, n.worker_key,
+            CASE WHEN n.worker_key IS NULL THEN NULL ELSE clock_timestamp() END
+       FROM unnest($2::bigint[], $3::text[], $4::int[], $5::int[], $6::int[], $7::text[], $8::bigint[], $9::text[])
+            AS n(run_id, task_name, attempt, shard_index, shard_total, worker_address, worker_start_time, worker_key)
+       JOIN runs r ON r.id = n.run_id AND r.owner = $1 AND r.state IN ('pending', 'running')
+     ON CONFLICT (run_id, task_name, shard_index, attempt) DO NOTHING
+     RETURNING id, run_id, task_name, shard_index, attempt`,
+    [
+      owner,
+      list.map((d) => d.runId),
+      list.map((d) => d.taskName),
+      list.map((d) => d.attempt),
+      list.map((d) => d.shardIndex),
+      list.map((d) => d.shardTotal),
+      list.map((d) => d.worker?.address ?? null),
+      list.map((d) => d.worker?.startTime ?? null),
+      list.map((d) => d.worker?.key ?? null),
+    ],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    runId: r.run_id,
+    taskName: r.task_name,
+    shardIndex: r.shard_index,
+    attempt: r.attempt,
+  }));
+}
+
+/**
+ * Moves an attempt that a worker refused (or that could not be delivered) to another worker, or
+ * back to `pending` (worker null). Fenced on the worker it was given to: a report that already
+ * moved it on (the worker did start it after all) wins.
+ */
+export async function reassignAttempt(
+  db: Db,
+  id: number,
+  fromWorkerKey: string | null,
+  to: { address: string; startTime: number; key: string } | null,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE task_attempts
+        SET state = CASE WHEN $3::text IS NULL THEN 'pending' ELSE 'dispatched' END,
+            worker_key = $3, worker_address = $4, worker_start_time = $5,
+            dispatched_at = CASE WHEN $3::text IS NULL THEN NULL ELSE clock_timestamp() END
+      WHERE id = $1 AND state IN ('pending', 'dispatched') AND worker_key IS NOT DISTINCT FROM $2`,
+    [id, fromWorkerKey, to?.key ?? null, to?.address ?? null, to?.startTime ?? null],
+  );
+  return (rowCount ?? 0) === 1;
+}
+
+/** Attempts of cancelled runs that never reached a worker end as killed. */
+export async function killPendingAttempts(db: Db, runIds: number[]): Promise<void> {
+  await db.query(
+    `UPDATE task_attempts SET state = 'killed', ended_at = clock_timestamp(), error = 'run cancelled'
+      WHERE run_id = ANY($1::bigint[]) AND state = 'pending'`,
+    [runIds],
+  );
+}
+
+export async function markRunsRunning(db: Db, owner: string, ids: number[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.query(
+    `UPDATE runs SET state = 'running', started_at = coalesce(started_at, clock_timestamp())
+      WHERE id = ANY($1::bigint[]) AND owner = $2 AND state = 'pending'`,
+    [ids, owner],
+  );
+}
+
+/** Ends runs; returns the workflow ids of the runs that this call ended (to release queued runs). */
+export async function finishRuns(
+  db: Db,
+  owner: string,
+  list: { id: number; state: 'succeeded' | 'failed' | 'cancelled' }[],
+): Promise<number[]> {
+  if (list.length === 0) return [];
+  const { rows } = await db.query<{ workflow_id: number }>(
+    `UPDATE runs r SET state = n.state, ended_at = clock_timestamp(), started_at = coalesce(r.started_at, clock_timestamp())
+       FROM unnest($1::bigint[], $2::text[]) AS n(id, state)
+      WHERE r.id = n.id AND r.owner = $3 AND r.state IN ('pending', 'running')
+      RETURNING r.workflow_id`,
+    [list.map((r) => r.id), list.map((r) => r.state), owner],
+  );
+  return rows.map((r) => r.workflow_id);
+}

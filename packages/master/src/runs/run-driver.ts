@@ -1,0 +1,513 @@
+import { type Clock, type Logger, systemClock } from '@sched/core';
+import { type Db, releaseQueuedRun, type TaskDefinition, type WorkflowDefinition } from '@sched/store';
+import type pg from 'pg';
+import { attemptRequestOf } from '../dispatch/attempt-request.js';
+import type { WorkerClient } from '../dispatch/worker-client.js';
+import type { WorkerRouter } from '../routing/worker-router.js';
+import type { WorkerView } from '../routing/worker-view.js';
+import { type AttemptView, type PlannedTask, planRun } from './dag-planner.js';
+import {
+  type DriveAttempt,
+  type DriveRun,
+  definitionKey,
+  finishRuns,
+  insertAttempts,
+  killPendingAttempts,
+  listOwnedActiveRuns,
+  loadAttemptsOfRuns,
+  loadDefinitions,
+  loadRunsToDrive,
+  markRunsRunning,
+  type NewDispatch,
+  reassignAttempt,
+} from './run-drive-queries.js';
+
+/**
+ * The run driver: drives every run this master owns, from the database alone.
+ *
+ * A run is "woken" when something may have changed for it (created, a report applied, a retry
+ * came due, a cancel was requested, it was re-assigned to this master). Woken runs are driven in
+ * batches: load runs + attempts, plan each with `planRun`, persist the dispatch intents in one
+ * statement, send them to workers grouped per worker, and end finished runs. Every write is
+ * fenced on `owner = me`, so a master that has lost a run changes nothing (architecture §7).
+ *
+ * The first time this incarnation drives a run, attempts already `dispatched` are sent again
+ * (dispatch is idempotent on the attempt id): the previous owner may have died between
+ * persisting the intent and sending it.
+ */
+
+export interface RunDriverOptions {
+  db: pg.Pool;
+  /** This master's incarnation key (the `owner` of its runs). */
+  owner: string;
+  router: WorkerRouter;
+  /** Live workers from the registry. */
+  workers: () => readonly WorkerView[];
+  client: WorkerClient;
+  /** False while the registry lease is not valid: the driver then does nothing (self-fencing). */
+  leaseValid: () => boolean;
+  /** Wakes runs owned by other masters (released queued runs). */
+  wakeElsewhere?: (runIds: number[]) => void;
+  /** Told when a run this driver ended reaches its terminal state. */
+  onRunEnded?: (runId: number, state: 'succeeded' | 'failed' | 'cancelled') => void;
+  clock?: Clock;
+  logger: Logger;
+  /** Re-drive every owned active run this often (missed wake-ups, lost workers). @defaultValue 5000 */
+  sweepIntervalMs?: number;
+  /** Retry a task that found no worker after this long. @defaultValue 1000 */
+  noWorkerRetryMs?: number;
+  /** Runs per batch. @defaultValue 500 */
+  batchSize?: number;
+}
+
+interface Target {
+  address: string;
+  startTime: number;
+  key: string;
+}
+
+interface PendingSend {
+  attemptId: number;
+  run: DriveRun;
+  task: TaskDefinition;
+  taskName: string;
+  attempt: number;
+  shardIndex: number;
+  shardTotal: number;
+  /** Worker it is assigned to now, then the fallbacks in order. */
+  target: Target;
+  fallbacks: Target[];
+}
+
+export class RunDriver {
+  private readonly dirty = new Set<number>();
+  private readonly seen = new Set<number>();
+  private readonly timers = new Map<number, NodeJS.Timeout>();
+  private readonly definitions = new Map<string, WorkflowDefinition>();
+  private readonly clock: Clock;
+  private readonly batchSize: number;
+  private loop: Promise<void> | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private started = false;
+
+  constructor(private readonly opts: RunDriverOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.batchSize = opts.batchSize ?? 500;
+  }
+
+  async start(): Promise<void> {
+    this.started = true;
+    await this.sweep();
+    const every = this.opts.sweepIntervalMs ?? 5_000;
+    this.sweepTimer = setInterval(() => {
+      this.sweep().catch((err) => this.opts.logger.warn({ err }, 'run sweep failed'));
+    }, every);
+    this.sweepTimer.unref();
+  }
+
+  /** Stops driving (self-fencing or shutdown); waits for the batch in flight. */
+  async stop(): Promise<void> {
+    this.started = false;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.dirty.clear();
+    await this.loop;
+  }
+
+  /** Marks runs as possibly changed; they are driven soon. Unknown or foreign ids are harmless. */
+  wake(runIds: Iterable<number>): void {
+    if (!this.started) return;
+    for (const id of runIds) this.dirty.add(id);
+    this.kick();
+  }
+
+  /** Number of runs waiting to be driven (for metrics and tests). */
+  get backlog(): number {
+    return this.dirty.size;
+  }
+
+  private async sweep(): Promise<void> {
+    if (!this.started || !this.opts.leaseValid()) return;
+    this.wake(await listOwnedActiveRuns(this.opts.db, this.opts.owner));
+  }
+
+  private kick(): void {
+    if (this.loop || this.dirty.size === 0) return;
+    this.loop = this.drain().finally(() => {
+      this.loop = null;
+      if (this.started && this.dirty.size > 0) this.kick();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.started && this.dirty.size > 0) {
+      if (!this.opts.leaseValid()) {
+        // Not safe to act; the sweep re-wakes everything once the lease is valid again.
+        this.dirty.clear();
+        return;
+      }
+      const batch = [...this.dirty].slice(0, this.batchSize);
+      for (const id of batch) this.dirty.delete(id);
+      try {
+        await this.driveBatch(batch);
+      } catch (err) {
+        this.opts.logger.warn({ err, runs: batch.length }, 'driving runs failed; retrying shortly');
+        for (const id of batch) this.wakeLater(id, this.opts.noWorkerRetryMs ?? 1_000);
+      }
+    }
+  }
+
+  private wakeLater(runId: number, delayMs: number): void {
+    if (!this.started) return;
+    const existing = this.timers.get(runId);
+    if (existing) clearTimeout(existing);
+    const t = setTimeout(
+      () => {
+        this.timers.delete(runId);
+        this.wake([runId]);
+      },
+      Math.max(0, delayMs),
+    );
+    t.unref();
+    this.timers.set(runId, t);
+  }
+
+  private async driveBatch(ids: number[]): Promise<void> {
+    const { db, owner } = this.opts;
+    const runs = await loadRunsToDrive(db, owner, ids);
+    if (runs.length === 0) return;
+    const attempts = await loadAttemptsOfRuns(
+      db,
+      runs.map((r) => r.id),
+    );
+    await this.ensureDefinitions(runs);
+
+    const byRun = new Map<number, DriveAttempt[]>();
+    for (const a of attempts) {
+      const list = byRun.get(a.runId) ?? [];
+      list.push(a);
+      byRun.set(a.runId, list);
+    }
+
+    const now = this.clock.now();
+    const workers = this.opts.workers();
+    const newDispatches: { d: NewDispatch; run: DriveRun; task: TaskDefinition; fallbacks: Target[] }[] = [];
+    const resends: PendingSend[] = [];
+    const toStart: number[] = [];
+    const toFinish: { id: number; state: 'succeeded' | 'failed' | 'cancelled' }[] = [];
+    const cancelled: number[] = [];
+
+    for (const run of runs) {
+      const def = this.definitions.get(definitionKey(run.workflowId, run.version));
+      if (!def) {
+        this.opts.logger.error({ runId: run.id }, 'run refers to a definition version that does not exist');
+        continue;
+      }
+      const runAttempts = byRun.get(run.id) ?? [];
+      const firstTime = !this.seen.has(run.id);
+      this.seen.add(run.id);
+
+      if (run.cancelRequested) {
+        await this.cancelAttempts(runAttempts);
+        cancelled.push(run.id);
+        toFinish.push({ id: run.id, state: 'cancelled' });
+        continue;
+      }
+
+      const tasks = new Map(def.tasks.map((t) => [t.name, t]));
+      const plan = planRun(def.tasks.map(toPlannedTask), runAttempts.map(toAttemptView), now);
+
+      for (const action of plan.dispatch) {
+        const task = tasks.get(action.taskName) as TaskDefinition;
+        for (const d of this.route(run, def, task, action, workers)) newDispatches.push(d);
+      }
+      // Attempts persisted without a worker (none was free) or, on a first drive, already dispatched.
+      for (const a of runAttempts) {
+        const task = tasks.get(a.taskName);
+        if (!task) continue;
+        if (a.state === 'pending' || (firstTime && a.state === 'dispatched' && a.workerKey)) {
+          const send = this.resendOf(run, def, task, a, workers);
+          if (send) resends.push(send);
+          else if (a.state === 'pending') this.wakeLater(run.id, this.opts.noWorkerRetryMs ?? 1_000);
+        }
+      }
+      if (plan.outcome) toFinish.push({ id: run.id, state: plan.outcome });
+      else if (run.state === 'pending') toStart.push(run.id);
+      if (plan.wakeAt !== null) this.wakeLater(run.id, plan.wakeAt - now);
+    }
+
+    if (cancelled.length > 0) await killPendingAttempts(db, cancelled);
+    await markRunsRunning(db, owner, toStart);
+
+    const created = await insertAttempts(
+      db,
+      owner,
+      newDispatches.map((n) => n.d),
+    );
+    const sends: PendingSend[] = [...resends];
+    const planned = new Map(newDispatches.map((n) => [attemptKey(n.d), n]));
+    for (const c of created) {
+      const n = planned.get(attemptKey(c));
+      if (!n) continue;
+      if (!n.d.worker) {
+        this.wakeLater(c.runId, this.opts.noWorkerRetryMs ?? 1_000);
+        continue;
+      }
+      sends.push({
+        attemptId: c.id,
+        run: n.run,
+        task: n.task,
+        taskName: c.taskName,
+        attempt: c.attempt,
+        shardIndex: c.shardIndex,
+        shardTotal: n.d.shardTotal,
+        target: n.d.worker,
+        fallbacks: n.fallbacks,
+      });
+    }
+    await this.send(sends);
+
+    const ended = await finishRuns(db, owner, toFinish);
+    for (const r of toFinish) {
+      this.seen.delete(r.id);
+      this.opts.onRunEnded?.(r.id, r.state);
+    }
+    await this.releaseQueues(ended);
+  }
+
+  private async ensureDefinitions(runs: DriveRun[]): Promise<void> {
+    const missing = runs.filter((r) => !this.definitions.has(definitionKey(r.workflowId, r.version)));
+    if (missing.length === 0) return;
+    const loaded = await loadDefinitions(
+      this.opts.db,
+      missing.map((r) => ({ workflowId: r.workflowId, version: r.version })),
+    );
+    for (const [k, v] of loaded) this.definitions.set(k, v);
+  }
+
+  /** New attempt rows for one planned dispatch (one per shard for sharding-broadcast). */
+  private route(
+    run: DriveRun,
+    def: WorkflowDefinition,
+    task: TaskDefinition,
+    action: { taskName: string; attempt: number; shard?: { index: number; total: number } },
+    workers: readonly WorkerView[],
+  ): { d: NewDispatch; run: DriveRun; task: TaskDefinition; fallbacks: Target[] }[] {
+    const base = { runId: run.id, taskName: task.name, attempt: action.attempt };
+    const plan = this.opts.router.route(workers, {
+      strategy: task.routing,
+      group: task.workerGroup,
+      scope: `${def.name}/${task.name}`,
+    });
+    if (plan.mode === 'broadcast') {
+      if (action.shard) {
+        // Re-dispatch of one shard: any worker of the group, the shard's own position first.
+        const list = plan.shards.map((s) => target(s.worker));
+        const start = list.length === 0 ? 0 : action.shard.index % list.length;
+        const ordered = [...list.slice(start), ...list.slice(0, start)];
+        return [
+          {
+            d: {
+              ...base,
+              shardIndex: action.shard.index,
+              shardTotal: action.shard.total,
+              worker: ordered[0] ?? null,
+            },
+            run,
+            task,
+            fallbacks: ordered.slice(1),
+          },
+        ];
+      }
+      if (plan.shards.length === 0) {
+        return [{ d: { ...base, shardIndex: 0, shardTotal: 1, worker: null }, run, task, fallbacks: [] }];
+      }
+      // Broadcast: each shard belongs to its worker; no fallback (it would run two shards on one worker).
+      return plan.shards.map((s) => ({
+        d: { ...base, shardIndex: s.shardIndex, shardTotal: s.shardTotal, worker: target(s.worker) },
+        run,
+        task,
+        fallbacks: [],
+      }));
+    }
+    const targets = plan.targets.map(target);
+    const shard = action.shard ?? { index: 0, total: 1 };
+    return [
+      {
+        d: { ...base, shardIndex: shard.index, shardTotal: shard.total, worker: targets[0] ?? null },
+        run,
+        task,
+        fallbacks: targets.slice(1),
+      },
+    ];
+  }
+
+  private resendOf(
+    run: DriveRun,
+    def: WorkflowDefinition,
+    task: TaskDefinition,
+    a: DriveAttempt,
+    workers: readonly WorkerView[],
+  ): PendingSend | null {
+    const common = {
+      attemptId: a.id,
+      run,
+      task,
+      taskName: a.taskName,
+      attempt: a.attempt,
+      shardIndex: a.shardIndex,
+      shardTotal: a.shardTotal,
+    };
+    if (a.state === 'dispatched' && a.workerKey && a.workerAddress) {
+      const w = workers.find((x) => x.key === a.workerKey);
+      // A worker that is gone is the failover coordinator's business, not the driver's.
+      if (!w) return null;
+      return { ...common, target: target(w), fallbacks: [] };
+    }
+    const [first] = this.route(
+      run,
+      def,
+      task,
+      { taskName: a.taskName, attempt: a.attempt, shard: { index: a.shardIndex, total: a.shardTotal } },
+      workers,
+    );
+    if (!first?.d.worker) return null;
+    return {
+      ...common,
+      target: { address: '', startTime: 0, key: '' },
+      fallbacks: [first.d.worker, ...first.fallbacks],
+    };
+  }
+
+  /**
+   * Sends attempts grouped per worker. A refused or undeliverable attempt moves to its next
+   * fallback (fenced on the worker it had); with none left it goes back to `pending`.
+   */
+  private async send(sends: PendingSend[]): Promise<void> {
+    let round = sends;
+    while (round.length > 0) {
+      const retry: PendingSend[] = [];
+      // A resend of a pending attempt has an empty target: move it to its first fallback first.
+      const ready: PendingSend[] = [];
+      for (const s of round) {
+        if (s.target.key === '') {
+          if (await this.moveToNext(s, null)) ready.push(s);
+        } else ready.push(s);
+      }
+      const byWorker = new Map<string, PendingSend[]>();
+      for (const s of ready) {
+        const list = byWorker.get(s.target.address) ?? [];
+        list.push(s);
+        byWorker.set(s.target.address, list);
+      }
+      await Promise.all(
+        [...byWorker.entries()].map(async ([address, list]) => {
+          const requests = list.map((s) =>
+            attemptRequestOf(
+              {
+                attemptId: s.attemptId,
+                runId: s.run.id,
+                taskName: s.taskName,
+                attempt: s.attempt,
+                shardIndex: s.shardIndex,
+                shardTotal: s.shardTotal,
+                fireTime: s.run.fireTime,
+                workerKey: s.target.key,
+              },
+              s.task,
+              { ...s.run.params, ...s.task.params },
+            ),
+          );
+          let answers: { outcome: string }[];
+          try {
+            answers = await this.opts.client.dispatch(address, requests);
+          } catch (err) {
+            this.opts.logger.warn({ err, worker: address, attempts: list.length }, 'dispatch failed');
+            answers = list.map(() => ({ outcome: 'refused' }));
+          }
+          for (const [i, s] of list.entries()) {
+            const ok = answers[i]?.outcome === 'accepted' || answers[i]?.outcome === 'duplicate';
+            if (ok) this.opts.router.reportDispatchSuccess(s.target.key);
+            else {
+              this.opts.router.reportDispatchFailure(s.target.key);
+              if (await this.moveToNext(s, s.target.key)) retry.push(s);
+            }
+          }
+        }),
+      );
+      round = retry;
+    }
+  }
+
+  /** Reassigns to the next fallback (true = send again) or back to pending (false). */
+  private async moveToNext(s: PendingSend, fromKey: string | null): Promise<boolean> {
+    const next = s.fallbacks.shift() ?? null;
+    const from = fromKey === null ? null : fromKey;
+    const moved = await reassignAttempt(this.opts.db, s.attemptId, from, next);
+    if (!moved) return false; // a report or the failover coordinator got there first
+    if (next) {
+      s.target = next;
+      return true;
+    }
+    this.wakeLater(s.run.id, this.opts.noWorkerRetryMs ?? 1_000);
+    return false;
+  }
+
+  private async cancelAttempts(attempts: DriveAttempt[]): Promise<void> {
+    const active = attempts.filter(
+      (a) => (a.state === 'dispatched' || a.state === 'running') && a.workerAddress,
+    );
+    await Promise.all(
+      active.map((a) =>
+        this.opts.client
+          .cancel(a.workerAddress as string, String(a.id), 'run cancelled')
+          .catch((err) => this.opts.logger.warn({ err, attemptId: a.id }, 'cancel not delivered')),
+      ),
+    );
+  }
+
+  private async releaseQueues(workflowIds: number[]): Promise<void> {
+    const released: number[] = [];
+    for (const wf of new Set(workflowIds)) {
+      const id = await releaseQueuedRun(this.opts.db as Db, wf);
+      if (id !== null) released.push(id);
+    }
+    if (released.length === 0) return;
+    this.wake(released);
+    this.opts.wakeElsewhere?.(released);
+  }
+}
+
+function attemptKey(a: { runId: number; taskName: string; shardIndex: number; attempt: number }): string {
+  return `${a.runId}|${a.taskName}|${a.shardIndex}|${a.attempt}`;
+}
+
+function target(w: WorkerView): Target {
+  return { address: w.address, startTime: w.startTime, key: w.key };
+}
+
+function toPlannedTask(t: TaskDefinition): PlannedTask {
+  return {
+    name: t.name,
+    dependsOn: t.dependsOn,
+    retries: {
+      max: t.retries.max,
+      backoff: t.retries.backoff,
+      delayMs: t.retries.delayMs,
+      ...(t.retries.maxDelayMs === null ? {} : { maxDelayMs: t.retries.maxDelayMs }),
+    },
+    failover: t.failover,
+  };
+}
+
+function toAttemptView(a: DriveAttempt): AttemptView {
+  return {
+    taskName: a.taskName,
+    attempt: a.attempt,
+    shardIndex: a.shardIndex,
+    shardTotal: a.shardTotal,
+    state: a.state,
+    endedAt: a.endedAtMs,
+  };
+}
