@@ -87,7 +87,7 @@ describe('children are gone after the test file ends', () => {
   const config = fileURLToPath(new URL('./fixtures/vitest.fixture.config.ts', import.meta.url));
 
   async function runFixture(
-    mode: 'fail' | 'sigterm',
+    mode: 'fail' | 'sigterm' | 'sigkill',
   ): Promise<{ pids: Record<string, number>; output: string }> {
     const pidFile = join(mkdtempSync(join(tmpdir(), 'sched-fixture-')), 'pids.json');
     const output = await new Promise<string>((resolve) => {
@@ -118,6 +118,13 @@ describe('children are gone after the test file ends', () => {
 
   it('when the worker is terminated (SIGTERM): the exit backstop kills every child', async () => {
     const { pids } = await runFixture('sigterm');
+    for (const [name, pid] of Object.entries(pids)) {
+      await eventually(() => expect(processExists(pid), `${name} (pid ${pid}) still exists`).toBe(false));
+    }
+  });
+
+  it('when the worker is killed -9 (no handler runs): the watchdog kills every child', async () => {
+    const { pids } = await runFixture('sigkill');
     for (const [name, pid] of Object.entries(pids)) {
       await eventually(() => expect(processExists(pid), `${name} (pid ${pid}) still exists`).toBe(false));
     }
