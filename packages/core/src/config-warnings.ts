@@ -14,10 +14,12 @@ const FAILOVER_MARGIN_MS = 1_000;
  * The shortest failover delay that still guarantees a partitioned (zombie) node has killed
  * its tasks before they are re-run elsewhere (architecture §8): the zombie notices the loss
  * at most one watchdog tick (a third of the session timeout) plus a round trip after the
- * server expired its session, then needs up to the kill grace to stop its tasks.
+ * server expired its session. Self-fencing kills task process groups with SIGKILL at once —
+ * the kill grace is for timeouts and cancels, not for fencing — so it adds nothing here
+ * (docs/decisions/0004-fencing-kill.md).
  */
-export function minimumSafeFailoverDelayMs(config: Pick<SchedConfig, 'zk' | 'worker'>): number {
-  return config.worker.killGraceMs + Math.ceil(config.zk.sessionTimeoutMs / 3) + FAILOVER_MARGIN_MS;
+export function minimumSafeFailoverDelayMs(config: Pick<SchedConfig, 'zk'>): number {
+  return Math.ceil(config.zk.sessionTimeoutMs / 3) + FAILOVER_MARGIN_MS;
 }
 
 export function configWarnings(config: SchedConfig): Issue[] {
@@ -27,8 +29,7 @@ export function configWarnings(config: SchedConfig): Issue[] {
     warnings.push({
       path: 'failover.delay',
       message:
-        `${formatDuration(config.failover.delayMs)} is shorter than worker.killGrace ` +
-        `(${formatDuration(config.worker.killGraceMs)}) + a third of zk.sessionTimeout ` +
+        `${formatDuration(config.failover.delayMs)} is shorter than a third of zk.sessionTimeout ` +
         `(${formatDuration(Math.ceil(config.zk.sessionTimeoutMs / 3))}) + ${formatDuration(FAILOVER_MARGIN_MS)}; ` +
         `a partitioned worker's task may still be running when it is re-run elsewhere. ` +
         `Safe: at least ${formatDuration(minimum)}`,

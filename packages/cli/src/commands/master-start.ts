@@ -1,0 +1,24 @@
+import { MasterNode } from '@sched/master';
+import type { Command } from 'commander';
+import { addConfigOptions, configFromOptions } from '../common/config-flags.js';
+import { daemonLogger, runUntilSignalled } from '../common/daemon.js';
+
+export function masterStartCommand(program: Command): void {
+  const start = program
+    .command('start')
+    .description(
+      'Start a master: joins ZooKeeper, migrates PostgreSQL, fires schedules, drives runs. SIGTERM stops it gracefully.',
+    );
+  addConfigOptions(start).action(async (opts: Record<string, unknown>) => {
+    const config = configFromOptions(opts);
+    const logger = daemonLogger('sched-master', config);
+    const node = await MasterNode.start({ config, logger });
+    process.stdout.write(
+      `sched-master ${node.key} listening on ${node.address}, joined ZooKeeper ${config.zk.connect} root ${config.zk.root}\n`,
+    );
+    const code = await runUntilSignalled('sched-master', node, logger);
+    process.exitCode = code;
+    // Anything still holding the event loop (a socket in close) must not keep a stopped daemon alive.
+    setTimeout(() => process.exit(code), 2_000).unref();
+  });
+}

@@ -1,0 +1,50 @@
+import { describeConfig, envTable, loadConfig, type SchedConfig } from '@sched/core';
+import { type Command, Option } from 'commander';
+
+/**
+ * Every setting that has a `SCHED_*` variable also has a flag, derived from the variable's name
+ * (`SCHED_ZK_SESSION_TIMEOUT` → `--zk-session-timeout`), so the three sources always agree:
+ * flags over environment over file (`--config`) over defaults (docs/configuration.md).
+ */
+interface FlagSpec {
+  flag: string;
+  /** commander's camelCase attribute name. */
+  attribute: string;
+  path: string;
+  env: string;
+  description: string;
+}
+
+function flagSpecs(): FlagSpec[] {
+  const described = new Map(describeConfig().map((row) => [row.path, row]));
+  return envTable().map(({ env, path }) => {
+    const flag = env
+      .replace(/^SCHED_/, '')
+      .toLowerCase()
+      .replace(/_/g, '-');
+    const attribute = flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    const row = described.get(path);
+    const description = `${row?.description ?? path} (${env}${row?.default ? `; default ${row.default}` : ''})`;
+    return { flag, attribute, path, env, description };
+  });
+}
+
+/** Adds `--config FILE` and one flag per setting to a command. */
+export function addConfigOptions(cmd: Command): Command {
+  cmd.option('-c, --config <file>', 'configuration file (YAML or JSON); see docs/configuration.md');
+  for (const spec of flagSpecs()) {
+    cmd.addOption(new Option(`--${spec.flag} <value>`, spec.description));
+  }
+  return cmd;
+}
+
+/** Loads the configuration from the command's flags, the environment and `--config`. Throws ConfigError. */
+export function configFromOptions(opts: Record<string, unknown>): SchedConfig {
+  const flags: Record<string, unknown> = {};
+  for (const spec of flagSpecs()) {
+    const v = opts[spec.attribute];
+    if (v !== undefined) flags[spec.path] = v;
+  }
+  const file = typeof opts.config === 'string' ? opts.config : undefined;
+  return loadConfig({ ...(file === undefined ? {} : { file }), flags });
+}
