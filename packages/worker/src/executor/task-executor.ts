@@ -162,7 +162,12 @@ export class TaskExecutor {
     this.isDraining = true;
   }
 
-  /** Self-fencing: kill every running attempt and wait until all have ended. */
+  /** Accept new attempts again (after a suspension or self-fencing, once the worker is registered again). */
+  resume(): void {
+    this.isDraining = false;
+  }
+
+  /** Self-fencing: kill every running attempt and wait until all have ended. New attempts are refused until `resume`. */
   async killAll(reason: string): Promise<void> {
     this.isDraining = true;
     const all = [...this.live.values()];

@@ -1,0 +1,328 @@
+import { join } from 'node:path';
+import {
+  type Clock,
+  HostLoadSampler,
+  incarnationKey,
+  type Logger,
+  SCHED_VERSION,
+  type SchedConfig,
+  SchedError,
+  systemClock,
+} from '@sched/core';
+import {
+  ensureLayout,
+  type FailoverRecord,
+  FailoverRecords,
+  MemberRegistration,
+  MembersView,
+  RegistryPaths,
+  type WatchHandle,
+  ZkSession,
+} from '@sched/registry';
+import { TaskExecutor } from './executor/task-executor.js';
+import { WorkerHttpServer } from './http/worker-http-server.js';
+import { LogStore } from './logs/log-store.js';
+import { reportExecutorEvents } from './reporting/executor-reports.js';
+import { httpReportTransport } from './reporting/http-report-transport.js';
+import { ReportSender } from './reporting/report-sender.js';
+import { ReportSpool } from './reporting/report-spool.js';
+
+/**
+ * A worker daemon (architecture §1, §7, §8) without its command line: the executor, the HTTP
+ * endpoint masters dispatch to, the report spool, and registry membership.
+ *
+ * | state      | event                                      | next                                     |
+ * |------------|--------------------------------------------|------------------------------------------|
+ * | starting   | endpoint bound, spool replayed, registered | running                                  |
+ * | running    | session SUSPENDED                          | suspended (new dispatches refused, 503)  |
+ * | suspended  | same session answers again                 | running                                  |
+ * | running/suspended | session LOST                        | fenced (every task's group killed)       |
+ * | fenced     | new session, no failover record, registered | running                                 |
+ * | any        | own failover record found                  | terminated (tasks killed; the CLI exits non-zero) |
+ * | running    | drain()                                    | draining (DRAINING heartbeat, refuse new, wait) → stopped |
+ * | any        | stop()                                     | stopped (deregistered; unacked reports stay spooled) |
+ *
+ * Reports go to any live master found in the registry, so a master crash loses nothing (the
+ * spool keeps them until some master acknowledges).
+ */
+export interface WorkerNodeOptions {
+  config: SchedConfig;
+  logger: Logger;
+  clock?: Clock;
+  /** Finished attempt logs older than this are purged. @defaultValue 7 days */
+  logRetentionMs?: number;
+  /** How often logs are purged. @defaultValue 1 hour */
+  logPurgeIntervalMs?: number;
+}
+
+export type WorkerNodeState =
+  | 'starting'
+  | 'running'
+  | 'suspended'
+  | 'fenced'
+  | 'draining'
+  | 'terminated'
+  | 'stopped';
+
+export class WorkerNode {
+  readonly startTime: number;
+  readonly pid = process.pid;
+  key = '';
+  address = '';
+  executor!: TaskExecutor;
+  logs!: LogStore;
+  sender!: ReportSender;
+  session!: ZkSession;
+  mastersView!: MembersView;
+  private http!: WorkerHttpServer;
+  private registration: MemberRegistration | undefined;
+  private failoverWatch: WatchHandle | undefined;
+  private records!: FailoverRecords;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly load = new HostLoadSampler();
+  private purgeTimer: NodeJS.Timeout | undefined;
+  private nodeState: WorkerNodeState = 'starting';
+  private lastHeartbeatState = 'NORMAL';
+  private resolveTerminated!: (why: { reason: string }) => void;
+  /** Resolves when this incarnation must end because it was failed over: the CLI exits non-zero. */
+  readonly terminated: Promise<{ reason: string }>;
+
+  private constructor(private readonly opts: WorkerNodeOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.startTime = this.clock.now();
+    this.log = opts.logger;
+    this.terminated = new Promise((resolve) => {
+      this.resolveTerminated = resolve;
+    });
+  }
+
+  static async start(opts: WorkerNodeOptions): Promise<WorkerNode> {
+    const node = new WorkerNode(opts);
+    try {
+      await node.boot();
+    } catch (err) {
+      await node.stop().catch(() => {});
+      throw err;
+    }
+    return node;
+  }
+
+  get state(): WorkerNodeState {
+    return this.nodeState;
+  }
+
+  private async boot(): Promise<void> {
+    const { config } = this.opts;
+    const secret = config.cluster.secret;
+    if (!secret) {
+      throw new SchedError(
+        'CONFIG_INVALID',
+        'cluster.secret: masters and workers need a shared secret; set SCHED_CLUSTER_SECRET or cluster.secret',
+      );
+    }
+    const dataDir = config.node.dataDir;
+
+    // 1. Local parts: logs, executor, spool (replayed below, once masters are known).
+    this.logs = new LogStore({
+      dir: join(dataDir, 'logs'),
+      retentionMs: this.opts.logRetentionMs,
+      clock: this.clock,
+    });
+    this.executor = new TaskExecutor({
+      capacity: config.worker.capacity,
+      killGraceMs: config.worker.killGraceMs,
+      logs: this.logs,
+      workDir: join(dataDir, 'work'),
+      clock: this.clock,
+      logger: this.log.child({ component: 'executor' }),
+    });
+
+    // 2. The endpoint decides the advertised port (0 = pick one) and so the identity.
+    this.http = new WorkerHttpServer({
+      executor: this.executor,
+      logs: this.logs,
+      secret,
+      workerKey: () => this.key || null,
+      health: () => ({ state: this.heartbeatState(), node: this.nodeState, groups: config.worker.groups }),
+      logger: this.log.child({ component: 'http' }),
+    });
+    const bound = await this.http.listen(config.node.port, config.node.host);
+    this.address = `${config.node.host}:${bound.port}`;
+    this.key = incarnationKey({ host: config.node.host, port: bound.port, startTime: this.startTime });
+    // Nothing may run before this worker is registered: a dispatch could only come from a
+    // master that guessed the key, but the executor refuses until then anyway.
+    this.executor.drain();
+
+    // 3. The registry: session, masters (report targets), failover records.
+    const paths = new RegistryPaths(config.zk.root);
+    this.session = await ZkSession.connect({
+      connectString: config.zk.connect,
+      sessionTimeoutMs: config.zk.sessionTimeoutMs,
+      requestTimeoutMs: config.zk.requestTimeoutMs,
+      ...(config.zk.auth ? { auth: config.zk.auth } : {}),
+      clock: this.clock,
+      logger: this.log,
+    });
+    await ensureLayout(this.session, paths);
+    this.mastersView = new MembersView(this.session, paths, 'master', { logger: this.log });
+    await this.mastersView.start();
+    this.records = new FailoverRecords(this.session, paths, { clock: this.clock, logger: this.log });
+
+    // 4. Reports: replay the spool of earlier runs, then report every attempt of this one.
+    this.sender = new ReportSender({
+      spool: new ReportSpool(join(dataDir, 'spool'), this.log),
+      send: httpReportTransport({ masters: () => this.mastersView.list().map((m) => m.address), secret }),
+      logger: this.log.child({ component: 'reports' }),
+    });
+    await this.sender.start();
+    reportExecutorEvents(this.executor, this.sender, () => this.key, this.clock, this.log);
+    // A heartbeat at once when the worker becomes full or has room again, so routers skip or use it.
+    this.executor.on(() => {
+      const now = this.heartbeatState();
+      if (now !== this.lastHeartbeatState) {
+        this.lastHeartbeatState = now;
+        void this.registration?.refresh().catch(() => {});
+      }
+    });
+
+    // 5. Session events: suspend, fence, come back — or exit if failed over.
+    this.session.on('status', (status) => {
+      if (status.kind === 'SUSPENDED' && this.nodeState === 'running') {
+        this.nodeState = 'suspended';
+        this.executor.drain();
+        this.log.warn({ reason: status.reason }, 'ZooKeeper session suspended: refusing new tasks');
+      } else if (status.kind === 'RECONNECTED' && !status.newSession && this.nodeState === 'suspended') {
+        this.nodeState = 'running';
+        this.executor.resume();
+        this.log.info('ZooKeeper session answers again: accepting tasks');
+      }
+    });
+    this.session.on(
+      'lost',
+      (info) => void this.fence(`ZooKeeper session ${info.sessionId} lost (${info.reason})`),
+    );
+
+    // 6. Register. Before each re-registration (a new session), look for our failover record.
+    this.registration = new MemberRegistration(this.session, paths, {
+      role: 'worker',
+      key: this.key,
+      heartbeat: () => ({
+        address: this.address,
+        startTime: this.startTime,
+        pid: this.pid,
+        version: SCHED_VERSION,
+        ...this.load.sample(),
+        state: this.heartbeatState(),
+        reportedAt: new Date(this.clock.now()).toISOString(),
+        groups: config.worker.groups,
+        weight: config.worker.weight,
+        capacity: config.worker.capacity,
+        running: this.executor.running,
+      }),
+      intervalMs: config.heartbeat.intervalMs,
+      beforeRegister: async ({ first }) => {
+        if (first) return; // a brand-new incarnation cannot have been failed over
+        const record = await this.records.read('worker', this.key);
+        if (record) {
+          void this.terminate(record);
+          throw new SchedError(
+            'FAILED_OVER',
+            `worker ${this.key} was failed over; this incarnation must exit`,
+          );
+        }
+      },
+      logger: this.log,
+    });
+    this.registration.on('registered', () => {
+      if (this.nodeState === 'fenced' || this.nodeState === 'starting' || this.nodeState === 'suspended') {
+        this.nodeState = 'running';
+        this.executor.resume();
+      }
+    });
+    await this.registration.start();
+    // If the leader is failing us over right now, its record appears later: exit then.
+    this.failoverWatch = this.records.watchFor('worker', this.key, (record) => void this.terminate(record));
+
+    const interval = this.opts.logPurgeIntervalMs ?? 3_600_000;
+    this.purgeTimer = setInterval(() => {
+      this.logs.purge().catch((err) => this.log.warn({ err }, 'purging old attempt logs failed'));
+    }, interval);
+    this.purgeTimer.unref();
+    this.log.info(
+      { key: this.key, groups: config.worker.groups, capacity: config.worker.capacity },
+      'worker started',
+    );
+  }
+
+  private heartbeatState(): 'NORMAL' | 'BUSY' | 'DRAINING' {
+    if (this.nodeState === 'draining' || this.nodeState === 'stopped' || this.nodeState === 'terminated') {
+      return 'DRAINING';
+    }
+    return this.executor && this.executor.running >= this.executor.capacity ? 'BUSY' : 'NORMAL';
+  }
+
+  /** Session LOST: kill every task at once; the failover delay counts on it (architecture §8). */
+  private async fence(reason: string): Promise<void> {
+    if (this.nodeState === 'stopped' || this.nodeState === 'terminated') return;
+    this.nodeState = 'fenced';
+    this.log.warn({ reason, running: this.executor.running }, 'self-fencing: killing every running task');
+    await this.executor.killAll(`worker lost its ZooKeeper session (${reason})`);
+  }
+
+  private async terminate(record: FailoverRecord): Promise<void> {
+    if (this.nodeState === 'terminated' || this.nodeState === 'stopped') return;
+    this.nodeState = 'terminated';
+    const reason = `this worker (${this.key}) was failed over at ${record.failedOverAt} by ${record.by}`;
+    this.log.error({ record }, `${reason}; killing its tasks and exiting`);
+    await this.executor.killAll(reason);
+    this.resolveTerminated({ reason });
+  }
+
+  /**
+   * Graceful shutdown (SIGTERM): advertise DRAINING, refuse new tasks, let running ones finish
+   * (up to `timeoutMs`, then kill them), deliver their reports, then stop.
+   */
+  async drain(timeoutMs = 60_000): Promise<void> {
+    if (this.nodeState === 'stopped') return;
+    this.nodeState = 'draining';
+    this.executor.drain();
+    await this.registration?.refresh().catch(() => {});
+    const idle = this.executor.whenIdle();
+    const timedOut = await Promise.race([
+      idle.then(() => false),
+      new Promise<boolean>((r) => setTimeout(() => r(true), timeoutMs).unref()),
+    ]);
+    if (timedOut) await this.executor.killAll(`worker drain took longer than ${timeoutMs} ms`);
+    await this.sender.drained(Math.min(timeoutMs, 10_000)).catch((err) => {
+      this.log.warn(
+        { err },
+        'reports still unacknowledged at shutdown; they stay in the spool for the next start',
+      );
+    });
+    await this.stop();
+  }
+
+  /** Stops everything. Running tasks are killed; unacknowledged reports stay spooled. */
+  async stop(): Promise<void> {
+    if (this.nodeState === 'stopped') return;
+    const wasTerminated = this.nodeState === 'terminated';
+    this.nodeState = 'stopped';
+    const quietly = async (what: string, fn: () => Promise<unknown> | unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        this.log.warn({ err }, `stopping ${what} failed`);
+      }
+    };
+    clearInterval(this.purgeTimer);
+    this.failoverWatch?.stop();
+    await quietly('tasks', () => this.executor?.killAll('worker stopping'));
+    await quietly('reports', () => this.sender?.stop());
+    // A failed-over incarnation's znode is gone with its session; a graceful stop deletes it.
+    if (!wasTerminated) await quietly('registration', () => this.registration?.stop());
+    await quietly('masters view', () => this.mastersView?.stop());
+    await quietly('session', () => this.session?.close());
+    await quietly('http', () => this.http?.close());
+  }
+}

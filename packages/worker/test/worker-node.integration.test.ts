@@ -1,0 +1,222 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { createLogger, loadConfig, SCHED_VERSION } from '@sched/core';
+import {
+  ensureLayout,
+  FailoverRecords,
+  MemberRegistration,
+  MembersView,
+  RegistryPaths,
+  type WorkerHeartbeat,
+  ZkSession,
+} from '@sched/registry';
+import { eventually, registerCleanup, sharedZooKeeper, zkChroot } from '@sched/testkit';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { AttemptReport } from '../src/reporting/attempt-report.js';
+import { WorkerNode } from '../src/worker-node.js';
+import { attemptRequest, pidRuns, tempDir } from './helpers.js';
+
+const SECRET = 'worker-node-secret';
+const paths = new RegistryPaths('/sched');
+const logger = createLogger({ level: 'silent', pretty: false });
+
+let dir: Awaited<ReturnType<typeof tempDir>>;
+let connect: string;
+let observer: ZkSession;
+let workers: MembersView;
+/** One master for the whole file (a second live one would share the reports). */
+let master: { received: AttemptReport[]; stop(): Promise<void> };
+
+/** A master as far as workers can tell: registered in ZooKeeper, acknowledging reports over HTTP. */
+async function startFakeMaster(): Promise<{ received: AttemptReport[]; stop(): Promise<void> }> {
+  const received: AttemptReport[] = [];
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      if (req.headers.authorization !== `Bearer ${SECRET}`) return void res.writeHead(401).end();
+      const { reports } = JSON.parse(body) as { reports: AttemptReport[] };
+      received.push(...reports);
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ acked: reports.map((r) => r.reportId) }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const startTime = Date.now();
+  const session = await ZkSession.connect({ connectString: connect, sessionTimeoutMs: 4000 });
+  const registration = new MemberRegistration(session, paths, {
+    role: 'master',
+    key: `127.0.0.1:${port}_${startTime}`,
+    heartbeat: () => ({
+      address: `127.0.0.1:${port}`,
+      startTime,
+      pid: process.pid,
+      version: SCHED_VERSION,
+      cpu: 0,
+      memory: 0,
+      load: 0,
+      state: 'NORMAL',
+      reportedAt: new Date().toISOString(),
+    }),
+  });
+  await registration.start();
+  const stop = async () => {
+    await registration.stop();
+    await session.close();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  };
+  registerCleanup('fake master', stop);
+  return { received, stop };
+}
+
+async function startWorker(name: string, capacity = 1): Promise<WorkerNode> {
+  const config = loadConfig({
+    env: {
+      SCHED_ZK: connect,
+      SCHED_ZK_SESSION_TIMEOUT: '4s',
+      SCHED_CLUSTER_SECRET: SECRET,
+      SCHED_HOST: '127.0.0.1',
+      SCHED_PORT: '0',
+      SCHED_DATA_DIR: join(dir.path, name),
+      SCHED_WORKER_GROUPS: 'default,gpu',
+      SCHED_WORKER_CAPACITY: String(capacity),
+      SCHED_KILL_GRACE: '300ms',
+      SCHED_HEARTBEAT_INTERVAL: '1s',
+    },
+  });
+  const node = await WorkerNode.start({ config, logger });
+  registerCleanup(`worker ${name}`, () => node.stop());
+  return node;
+}
+
+async function dispatch(
+  node: WorkerNode,
+  body: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`http://${node.address}/v1/attempts`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+const heartbeatOf = (key: string) =>
+  workers.list().find((m) => m.key === key)?.heartbeat as WorkerHeartbeat | undefined;
+
+beforeAll(async () => {
+  dir = await tempDir('worker-node');
+  connect = await zkChroot(await sharedZooKeeper(), 'worker-node');
+  observer = await ZkSession.connect({ connectString: connect, sessionTimeoutMs: 4000 });
+  await ensureLayout(observer, paths);
+  workers = new MembersView(observer, paths, 'worker');
+  await workers.start();
+  master = await startFakeMaster();
+});
+afterAll(async () => {
+  workers.stop();
+  await observer.close();
+  await dir.remove();
+});
+
+describe('WorkerNode against a real ZooKeeper', () => {
+  test('registers with its heartbeat, runs a dispatched task, goes BUSY at capacity, reports to a live master', async () => {
+    const node = await startWorker('w1', 1);
+    expect(node.key).toMatch(/^127\.0\.0\.1:\d+_\d+$/);
+    const hb = await eventually(() => {
+      const h = heartbeatOf(node.key);
+      if (!h) throw new Error('worker not registered yet');
+      return h;
+    });
+    expect(hb).toMatchObject({
+      groups: ['default', 'gpu'],
+      capacity: 1,
+      running: 0,
+      state: 'NORMAL',
+      pid: process.pid,
+    });
+
+    const req = attemptRequest({ type: 'shell', command: 'sleep 0.5; echo done' }, { worker: node.key });
+    expect((await dispatch(node, req)).status).toBe(202);
+    // Full now: the heartbeat says BUSY at once (not at the next interval), and a second dispatch is refused.
+    await eventually(() => expect(heartbeatOf(node.key)).toMatchObject({ state: 'BUSY', running: 1 }), {
+      timeoutMs: 2_000,
+    });
+    expect((await dispatch(node, attemptRequest({ type: 'noop' }))).status).toBe(429);
+
+    const mine = () => master.received.filter((r) => r.attemptId === req.attemptId);
+    await eventually(() => expect(mine().map((r) => r.kind)).toEqual(['running', 'finished']));
+    const finished = mine()[1] as AttemptReport;
+    expect(finished).toMatchObject({
+      attemptId: req.attemptId,
+      worker: node.key,
+      result: { state: 'succeeded', exitCode: 0 },
+    });
+    expect(finished.result?.logTail).toContain('done');
+    await eventually(() => expect(heartbeatOf(node.key)).toMatchObject({ state: 'NORMAL', running: 0 }), {
+      timeoutMs: 2_000,
+    });
+
+    // Graceful stop deregisters: nothing for the leader to fail over.
+    await node.stop();
+    await eventually(() => expect(heartbeatOf(node.key)).toBeUndefined());
+  });
+
+  test('drain: DRAINING in the registry, new tasks refused, the running one finishes and is reported', async () => {
+    const node = await startWorker('w2', 2);
+    await eventually(() => expect(heartbeatOf(node.key)).toBeDefined());
+    const req = attemptRequest({ type: 'shell', command: 'sleep 0.5; echo drained-ok' });
+    expect((await dispatch(node, req)).status).toBe(202);
+    const draining = node.drain(10_000);
+    await eventually(() => expect(heartbeatOf(node.key)?.state).toBe('DRAINING'), { timeoutMs: 2_000 });
+    const refused = await dispatch(node, attemptRequest({ type: 'noop' }));
+    expect(refused.status).toBe(503);
+    await draining;
+    // Delivered before drain() resolved, not eventually.
+    const finished = master.received.find((r) => r.kind === 'finished' && r.attemptId === req.attemptId);
+    expect(finished?.result).toMatchObject({ state: 'succeeded' });
+    await eventually(() => expect(heartbeatOf(node.key)).toBeUndefined());
+  });
+
+  test('a failover record for this incarnation kills its tasks (whole process group) and terminates it', async () => {
+    const node = await startWorker('w3', 2);
+    await eventually(() => expect(heartbeatOf(node.key)).toBeDefined());
+    const req = attemptRequest({ type: 'shell', command: 'sleep 300 & echo "gc=$!"; wait' });
+    expect((await dispatch(node, req)).status).toBe(202);
+    const grandchild = await eventually(async () => {
+      const m = (
+        await (
+          await fetch(`http://${node.address}/v1/attempts/${req.attemptId}/log?follow=false`, {
+            headers: { authorization: `Bearer ${SECRET}` },
+          })
+        ).text()
+      ).match(/gc=(\d+)/);
+      if (!m) throw new Error('no pid yet');
+      return Number(m[1]);
+    });
+    expect(pidRuns(grandchild)).toBe(true);
+
+    const leader = new FailoverRecords(observer, paths);
+    await leader.write(node.key, {
+      role: 'worker',
+      address: node.address,
+      startTime: node.startTime,
+      pid: process.pid,
+      sessionId: null,
+      failedOverAt: new Date().toISOString(),
+      by: '127.0.0.1:1_1',
+      tasks: 1,
+      runs: 1,
+    });
+    const { reason } = await node.terminated;
+    expect(reason).toMatch(/was failed over/);
+    expect(node.state).toBe('terminated');
+    expect(node.executor.snapshot(req.attemptId)?.state).toBe('killed');
+    expect(pidRuns(grandchild)).toBe(false);
+    await node.stop();
+  });
+});
