@@ -2,6 +2,7 @@ export * from './acl.js';
 export * from './distributed-lock.js';
 export * from './errors.js';
 export * from './failover-records.js';
+export * from './from-config.js';
 export * from './heartbeat.js';
 export * from './json-node.js';
 export * from './layout.js';
