@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import {
   type WorkerHeartbeat,
   ZkSession,
 } from '@sched/registry';
-import { eventually, registerCleanup, sharedZooKeeper, zkChroot } from '@sched/testkit';
+import { eventually, FaultProxy, registerCleanup, sharedZooKeeper, zkChroot } from '@sched/testkit';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { AttemptReport } from '../src/reporting/attempt-report.js';
 import { WorkerNode } from '../src/worker-node.js';
@@ -73,10 +74,10 @@ async function startFakeMaster(): Promise<{ received: AttemptReport[]; stop(): P
   return { received, stop };
 }
 
-async function startWorker(name: string, capacity = 1): Promise<WorkerNode> {
+async function startWorker(name: string, capacity = 1, zk = connect): Promise<WorkerNode> {
   const config = loadConfig({
     env: {
-      SCHED_ZK: connect,
+      SCHED_ZK: zk,
       SCHED_ZK_SESSION_TIMEOUT: '4s',
       SCHED_CLUSTER_SECRET: SECRET,
       SCHED_HOST: '127.0.0.1',
@@ -219,4 +220,53 @@ describe('WorkerNode against a real ZooKeeper', () => {
     expect(pidRuns(grandchild)).toBe(false);
     await node.stop();
   });
+
+  test('session LOST (ZooKeeper black-holed): every task group is killed; on a new session the worker registers again and takes work', async () => {
+    const zk = await sharedZooKeeper();
+    const proxy = await FaultProxy.start({ host: zk.host, port: zk.port });
+    registerCleanup('proxy', () => proxy.close());
+    const viaProxy = connect.replace(/^[^/]+/, proxy.address);
+    const node = await startWorker('w4', 2, viaProxy);
+    await eventually(() => expect(heartbeatOf(node.key)).toBeDefined());
+    const req = attemptRequest({ type: 'shell', command: 'sleep 300 & echo "gc=$!"; wait' });
+    expect((await dispatch(node, req)).status).toBe(202);
+    const grandchild = await eventually(() => {
+      const m = node.executor.snapshot(req.attemptId) && /gc=(\d+)/.exec(readLog(node, req.attemptId));
+      if (!m) throw new Error('no pid yet');
+      return Number(m[1]);
+    });
+
+    const cutAt = performance.now();
+    proxy.setMode('blackhole');
+    // Lease: LOST one session timeout (4 s) after the last reply; then kill grace (300 ms).
+    await eventually(() => expect(node.executor.snapshot(req.attemptId)?.state).toBe('killed'), {
+      timeoutMs: 15_000,
+    });
+    const killedAfter = performance.now() - cutAt;
+    expect(killedAfter).toBeGreaterThan(2_000); // not before the lease could run out
+    expect(killedAfter).toBeLessThan(4_000 + 300 + 3_000);
+    expect(pidRuns(grandchild)).toBe(false);
+    expect(node.state).toBe('fenced');
+    expect((await dispatch(node, attemptRequest({ type: 'noop' }))).status).toBe(503);
+
+    proxy.setMode('pass');
+    await eventually(() => expect(node.state).toBe('running'), { timeoutMs: 20_000 });
+    await eventually(() => expect(heartbeatOf(node.key)).toBeDefined());
+    expect((await dispatch(node, attemptRequest({ type: 'noop' }))).status).toBe(202);
+    // The attempt is reported as killed (reports go to masters over HTTP, not through ZooKeeper).
+    await eventually(() =>
+      expect(
+        master.received.find((r) => r.attemptId === req.attemptId && r.kind === 'finished')?.result?.state,
+      ).toBe('killed'),
+    );
+    await node.stop();
+  }, 60_000);
 });
+
+function readLog(node: WorkerNode, attemptId: string): string {
+  try {
+    return readFileSync(node.logs.pathFor(attemptId), 'utf8');
+  } catch {
+    return '';
+  }
+}
