@@ -1,0 +1,146 @@
+// Issue 5, acceptance 1: a fan-out/fan-in DAG runs end to end on real daemons (one master, two
+// workers as child processes); a failing task retries with its backoff and then fails the run;
+// its downstream tasks never start.
+import { eventually } from '@sched/testkit';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { TestCluster } from './cluster.js';
+
+let cluster: TestCluster;
+
+beforeAll(async () => {
+  cluster = await TestCluster.create();
+  await cluster.startMaster();
+  await cluster.startWorker();
+  await cluster.startWorker();
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+interface AttemptRow {
+  task_name: string;
+  attempt: number;
+  state: string;
+  worker_key: string | null;
+  started_ms: number | null;
+  ended_ms: number | null;
+  exit_code: number | null;
+}
+
+async function waitForRun(workflow: string, timeoutMs = 60_000) {
+  return eventually(
+    async () => {
+      const rows = await cluster.query<{ id: number; state: string }>(
+        `SELECT r.id, r.state FROM runs r JOIN workflows w ON w.id = r.workflow_id WHERE w.name = $1`,
+        [workflow],
+      );
+      const run = rows[0];
+      if (!run || !['succeeded', 'failed', 'cancelled'].includes(run.state)) {
+        throw new Error(`run of ${workflow} not finished: ${JSON.stringify(rows)}`);
+      }
+      return run;
+    },
+    { timeoutMs, intervalMs: 200 },
+  ).catch((err) => {
+    throw new Error(`${(err as Error).message}\n${cluster.output()}`);
+  });
+}
+
+async function attemptsOf(runId: number): Promise<AttemptRow[]> {
+  return cluster.query<AttemptRow>(
+    `SELECT task_name, attempt, state, worker_key, exit_code,
+            (extract(epoch FROM started_at) * 1000)::float8 AS started_ms,
+            (extract(epoch FROM ended_at) * 1000)::float8 AS ended_ms
+       FROM task_attempts WHERE run_id = $1 ORDER BY started_at, task_name, attempt`,
+    [runId],
+  );
+}
+
+describe('DAG runs on real daemons', () => {
+  test('a 6-task fan-out/fan-in DAG runs to success, every task after its upstream tasks', async () => {
+    const sh = (name: string, dependsOn: string[] = []) => ({
+      name,
+      type: 'shell',
+      command: `echo "${name} on $SCHED_TASK_NAME attempt $SCHED_ATTEMPT"; sleep 0.2`,
+      routing: 'round-robin',
+      dependsOn,
+    });
+    await cluster.apply({
+      name: 'fan-out-fan-in',
+      tasks: [
+        sh('extract'),
+        sh('clean', ['extract']),
+        sh('enrich', ['extract']),
+        sh('audit', ['extract']),
+        sh('load', ['clean', 'enrich', 'audit']),
+        sh('report', ['load']),
+      ],
+    });
+    await cluster.trigger('fan-out-fan-in');
+    const run = await waitForRun('fan-out-fan-in');
+    expect(run.state).toBe('succeeded');
+
+    const attempts = await attemptsOf(run.id);
+    expect(attempts.map((a) => a.task_name).sort()).toEqual([
+      'audit',
+      'clean',
+      'enrich',
+      'extract',
+      'load',
+      'report',
+    ]);
+    for (const a of attempts) {
+      expect(a.state).toBe('succeeded');
+      expect(a.exit_code).toBe(0);
+    }
+    const at = (name: string) => attempts.find((a) => a.task_name === name) as AttemptRow;
+    const deps: Record<string, string[]> = {
+      clean: ['extract'],
+      enrich: ['extract'],
+      audit: ['extract'],
+      load: ['clean', 'enrich', 'audit'],
+      report: ['load'],
+    };
+    for (const [task, ups] of Object.entries(deps)) {
+      for (const up of ups)
+        expect(at(task).started_ms as number).toBeGreaterThanOrEqual(at(up).ended_ms as number);
+    }
+    // Both workers took part (round-robin over two workers, three tasks side by side).
+    expect(new Set(attempts.map((a) => a.worker_key)).size).toBe(2);
+  });
+
+  test('a failing task retries with exponential backoff, then fails the run; downstream never starts', async () => {
+    await cluster.apply({
+      name: 'always-fails',
+      tasks: [
+        {
+          name: 'flaky',
+          type: 'shell',
+          command: 'echo failing; exit 3',
+          retries: { max: 2, backoff: 'exponential', delay: '1s' },
+        },
+        { name: 'after', type: 'shell', command: 'echo must not run', dependsOn: ['flaky'] },
+        { name: 'independent', type: 'noop' },
+      ],
+    });
+    await cluster.trigger('always-fails');
+    const run = await waitForRun('always-fails');
+    expect(run.state).toBe('failed');
+
+    const attempts = await attemptsOf(run.id);
+    const flaky = attempts.filter((a) => a.task_name === 'flaky');
+    expect(flaky.map((a) => [a.attempt, a.state, a.exit_code])).toEqual([
+      [1, 'failed', 3],
+      [2, 'failed', 3],
+      [3, 'failed', 3],
+    ]);
+    const [a1, a2, a3] = flaky as [AttemptRow, AttemptRow, AttemptRow];
+    // The delays between an attempt's end and the next attempt's start follow the backoff: 1 s, then 2 s.
+    expect((a2.started_ms as number) - (a1.ended_ms as number)).toBeGreaterThanOrEqual(1_000 - 50);
+    expect((a3.started_ms as number) - (a2.ended_ms as number)).toBeGreaterThanOrEqual(2_000 - 50);
+    expect((a3.started_ms as number) - (a2.ended_ms as number)).toBeLessThan(6_000);
+    expect(attempts.some((a) => a.task_name === 'after')).toBe(false);
+    expect(attempts.find((a) => a.task_name === 'independent')?.state).toBe('succeeded');
+  });
+});
