@@ -9,6 +9,7 @@ export {
   type CreateDatabaseOptions,
   type CreatedDatabase,
   createDatabase,
+  createTemplateDatabase,
   type PgServer,
   startPostgres,
 } from './postgres.js';

@@ -278,6 +278,54 @@ export async function createDatabase(
   };
 }
 
+/**
+ * Makes (once per server, even across test processes) a template database `name` filled by
+ * `build(url)` — e.g. running the migrations — and returns its name for
+ * `createDatabase(server, { template })`. Concurrent callers wait on an advisory lock; the
+ * first builds, the others find it ready. A half-built leftover (a build that failed) is
+ * dropped and rebuilt. The finished template refuses connections, so nothing can hold it
+ * open while databases are copied from it. Put a version or hash in `name` when `build`
+ * can change (the shared server lives only for one run).
+ */
+export async function createTemplateDatabase(
+  name: string,
+  build: (url: string) => Promise<void>,
+  server?: Pick<PgServer, 'url'>,
+): Promise<string> {
+  if (!/^[A-Za-z0-9_]+$/.test(name)) {
+    throw new HarnessError(
+      'TESTKIT_INVALID_ARGUMENT',
+      `createTemplateDatabase name must match [A-Za-z0-9_]+, got '${name}'`,
+    );
+  }
+  const pgServer = server ?? (await (await import('./shared-servers.js')).sharedPostgres());
+  return withAdminClient(pgServer, async (admin) => {
+    await admin.query('select pg_advisory_lock(hashtext($1))', [`sched-template:${name}`]);
+    try {
+      const { rows } = await admin.query<{ datistemplate: boolean }>(
+        'select datistemplate from pg_database where datname = $1',
+        [name],
+      );
+      if (rows[0]?.datistemplate) return name;
+      if (rows[0]) await admin.query(`DROP DATABASE "${name}" WITH (FORCE)`);
+      await admin.query(`CREATE DATABASE "${name}"`);
+      try {
+        await build(pgServer.url(name));
+      } catch (error) {
+        await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => undefined);
+        throw error;
+      }
+      // Close whatever `build` left open, then seal it as a template.
+      await admin.query(`ALTER DATABASE "${name}" ALLOW_CONNECTIONS false`);
+      await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1', [name]);
+      await admin.query(`ALTER DATABASE "${name}" IS_TEMPLATE true`);
+      return name;
+    } finally {
+      await admin.query('select pg_advisory_unlock(hashtext($1))', [`sched-template:${name}`]);
+    }
+  });
+}
+
 async function withAdminClient<T>(
   server: Pick<PgServer, 'url'>,
   fn: (client: pg.Client) => Promise<T>,
