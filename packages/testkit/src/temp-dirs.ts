@@ -33,7 +33,7 @@ export function pruneOldServerDirs(maxAgeMs = 6 * 3600_000): void {
   const root = testkitRoot();
   const cutoff = Date.now() - maxAgeMs;
   for (const entry of readdirSync(root)) {
-    if (!/^(zk|zke|pg)-/.test(entry)) continue;
+    if (!/^(zk|zke|pg)-/.test(entry) || entry.startsWith('pg-template-')) continue;
     const path = join(root, entry);
     try {
       if (statSync(path).mtimeMs < cutoff) rmSync(path, { recursive: true, force: true });
