@@ -223,6 +223,21 @@ describe('ReportSender with a real HTTP master', () => {
     expect(spoolFiles()).toEqual([]);
   });
 
+  test('a RUNNING report still unsent when its attempt finished is settled locally; only the result is sent', async () => {
+    const s = sender({ masters: () => [] });
+    await s.start();
+    const running = report(1, 'running', 'fast-1');
+    const finished = report(2, 'finished', 'fast-1');
+    const other = report(3, 'running', 'slow-1');
+    for (const r of [running, finished, other]) await s.submit(r);
+    await s.stop();
+    const again = sender();
+    await again.start();
+    await again.drained(10_000);
+    expect(master.ackedIds()).toEqual([finished.reportId, other.reportId]);
+    expect(spoolFiles()).toEqual([]);
+  });
+
   test('a report the master rejects (fenced) is dropped, not retried forever', async () => {
     master.mode = 'reject';
     const s = sender();
@@ -259,8 +274,17 @@ describe('executor → reports', () => {
     await s.start();
     const key = '127.0.0.1:7001_1700000000001';
     reportExecutorEvents(executor, s, () => key, systemClock);
-    const req = attemptRequest({ type: 'shell', command: 'echo working; exit 2' });
+    const gate = join(dir.path, 'gate');
+    const req = attemptRequest({
+      type: 'shell',
+      command: `echo working; while [ ! -e '${gate}' ]; do sleep 0.02; done; exit 2`,
+    });
     executor.submit(req);
+    // RUNNING arrives while the task runs…
+    while (!master.received.some((r) => r.report.kind === 'running'))
+      await new Promise((r) => setTimeout(r, 20));
+    expect(executor.snapshot(req.attemptId)?.state).toBe('running');
+    writeFileSync(gate, '');
     await executor.result(req.attemptId);
     await s.drained(10_000);
     const got = master.received.map((r) => r.report);

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -141,7 +141,11 @@ describe('WorkerNode against a real ZooKeeper', () => {
       pid: process.pid,
     });
 
-    const req = attemptRequest({ type: 'shell', command: 'sleep 0.5; echo done' }, { worker: node.key });
+    const gate = join(dir.path, 'w1-gate');
+    const req = attemptRequest(
+      { type: 'shell', command: `while [ ! -e '${gate}' ]; do sleep 0.02; done; echo done` },
+      { worker: node.key },
+    );
     expect((await dispatch(node, req)).status).toBe(202);
     // Full now: the heartbeat says BUSY at once (not at the next interval), and a second dispatch is refused.
     await eventually(() => expect(heartbeatOf(node.key)).toMatchObject({ state: 'BUSY', running: 1 }), {
@@ -150,6 +154,8 @@ describe('WorkerNode against a real ZooKeeper', () => {
     expect((await dispatch(node, attemptRequest({ type: 'noop' }))).status).toBe(429);
 
     const mine = () => master.received.filter((r) => r.attemptId === req.attemptId);
+    await eventually(() => expect(mine().map((r) => r.kind)).toEqual(['running']));
+    writeFileSync(gate, '');
     await eventually(() => expect(mine().map((r) => r.kind)).toEqual(['running', 'finished']));
     const finished = mine()[1] as AttemptReport;
     expect(finished).toMatchObject({

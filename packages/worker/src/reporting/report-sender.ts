@@ -49,7 +49,7 @@ export class ReportSender {
   private readonly maxBatch: number;
   private readonly random: () => number;
   /** Durable, not yet acknowledged, in seq order. */
-  private readonly queue: AttemptReport[] = [];
+  private queue: AttemptReport[] = [];
   /** Submitted, waiting for the next group commit. */
   private toWrite: { report: AttemptReport; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private writing: Promise<void> | null = null;
@@ -170,11 +170,16 @@ export class ReportSender {
         this.wakeIdle = null;
         continue;
       }
-      const batch = this.queue.slice(0, this.maxBatch);
-      let settled = new Set<string>();
+      const window = this.queue.slice(0, this.maxBatch);
+      // A `running` report whose attempt's `finished` report is in the same window adds nothing
+      // (the master accepts a result straight from DISPATCHED): settle it here, send only the result.
+      const finishedIn = new Set(window.filter((r) => r.kind === 'finished').map((r) => r.attemptId));
+      const superseded = (r: AttemptReport) => r.kind === 'running' && finishedIn.has(r.attemptId);
+      const batch = window.filter((r) => !superseded(r));
+      const settled = new Set(window.filter(superseded).map((r) => r.reportId));
       try {
         const ack = await this.opts.send(batch);
-        settled = new Set(ack.acked);
+        for (const id of ack.acked) settled.add(id);
         for (const r of ack.rejected ?? []) {
           this.opts.logger?.warn(r, 'a master rejected an attempt report; dropping it');
           settled.add(r.reportId);
@@ -184,12 +189,11 @@ export class ReportSender {
       }
       if (settled.size > 0) {
         await this.opts.spool.acknowledge(settled);
-        for (let i = this.queue.length - 1; i >= 0; i--) {
-          if (settled.has((this.queue[i] as AttemptReport).reportId)) this.queue.splice(i, 1);
-        }
+        // Only appends happened meanwhile, so the window is still the head of the queue.
+        this.queue = [...window.filter((r) => !settled.has(r.reportId)), ...this.queue.slice(window.length)];
         this.delivered += settled.size;
       }
-      if (settled.size === batch.length) {
+      if (window.every((r) => settled.has(r.reportId))) {
         this.failures = 0;
         continue;
       }
