@@ -8,10 +8,11 @@
 //   blackhole   a silent partition: every socket stays open, no byte moves either way, no
 //               close is propagated. Bytes sent meanwhile are QUEUED in order and delivered
 //               when the proxy leaves blackhole (as TCP retransmission would after a short
-//               partition); stream framing therefore stays intact. If one side closed
-//               during the blackhole (e.g. ZooKeeper expired the session and dropped the
-//               connection), the other side is reset on heal (what a client meets when its
-//               next packet reaches a forgotten connection) and the queue is discarded.
+//               partition); stream framing therefore stays intact. A close is held back
+//               too: a FIN sent during the blackhole (e.g. ZooKeeper expiring the session
+//               and closing the connection) reaches the other side on heal, after the
+//               queued bytes; a reset (or socket error) resets the other side on heal and
+//               discards the queue.
 //   cut         a visible partition, one-shot: every existing connection is reset (RST) on
 //               both sides at the moment of the switch. New connections are accepted and
 //               forwarded afterwards (behaves as pass). To keep the server unreachable,
@@ -82,7 +83,9 @@ class ProxiedConnection {
       });
       direction.from.on('close', () => this.onSideClosed());
       direction.from.on('error', () => {
-        // 'close' follows; the error itself is the fault being simulated, or a real one.
+        // A side was reset (or failed): pass the reset on, unless a blackhole hides it.
+        if (this.proxy.mode === 'blackhole') this.brokenDuringBlackhole = true;
+        else this.reset();
       });
     }
   }
@@ -219,7 +222,9 @@ export class FaultProxy {
 
   /** Starts a proxy on a random 127.0.0.1 port forwarding to `target`; closed at the end of the test file. */
   static async start(target: { host: string; port: number }): Promise<FaultProxy> {
-    const server = createServer({ pauseOnConnect: false, noDelay: true });
+    // Half-open sockets on both sides, so a FIN is forwarded as a FIN and the other
+    // direction keeps flowing (a request sent with FIN still gets its reply).
+    const server = createServer({ allowHalfOpen: true, noDelay: true });
     const port = await new Promise<number>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: '127.0.0.1', port: 0 }, () => {
@@ -302,7 +307,7 @@ export class FaultProxy {
       client.resetAndDestroy();
       return;
     }
-    const upstream = new Socket();
+    const upstream = new Socket({ allowHalfOpen: true });
     upstream.setNoDelay(true);
     const connection = new ProxiedConnection(client, upstream, this);
     this.open.add(connection);

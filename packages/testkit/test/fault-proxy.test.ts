@@ -86,6 +86,15 @@ describe('FaultProxy on a plain TCP echo server', () => {
     await proxy.close();
   });
 
+  it('pass keeps half-closed connections working (the reply to a request sent with FIN arrives)', async () => {
+    const proxy = await FaultProxy.start({ host: '127.0.0.1', port: echo.port });
+    const client = await connectClient(proxy.port);
+    client.socket.end('last words');
+    await client.events.expectSequence(['data:last words', 'close']);
+    await eventually(() => expect(proxy.connections()).toBe(0));
+    await proxy.close();
+  });
+
   it('blackhole stops bytes both ways while sockets stay open, and heals on the same socket', async () => {
     const proxy = await FaultProxy.start({ host: '127.0.0.1', port: echo.port });
     const client = await connectClient(proxy.port);
@@ -107,13 +116,29 @@ describe('FaultProxy on a plain TCP echo server', () => {
     await proxy.close();
   });
 
-  it('blackhole hides a server-side close until heal, then resets the client', async () => {
+  it('blackhole hides a server-side close (FIN) until heal, then delivers it', async () => {
     const proxy = await FaultProxy.start({ host: '127.0.0.1', port: echo.port });
     const client = await connectClient(proxy.port);
     client.socket.write('x');
     await client.events.expectSequence(['data:x']);
     proxy.setMode('blackhole');
-    for (const s of echo.sockets) s.destroy();
+    client.socket.write('queued');
+    for (const s of echo.sockets) s.end();
+    await client.events.expectQuiet(timing.forSleeping() * 2);
+    expect(client.socket.destroyed).toBe(false);
+    proxy.setMode('pass');
+    // The echo of 'queued' is lost (the server had closed), the FIN arrives.
+    await client.events.expectSequence(['close']);
+    await proxy.close();
+  });
+
+  it('blackhole hides a server-side reset until heal, then resets the client', async () => {
+    const proxy = await FaultProxy.start({ host: '127.0.0.1', port: echo.port });
+    const client = await connectClient(proxy.port);
+    client.socket.write('x');
+    await client.events.expectSequence(['data:x']);
+    proxy.setMode('blackhole');
+    for (const s of echo.sockets) s.resetAndDestroy();
     await client.events.expectQuiet(timing.forSleeping() * 2);
     expect(client.socket.destroyed).toBe(false);
     proxy.setMode('pass');
