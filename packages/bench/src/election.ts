@@ -26,7 +26,7 @@ interface Options {
 }
 
 function parseArgs(args: string[]): Options {
-  const opts: Options = { gracefulRounds: 5, killRounds: 2, timeoutsMs: [4000, 10_000] };
+  const opts: Options = { gracefulRounds: 5, killRounds: 3, timeoutsMs: [4000, 10_000] };
   for (let i = 0; i < args.length; i++) {
     const flag = args[i];
     const value = args[i + 1];
@@ -108,7 +108,11 @@ function stats(samples: number[]): { min: number; median: number; max: number; s
   const round = (x: number) => Math.round(x * 10) / 10;
   return {
     min: round(sorted[0] ?? Number.NaN),
-    median: round(sorted[Math.floor(sorted.length / 2)] ?? Number.NaN),
+    median: round(
+      sorted.length % 2 === 1
+        ? (sorted[(sorted.length - 1) / 2] ?? Number.NaN)
+        : ((sorted[sorted.length / 2 - 1] ?? Number.NaN) + (sorted[sorted.length / 2] ?? Number.NaN)) / 2,
+    ),
     max: round(sorted[sorted.length - 1] ?? Number.NaN),
     samples: samples.map(round),
   };
