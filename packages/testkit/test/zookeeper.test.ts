@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { processExists, startZooKeeper, type ZkServer, zkChroot } from '../src/index.js';
+import { eventually, processExists, startZooKeeper, type ZkServer, zkChroot } from '../src/index.js';
 import { connectZk, create, exists, getData, type ZkClient } from './zk-helpers.js';
 
 describe('startZooKeeper (standalone)', () => {
@@ -46,5 +46,25 @@ describe('startZooKeeper (standalone)', () => {
     const client = await connectZk(server.connectString);
     clients.push(client);
     expect(await getData(client, '/hello')).toBe('world');
+  });
+
+  it('stops gracefully (SIGTERM) and restarts; a client rides through on its session', async () => {
+    const client = await connectZk(server.connectString, 20_000);
+    clients.push(client);
+    const oldPid = server.pid;
+    await server.stop();
+    expect(server.running).toBe(false);
+    expect(server.pid).toBe(0);
+    expect(processExists(oldPid)).toBe(false);
+    await expect(server.fourLetterWord('srvr')).rejects.toThrow(/ECONNREFUSED/);
+    await server.restart();
+    // The session survives a restart within its timeout (sessions are persisted).
+    await eventually(async () => expect(await getData(client, '/hello')).toBe('world'));
+  });
+
+  it('rejects a bad chroot prefix with a clear error', async () => {
+    await expect(zkChroot(server, 'no/slashes')).rejects.toThrow(
+      /prefix must match \[A-Za-z0-9_.-\]\+, got 'no\/slashes'/,
+    );
   });
 });
