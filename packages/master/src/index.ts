@@ -1,5 +1,7 @@
 export * from './dispatch/attempt-request.js';
 export * from './dispatch/worker-client.js';
+export * from './failover/failover-coordinator.js';
+export * from './failover/failover-queries.js';
 export * from './http/master-routes.js';
 export * from './master-node.js';
 export * from './reports/report-applier.js';

@@ -12,17 +12,22 @@ import {
 } from '@sched/core';
 import {
   ensureLayout,
+  type FailoverRecord,
+  FailoverRecords,
   LeaderElection,
   type LeadershipTerm,
   MemberRegistration,
   MembersView,
   RegistryPaths,
+  type WatchHandle,
   type WorkerHeartbeat,
   ZkSession,
 } from '@sched/registry';
 import { advanceLeaderEpoch, createPool, migrate } from '@sched/store';
 import type pg from 'pg';
 import { HttpWorkerClient } from './dispatch/worker-client.js';
+import { FailoverCoordinator } from './failover/failover-coordinator.js';
+import { reassignRunsOf } from './failover/failover-queries.js';
 import { reportRoutes } from './http/master-routes.js';
 import { ReportApplier } from './reports/report-applier.js';
 import { WorkerRouter } from './routing/worker-router.js';
@@ -53,6 +58,8 @@ export interface MasterNodeOptions {
   clock?: Clock;
   /** Extra HTTP routes (the REST API) mounted on the master's endpoint. */
   routes?: (node: MasterNode) => Route[];
+  /** Test hook (SCHED_TEST_HOOKS=crash-before-failover-record): see FailoverCoordinator. */
+  crashBeforeFailoverRecord?: boolean;
 }
 
 export class MasterNode {
@@ -78,9 +85,16 @@ export class MasterNode {
   private applier: ReportApplier | undefined;
   firer!: ScheduleFirer;
   commands!: CommandProcessor;
+  records!: FailoverRecords;
+  private failoverWatch: WatchHandle | undefined;
   private fenced = false;
   private stopping = false;
   private state: 'NORMAL' | 'DRAINING' = 'NORMAL';
+  private resolveEnded!: (code: number) => void;
+  /** Resolves with a non-zero exit code when this incarnation must end (it was failed over). */
+  readonly ended: Promise<number> = new Promise((resolve) => {
+    this.resolveEnded = resolve;
+  });
 
   private constructor(private readonly opts: MasterNodeOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -162,6 +176,7 @@ export class MasterNode {
       logger: this.log,
     });
     await ensureLayout(this.session, this.paths);
+    this.records = new FailoverRecords(this.session, this.paths, { clock: this.clock, logger: this.log });
     this.workersView = new MembersView(this.session, this.paths, 'worker', { logger: this.log });
     this.mastersView = new MembersView(this.session, this.paths, 'master', { logger: this.log });
     await Promise.all([this.workersView.start(), this.mastersView.start()]);
@@ -224,9 +239,22 @@ export class MasterNode {
         reportedAt: new Date(this.clock.now()).toISOString(),
       }),
       intervalMs: config.heartbeat.intervalMs,
+      beforeRegister: async ({ first }) => {
+        if (first) return; // a brand-new incarnation cannot have been failed over
+        const record = await this.records.read('master', this.key);
+        if (record) {
+          this.terminate(record);
+          throw new SchedError(
+            'FAILED_OVER',
+            `master ${this.key} was failed over; this incarnation must exit`,
+          );
+        }
+      },
       logger: this.log,
     });
     await this.registration.start();
+    // If the leader is failing us over right now, our record appears later: exit then.
+    this.failoverWatch = this.records.watchFor('master', this.key, (record) => this.terminate(record));
     this.mastersView.on('added', () => this.firer.membershipChanged());
     this.mastersView.on('removed', () => this.firer.membershipChanged());
     await this.mastersView.sync();
@@ -250,16 +278,45 @@ export class MasterNode {
     this.election.start();
   }
 
-  /** Leader duties for one term: record the fencing token, then hold until the term ends. */
+  /**
+   * Leader duties for one term: record the fencing token in PostgreSQL (every leader-only write
+   * is conditional on it), then run failover and reconciliation until the term ends.
+   */
   private async lead(term: LeadershipTerm): Promise<void> {
     const epoch = Number(term.token);
     const advanced = await advanceLeaderEpoch(this.pool, epoch, this.key);
-    this.log.info({ epoch, advanced }, 'leadership term started');
-    await new Promise<void>((resolve) => {
-      if (term.signal.aborted) resolve();
-      else term.signal.addEventListener('abort', () => resolve(), { once: true });
+    if (!advanced) {
+      this.log.warn({ epoch }, 'a newer leader epoch is already recorded; giving up this term');
+      return;
+    }
+    this.log.info({ epoch }, 'leadership term started');
+    const { config } = this.opts;
+    const coordinator = new FailoverCoordinator({
+      pool: this.pool,
+      session: this.session,
+      paths: this.paths,
+      records: this.records,
+      masters: this.mastersView,
+      workers: this.workersView,
+      leaderKey: this.key,
+      delayMs: config.failover.delayMs,
+      retentionMs: config.failover.retentionMs,
+      logger: this.log,
+      ...(this.opts.crashBeforeFailoverRecord ? { crashBeforeRecord: true } : {}),
     });
+    await coordinator.run(term);
     this.log.info({ epoch }, 'leadership term ended');
+  }
+
+  /** This incarnation was failed over (a zombie): fence for good and tell the CLI to exit non-zero. */
+  private terminate(record: FailoverRecord): void {
+    if (this.stopping) return;
+    this.log.error(
+      { failedOverAt: record.failedOverAt, by: record.by, runs: record.runs },
+      `this master (${this.key}) was failed over by ${record.by} at ${record.failedOverAt}; exiting so a fresh incarnation can start`,
+    );
+    this.fence('failed over');
+    this.resolveEnded(3);
   }
 
   /** Live workers as the router sees them. */
@@ -300,6 +357,22 @@ export class MasterNode {
     void this.driver.start();
   }
 
+  /** A graceful stop hands this master's active runs to the other live masters (nothing to fail over then). */
+  private async handBackRuns(): Promise<void> {
+    if (!this.pool || !this.mastersView || this.fenced) return;
+    const others = this.mastersView
+      .list()
+      .map((m) => m.key)
+      .filter((k) => k !== this.key)
+      .sort();
+    if (others.length === 0) return;
+    const moved = await reassignRunsOf(this.pool, this.key, others);
+    const byOwner = new Map<string, number[]>();
+    for (const m of moved) byOwner.set(m.owner, [...(byOwner.get(m.owner) ?? []), m.runId]);
+    await notifyOwners(this.pool, byOwner);
+    if (moved.length > 0) this.log.info({ runs: moved.length }, 'handed runs back to the other masters');
+  }
+
   /** Stops everything: deregisters (nothing is failed over for a graceful stop), closes connections. */
   async stop(): Promise<void> {
     if (this.stopping) return;
@@ -312,10 +385,14 @@ export class MasterNode {
         this.log.warn({ err }, `stopping ${what} failed`);
       }
     };
+    this.failoverWatch?.stop();
+    // Publish DRAINING first: a leader that sees this node go then knows it was a graceful stop.
+    await quietly('heartbeat', () => this.registration?.refresh());
     await quietly('election', () => this.election?.close());
     await quietly('firer', () => this.firer?.stop());
     await quietly('commands', () => this.commands?.stop());
     await quietly('driver', () => this.driver?.stop());
+    await quietly('hand-back', () => this.handBackRuns());
     await quietly('wake listener', () => this.wakeListener?.stop());
     await quietly('registration', () => this.registration?.stop());
     await quietly('views', () => {

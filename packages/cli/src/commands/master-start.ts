@@ -12,11 +12,20 @@ export function masterStartCommand(program: Command): void {
   addConfigOptions(start).action(async (opts: Record<string, unknown>) => {
     const config = configFromOptions(opts);
     const logger = daemonLogger('sched-master', config);
-    const node = await MasterNode.start({ config, logger });
+    const hooks = (process.env.SCHED_TEST_HOOKS ?? '').split(',');
+    const node = await MasterNode.start({
+      config,
+      logger,
+      crashBeforeFailoverRecord: hooks.includes('crash-before-failover-record'),
+    });
     process.stdout.write(
       `sched-master ${node.key} listening on ${node.address}, joined ZooKeeper ${config.zk.connect} root ${config.zk.root}\n`,
     );
-    const code = await runUntilSignalled('sched-master', node, logger);
+    const code = await runUntilSignalled(
+      'sched-master',
+      { stop: () => node.stop(), ended: node.ended },
+      logger,
+    );
     process.exitCode = code;
     // Anything still holding the event loop (a socket in close) must not keep a stopped daemon alive.
     setTimeout(() => process.exit(code), 2_000).unref();

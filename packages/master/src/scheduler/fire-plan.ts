@@ -24,16 +24,14 @@ export function planFire(
   cron: CronSchedule,
   fireAtMs: number,
   nowMs: number,
+  /** cron.next(fireAtMs) when already known (computed when the fire was armed, off the hot path). */
+  precomputedNextMs?: number | null,
 ): FirePlan {
   const late = nowMs - fireAtMs;
   if (late <= row.misfireThresholdMs) {
+    const nextMs = precomputedNextMs === undefined ? cron.next(fireAtMs) : precomputedNextMs;
     return {
-      advance: {
-        scheduleId: row.id,
-        expectedMs: fireAtMs,
-        revision: row.revision,
-        nextMs: cron.next(fireAtMs),
-      },
+      advance: { scheduleId: row.id, expectedMs: fireAtMs, revision: row.revision, nextMs },
       fires: [{ scheduleId: row.id, fireTimeMs: fireAtMs, trigger: 'schedule' }],
       misfired: false,
       dropped: 0,

@@ -1,5 +1,6 @@
 import { type Clock, createLogger, type Logger, systemClock } from '@sched/core';
 import {
+  type ConcurrencyPolicy,
   CronSchedule,
   type FireOutcome,
   fireSchedules,
@@ -83,6 +84,8 @@ export interface ScheduleFirerDeps {
 }
 
 export interface FirerStats {
+  /** Completed scans of the due schedules. */
+  scans: number;
   fireStatements: number;
   runsCreated: number;
   /** Fires refused by the database CAS (another master fired, or the schedule changed). */
@@ -96,6 +99,8 @@ interface Armed {
   row: ScheduleRow;
   cron: CronSchedule;
   fireAtMs: number;
+  /** cron.next(fireAtMs), computed when armed so the fire itself does no cron work. */
+  nextAfterMs: number | null | undefined;
   inFlight: boolean;
   /** Generation of the last in-memory change, so a scan that started earlier does not overwrite it. */
   gen: number;
@@ -119,6 +124,7 @@ export class ScheduleFirer {
   private rescanRequested = false;
   private gen = 0;
   readonly stats: FirerStats = {
+    scans: 0,
     fireStatements: 0,
     runsCreated: 0,
     casLost: 0,
@@ -236,8 +242,16 @@ export class ScheduleFirer {
         );
         continue;
       }
-      this.arm({ row, cron, fireAtMs: row.nextFireTime, inFlight: false, gen: ++this.gen });
+      this.arm({
+        row,
+        cron,
+        fireAtMs: row.nextFireTime,
+        nextAfterMs: cron.next(row.nextFireTime),
+        inFlight: false,
+        gen: ++this.gen,
+      });
     }
+    this.stats.scans += 1;
   }
 
   private cronFor(row: ScheduleRow): CronSchedule {
@@ -331,7 +345,7 @@ export class ScheduleFirer {
     for (const a of mine) {
       a.inFlight = true;
       a.gen = ++this.gen;
-      const plan = planFire(a.row, a.cron, a.fireAtMs, now);
+      const plan = planFire(a.row, a.cron, a.fireAtMs, now, a.nextAfterMs);
       plans.set(a.row.id, plan);
       if (plan.misfired) {
         this.stats.misfires += 1;
@@ -349,8 +363,17 @@ export class ScheduleFirer {
       }
     }
     const batches: Armed[][] = [];
-    for (let i = 0; i < mine.length; i += this.opts.batchMax)
-      batches.push(mine.slice(i, i + this.opts.batchMax));
+    // One statement per policy and per batchMax schedules; all sent at once (the pool runs them in parallel).
+    const byPolicy = new Map<ConcurrencyPolicy, Armed[]>();
+    for (const a of mine) {
+      const list = byPolicy.get(a.row.concurrency);
+      if (list) list.push(a);
+      else byPolicy.set(a.row.concurrency, [a]);
+    }
+    for (const list of byPolicy.values()) {
+      for (let i = 0; i < list.length; i += this.opts.batchMax)
+        batches.push(list.slice(i, i + this.opts.batchMax));
+    }
     await Promise.all(batches.map((batch) => this.fireBatch(batch, plans)));
   }
 
@@ -361,7 +384,13 @@ export class ScheduleFirer {
     try {
       // Checked as late as possible: a master paused (GC, SIGSTOP) must not act on a stale lease.
       if (!this.deps.leaseValid()) throw new Error('registry lease not valid');
-      outcomes = await fireSchedules(this.deps.pool, this.deps.self, advances, fires);
+      outcomes = await fireSchedules(
+        this.deps.pool,
+        this.deps.self,
+        (batch[0] as Armed).row.concurrency,
+        advances,
+        fires,
+      );
     } catch (err) {
       this.stats.errors += 1;
       this.log.warn(
@@ -377,6 +406,7 @@ export class ScheduleFirer {
     const committedAtMs = this.clock.now();
     this.stats.fireStatements += 1;
     const created: FiredRun[] = [];
+    const rearmed: Armed[] = [];
     for (const o of outcomes) {
       const a = this.armed.get(o.scheduleId);
       if (!a) continue;
@@ -404,11 +434,22 @@ export class ScheduleFirer {
         ownsSchedule(assignment, o.scheduleId) &&
         nextMs <= this.clock.now() + this.opts.lookAheadMs
       ) {
-        this.arm({ row: a.row, cron: a.cron, fireAtMs: nextMs, inFlight: false, gen: ++this.gen });
+        const e: Armed = {
+          row: a.row,
+          cron: a.cron,
+          fireAtMs: nextMs,
+          nextAfterMs: undefined,
+          inFlight: false,
+          gen: ++this.gen,
+        };
+        this.arm(e);
+        rearmed.push(e);
       }
     }
     this.stats.runsCreated += created.length;
     if (created.length > 0) this.deps.onRunsCreated?.(created);
+    // Next fire times for the re-armed entries, now that the fire is committed and the loop is idle.
+    for (const e of rearmed) e.nextAfterMs = e.cron.next(e.fireAtMs);
   }
 
   // ---- queue policy -------------------------------------------------------------------------

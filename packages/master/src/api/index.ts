@@ -1,0 +1,4 @@
+export * from './api-node.js';
+export * from './api-routes.js';
+export * from './cluster-status.js';
+export * from './run-json.js';

@@ -1,0 +1,291 @@
+import { type Logger, parseIncarnationKey, SchedError } from '@sched/core';
+import type {
+  FailoverRecords,
+  LeadershipTerm,
+  Member,
+  MemberRole,
+  MembersView,
+  RegistryPaths,
+  ZkSession,
+} from '@sched/registry';
+import { withTransaction } from '@sched/store';
+import type pg from 'pg';
+import { notifyOwners } from '../runs/run-wake-channel.js';
+import {
+  type FailedIncarnation,
+  type FailoverRow,
+  failOverWorkerAttempts,
+  getFailover,
+  insertFailover,
+  listReferencedIncarnations,
+  listUnrecordedFailovers,
+  lockLeaderEpoch,
+  markRecorded,
+  purgeFailovers,
+  reassignRunsOf,
+  setFailoverCounts,
+} from './failover-queries.js';
+
+/**
+ * The leader's failover duty (architecture §8). For one leadership term:
+ *
+ * 1. When a master or worker znode disappears, wait `delayMs` (the zombie, if it is one, has
+ *    fenced itself by then: docs/failover.md gives the timing argument).
+ * 2. If the same incarnation (address and startTime) is registered again, do nothing.
+ * 3. In ONE PostgreSQL transaction fenced by the leader epoch: a worker's dispatched/running
+ *    attempts become failed-over (their owners are woken and re-dispatch per the task's
+ *    failover policy); a master's active runs are re-assigned to live masters (compare-and-set
+ *    on owner) and their new owners woken. A `failovers` row records it.
+ * 4. Write `/failover-finish-nodes/{role}/{key}`; mark the row recorded.
+ *
+ * A graceful stop (last heartbeat DRAINING and nothing left to take over) is not a failover:
+ * no row, no record. Steps 3–4 are idempotent (the row's primary key is the incarnation key).
+ *
+ * Reconciliation sweep (at term start and every `sweepIntervalMs`): failovers whose record was
+ * never written get it now; every incarnation that active runs/attempts still reference but
+ * that is neither registered nor failed over is scheduled as if its znode had just gone. So a
+ * leader that dies at any point loses nothing and repeats nothing.
+ */
+
+export interface FailoverCoordinatorOptions {
+  pool: pg.Pool;
+  session: ZkSession;
+  paths: RegistryPaths;
+  records: FailoverRecords;
+  masters: MembersView;
+  workers: MembersView;
+  /** This leader's incarnation key (the `by` of records). */
+  leaderKey: string;
+  delayMs: number;
+  /** Records and rows older than this are purged. */
+  retentionMs: number;
+  /** @defaultValue 10000 */
+  sweepIntervalMs?: number;
+  /** @defaultValue 1 hour */
+  purgeIntervalMs?: number;
+  logger: Logger;
+  /** Told after each completed failover (metrics). */
+  onFailover?: (role: MemberRole, key: string, counts: { tasks: number; runs: number }) => void;
+  /**
+   * Test hook: kill this process (SIGKILL) right after the failover transaction commits and
+   * before the record is written, to prove the next leader's sweep completes the failover.
+   */
+  crashBeforeRecord?: boolean;
+}
+
+type Outcome = 'failed-over' | 'graceful' | 'reregistered' | 'already-recorded';
+
+export class FailoverCoordinator {
+  private readonly pending = new Map<string, NodeJS.Timeout>();
+  private readonly lastSeen = new Map<string, Member>();
+  private readonly log: Logger;
+  private term: LeadershipTerm | undefined;
+
+  constructor(private readonly opts: FailoverCoordinatorOptions) {
+    this.log = opts.logger.child({ component: 'failover' });
+  }
+
+  /** Performs failover duties until the term ends. */
+  async run(term: LeadershipTerm): Promise<void> {
+    this.term = term;
+    const epoch = Number(term.token);
+    const views = [this.opts.masters, this.opts.workers];
+    for (const v of views) for (const m of v.list()) this.lastSeen.set(m.key, m);
+    const onSeen = (m: Member) => this.lastSeen.set(m.key, m);
+    const onRemoved = (m: Member) => {
+      this.lastSeen.set(m.key, m);
+      this.log.info(
+        { role: m.role, node: m.key, delayMs: this.opts.delayMs },
+        `${m.role} ${m.key} left the registry; failing it over in ${this.opts.delayMs} ms unless it re-registers`,
+      );
+      this.schedule(m.role, m.key, epoch);
+    };
+    for (const v of views) {
+      v.on('added', onSeen);
+      v.on('updated', onSeen);
+      v.on('removed', onRemoved);
+    }
+    const sweep = () =>
+      this.sweep(epoch).catch((err) => {
+        if (!term.signal.aborted) this.log.warn({ err }, 'reconciliation sweep failed');
+      });
+    const purge = () =>
+      this.purge().catch((err) => {
+        if (!term.signal.aborted) this.log.warn({ err }, 'purging failover records failed');
+      });
+    await sweep();
+    await purge();
+    const sweepTimer = setInterval(sweep, this.opts.sweepIntervalMs ?? 10_000);
+    const purgeTimer = setInterval(purge, this.opts.purgeIntervalMs ?? 3_600_000);
+    try {
+      await new Promise<void>((resolve) => {
+        if (term.signal.aborted) resolve();
+        else term.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+    } finally {
+      clearInterval(sweepTimer);
+      clearInterval(purgeTimer);
+      for (const t of this.pending.values()) clearTimeout(t);
+      this.pending.clear();
+      for (const v of views) {
+        v.off('added', onSeen);
+        v.off('updated', onSeen);
+        v.off('removed', onRemoved);
+      }
+      this.term = undefined;
+    }
+  }
+
+  /** Completes interrupted failovers and schedules failovers of unreferenced-but-active incarnations. */
+  async sweep(epoch: number): Promise<void> {
+    for (const row of await listUnrecordedFailovers(this.opts.pool)) {
+      this.assertTerm();
+      this.log.info(
+        { node: row.key, role: row.role },
+        'completing an interrupted failover: writing its record',
+      );
+      await this.writeRecord(row);
+    }
+    for (const ref of await listReferencedIncarnations(this.opts.pool)) {
+      if (this.pending.has(ref.key) || this.isRegistered(ref.role, ref.key)) continue;
+      if (await this.opts.records.read(ref.role, ref.key)) continue;
+      this.log.info(
+        { role: ref.role, node: ref.key },
+        `${ref.role} ${ref.key} is referenced by active work but not registered; failing it over in ${this.opts.delayMs} ms`,
+      );
+      this.schedule(ref.role, ref.key, epoch);
+    }
+  }
+
+  private isRegistered(role: MemberRole, key: string): boolean {
+    return (role === 'master' ? this.opts.masters : this.opts.workers).get(key) !== undefined;
+  }
+
+  private schedule(role: MemberRole, key: string, epoch: number): void {
+    if (this.pending.has(key)) return;
+    const timer = setTimeout(() => {
+      this.pending.delete(key);
+      this.failOver(role, key, epoch).catch((err) => {
+        if (this.term?.signal.aborted) return;
+        this.log.error({ err, role, node: key }, 'failover failed; the next sweep retries it');
+      });
+    }, this.opts.delayMs);
+    this.pending.set(key, timer);
+  }
+
+  private assertTerm(): void {
+    if (!this.term) throw new SchedError('NOT_LEADER', 'not the leader');
+    this.term.check();
+  }
+
+  /** Fails one incarnation over (steps 2–4). */
+  async failOver(role: MemberRole, key: string, epoch: number): Promise<Outcome> {
+    this.assertTerm();
+    // Ask ZooKeeper itself, not only the view: a re-registration must cancel the failover.
+    if (await this.opts.session.exists(this.opts.paths.member(role, key))) {
+      this.log.info({ role, node: key }, `${role} ${key} is registered again; no failover`);
+      return 'reregistered';
+    }
+    const existing = await this.opts.records.read(role, key);
+    if (existing) {
+      await markRecorded(this.opts.pool, key);
+      return 'already-recorded';
+    }
+    const incarnation = this.describe(role, key);
+    const graceful = this.lastSeen.get(key)?.heartbeat.state === 'DRAINING';
+    const liveMasters = this.opts.masters
+      .list()
+      .map((m) => m.key)
+      .filter((k) => k !== key)
+      .sort();
+
+    const result = await withTransaction(this.opts.pool, async (tx) => {
+      await lockLeaderEpoch(tx, epoch);
+      const done = await getFailover(tx, key);
+      if (done) return { row: done, fresh: false };
+      let tasks = 0;
+      let runs = 0;
+      const wake = new Map<string, number[]>();
+      const add = (owner: string | null, runId: number) => {
+        const k = owner ?? '*';
+        wake.set(k, [...(wake.get(k) ?? []), runId]);
+      };
+      if (role === 'worker') {
+        const taken = await failOverWorkerAttempts(tx, key);
+        tasks = taken.length;
+        for (const t of taken) add(t.owner, t.runId);
+      } else {
+        const moved = await reassignRunsOf(tx, key, liveMasters);
+        runs = moved.length;
+        for (const m of moved) add(m.owner, m.runId);
+      }
+      if (graceful && tasks === 0 && runs === 0) return { row: null, fresh: false };
+      await insertFailover(tx, incarnation, epoch, this.opts.leaderKey);
+      await setFailoverCounts(tx, key, tasks, runs);
+      await notifyOwners(tx, wake);
+      return { row: await getFailover(tx, key), fresh: true };
+    });
+
+    if (!result.row) {
+      this.log.info({ role, node: key }, `${role} ${key} deregistered gracefully; nothing to fail over`);
+      return 'graceful';
+    }
+    if (result.fresh) {
+      this.log.warn(
+        { role, node: key, tasks: result.row.tasks, runs: result.row.runs, epoch },
+        `failed over ${role} ${key}: ${result.row.tasks} task attempt(s) re-queued, ${result.row.runs} run(s) re-assigned`,
+      );
+    }
+    if (this.opts.crashBeforeRecord) {
+      this.log.error('test hook: crashing between the failover transaction and the record write');
+      process.kill(process.pid, 'SIGKILL');
+    }
+    await this.writeRecord(result.row);
+    this.opts.onFailover?.(role, key, { tasks: result.row.tasks, runs: result.row.runs });
+    return 'failed-over';
+  }
+
+  private async writeRecord(row: FailoverRow): Promise<void> {
+    this.assertTerm();
+    const { created } = await this.opts.records.write(row.key, {
+      role: row.role,
+      address: row.address,
+      startTime: row.startTime,
+      pid: row.pid,
+      sessionId: row.sessionId,
+      failedOverAt: row.failedOverAt.toISOString(),
+      by: row.leaderKey,
+      tasks: row.tasks,
+      runs: row.runs,
+    });
+    await markRecorded(this.opts.pool, row.key);
+    if (created) {
+      this.log.info(
+        { role: row.role, node: row.key, path: this.opts.paths.failoverRecord(row.role, row.key) },
+        'FAILOVER_FINISH_NODES record written',
+      );
+    }
+  }
+
+  private describe(role: MemberRole, key: string): FailedIncarnation {
+    const seen = this.lastSeen.get(key);
+    const parsed = parseIncarnationKey(key);
+    return {
+      key,
+      role,
+      address: parsed.address,
+      startTime: parsed.startTime,
+      pid: seen?.heartbeat.pid ?? null,
+      sessionId: seen?.sessionId ?? null,
+    };
+  }
+
+  private async purge(): Promise<void> {
+    this.assertTerm();
+    const removed = await this.opts.records.purge(this.opts.retentionMs);
+    const rows = await purgeFailovers(this.opts.pool, this.opts.retentionMs);
+    if (removed.length > 0 || rows > 0) {
+      this.log.info({ records: removed.length, rows }, 'purged failover records older than the retention');
+    }
+  }
+}
