@@ -143,6 +143,21 @@ describe('worker HTTP endpoint', () => {
     expect(partial.text.startsWith(text.slice(4, 40))).toBe(true);
   });
 
+  test('without follow, the whole current log is sent, however large', async () => {
+    const req = attemptRequest({ type: 'shell', command: 'head -c 300000 /dev/zero | tr "\\0" x' });
+    await call('POST', '/v1/attempts', req);
+    await executor.result(req.attemptId);
+    const { readFileSync } = await import('node:fs');
+    const file = readFileSync(join(dir.path, 'logs', `${req.attemptId}.log`), 'utf8');
+    expect(file.length).toBeGreaterThan(300_000);
+    const r = await call('GET', `/v1/attempts/${req.attemptId}/log?follow=false`);
+    expect(r.text).toBe(file);
+    const noop = attemptRequest({ type: 'noop' });
+    await call('POST', '/v1/attempts', noop);
+    const empty = await call('GET', `/v1/attempts/${noop.attemptId}/log`);
+    expect([empty.status, empty.text]).toEqual([200, '']);
+  });
+
   test('errors are clear 4xx JSON', async () => {
     const cases: [string, string, unknown, Record<string, string>, number, string][] = [
       ['GET', '/v1/health', undefined, { authorization: 'Bearer wrong' }, 401, 'UNAUTHENTICATED'],

@@ -332,6 +332,8 @@ export class TaskExecutor {
       if (a.stop && !a.killing) a.killing = terminateGroup(a.pgid, this.opts.killGraceMs);
     }
     const exit = await exited;
+    // The task's own end decides its state: a timeout firing during the cleanup below must not.
+    if (a.timer) clearTimeout(a.timer);
     if (exit.error) {
       return {
         exitCode: null,

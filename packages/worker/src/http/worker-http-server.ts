@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { type Logger, NotFoundError, SchedError } from '@sched/core';
+import { type Logger, SchedError } from '@sched/core';
 import { type AttemptRequest, ID_PATTERN, parseAttemptRequest } from '../executor/attempt-request.js';
 import { InvalidRequestError, WorkerAtCapacityError, WorkerDrainingError } from '../executor/errors.js';
 import type { TaskExecutor } from '../executor/task-executor.js';
@@ -309,40 +309,29 @@ export class WorkerHttpServer {
       );
     }
     const known = this.opts.executor.snapshot(attemptId);
-    const follow = followText === 'true';
+    if (!(await this.opts.logs.exists(attemptId))) {
+      if (!known) throw new HttpError(404, 'NOT_FOUND', `no log for attempt ${attemptId} on this worker`);
+      // A noop attempt has no log: an empty log, not an error.
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Attempt-State': known.state });
+      res.end();
+      return;
+    }
     const ac = new AbortController();
     res.once('close', () => ac.abort());
-    // Without follow, read what is there now: the stream ends at the current end of the file.
-    const stream = this.opts.logs.follow(attemptId, { offset: Number(offsetText), signal: ac.signal });
-    let first: IteratorResult<Buffer>;
-    try {
-      first = await stream.next();
-    } catch (err) {
-      if (err instanceof NotFoundError && known) {
-        // A noop attempt has no log: an empty log, not an error.
-        res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Attempt-State': known.state });
-        res.end();
-        return;
-      }
-      if (err instanceof NotFoundError) throw new HttpError(404, 'NOT_FOUND', err.message);
-      throw err;
-    }
+    // Headers at once, so a follower of a quiet task knows it is attached.
     res.writeHead(200, {
       'Content-Type': 'text/plain; charset=utf-8',
       'X-Attempt-State': known?.state ?? 'unknown',
     });
-    const write = async (chunk: Buffer) => {
-      if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
-    };
+    res.flushHeaders();
     try {
-      if (!first.done) await write(first.value);
-      if (!follow) {
-        await stream.return(undefined);
-      } else {
-        for await (const chunk of { [Symbol.asyncIterator]: () => stream }) {
-          if (ac.signal.aborted) break;
-          await write(chunk);
-        }
+      for await (const chunk of this.opts.logs.follow(attemptId, {
+        offset: Number(offsetText),
+        signal: ac.signal,
+        follow: followText === 'true',
+      })) {
+        if (ac.signal.aborted) break;
+        if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
       }
     } finally {
       if (!req.destroyed) res.end();

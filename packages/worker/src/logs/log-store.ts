@@ -59,18 +59,30 @@ export class LogStore {
     return log;
   }
 
+  /** Whether a log file exists for this attempt. */
+  async exists(attemptId: string): Promise<boolean> {
+    try {
+      await stat(this.pathFor(attemptId));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
   isActive(attemptId: string): boolean {
     return this.active.has(attemptId);
   }
 
   /**
    * The log's bytes from `offset`, then, while the attempt runs, new bytes as they are written;
-   * ends once the attempt's log is closed and fully read, or when `signal` aborts.
+   * ends once the attempt's log is closed and fully read, or when `signal` aborts. With
+   * `follow: false` it ends at the current end of the file.
    * @throws NotFoundError when there is no log for this attempt.
    */
   async *follow(
     attemptId: string,
-    opts: { offset?: number; signal?: AbortSignal } = {},
+    opts: { offset?: number; signal?: AbortSignal; follow?: boolean } = {},
   ): AsyncGenerator<Buffer> {
     const path = this.pathFor(attemptId);
     let handle: Awaited<ReturnType<typeof open>>;
@@ -96,7 +108,7 @@ export class LogStore {
           yield Buffer.from(buffer.subarray(0, bytesRead));
           continue;
         }
-        if (!live) return;
+        if (!live || opts.follow === false) return;
         // Written or closed while we were reading: read again at once instead of waiting.
         if (live.changes !== changesBefore) continue;
         if (live.closed) return;
