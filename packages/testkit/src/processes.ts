@@ -42,8 +42,12 @@ export interface ChildHandle {
   output(): string;
   /** Resolves with the first match of `re` in the output (past or future); rejects on timeout or exit. */
   waitForOutput(re: RegExp, timeoutMs?: number): Promise<string>;
-  /** Sends a signal to the child (its whole process group when spawned as a group). */
-  signal(sig: NodeJS.Signals): void;
+  /**
+   * Sends a signal to the child's whole process group (when spawned as a group, the
+   * default) or, with `'leader'`, to the child process alone (e.g. a SIGTERM the daemon
+   * must pass on to its own task processes).
+   */
+  signal(sig: NodeJS.Signals, target?: 'group' | 'leader'): void;
   /** SIGKILL and wait until it has exited. */
   kill9(): Promise<ChildExit>;
   /** Sends `sig` (default SIGTERM), then SIGKILL after `graceMs`; resolves when it has exited. */
@@ -120,10 +124,10 @@ export function spawnProcess(cmd: string, args: string[], opts: SpawnOptions = {
     log?.end();
   });
 
-  const sendSignal = (sig: NodeJS.Signals): void => {
+  const sendSignal = (sig: NodeJS.Signals, target: 'group' | 'leader' = 'group'): void => {
     if (!running) return;
     try {
-      process.kill(group ? -pid : pid, sig);
+      process.kill(group && target === 'group' ? -pid : pid, sig);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
     }
@@ -133,7 +137,9 @@ export function spawnProcess(cmd: string, args: string[], opts: SpawnOptions = {
     pid,
     name,
     output: () => captured,
-    waitForOutput(re: RegExp, timeoutMs = timing.forWaiting()): Promise<string> {
+    waitForOutput(pattern: RegExp, timeoutMs = timing.forWaiting()): Promise<string> {
+      // A global or sticky regex keeps state between exec calls; match from the start each time.
+      const re = new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ''));
       return new Promise<string>((resolve, reject) => {
         const check = (): boolean => {
           const match = re.exec(captured);

@@ -62,6 +62,32 @@ describe('spawnProcess', () => {
     await eventually(() => expect(processExists(grandchild)).toBe(false));
   });
 
+  it("signal(sig, 'leader') reaches only the child, not its group", async () => {
+    const parent = spawnProcess(
+      'sh',
+      [
+        '-c',
+        'trap \'echo parent got TERM\' TERM; sleep 600 & echo "grandchild $!"; while true; do sleep 0.05; done',
+      ],
+      { name: 'trapping-parent' },
+    );
+    const grandchild = Number(/grandchild (\d+)/.exec(await parent.waitForOutput(/grandchild \d+/))?.[1]);
+    parent.signal('SIGTERM', 'leader');
+    await parent.waitForOutput(/parent got TERM/);
+    expect(processExists(grandchild)).toBe(true);
+    expect(parent.running).toBe(true);
+    await parent.kill9();
+    await eventually(() => expect(processExists(grandchild)).toBe(false));
+  });
+
+  it('waitForOutput works with a global regex, repeatedly', async () => {
+    const child = spawnProcess('sh', ['-c', 'echo one; sleep 30'], { name: 'echo-one' });
+    const pattern = /one/g;
+    expect(await child.waitForOutput(pattern)).toBe('one');
+    expect(await child.waitForOutput(pattern)).toBe('one');
+    await child.kill9();
+  });
+
   it('stop sends SIGTERM and escalates to SIGKILL after the grace period', async () => {
     const stubborn = spawnProcess(
       process.execPath,
