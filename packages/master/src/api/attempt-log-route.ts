@@ -19,15 +19,23 @@ export function attemptLogRoute(deps: ApiDeps, opts: { connectTimeoutMs?: number
       const id = idParam(ctx.params[0], 'attempt id');
       const followText = ctx.query.get('follow') ?? 'false';
       if (followText !== 'true' && followText !== 'false') {
-        throw new HttpError(400, 'REQUEST_INVALID', `follow: expected true or false, got ${JSON.stringify(followText)}`);
+        throw new HttpError(
+          400,
+          'REQUEST_INVALID',
+          `follow: expected true or false, got ${JSON.stringify(followText)}`,
+        );
       }
       const attempt = await getAttempt(deps.node.pool, id);
       if (!attempt) throw new HttpError(404, 'NOT_FOUND', `no task attempt with id ${id}`);
       const { res } = ctx;
       if (attempt.workerAddress) {
-        const upstream = await openWorkerLog(attempt.workerAddress, id, followText === 'true', deps.secret, connectTimeoutMs).catch(
-          () => null,
-        );
+        const upstream = await openWorkerLog(
+          attempt.workerAddress,
+          id,
+          followText === 'true',
+          deps.secret,
+          connectTimeoutMs,
+        ).catch(() => null);
         if (upstream && upstream.statusCode === 200) {
           res.writeHead(200, {
             'Content-Type': 'text/plain; charset=utf-8',
@@ -73,7 +81,10 @@ function openWorkerLog(
       agent: false,
     });
     // Bounded wait for the response head only; a followed stream may then last as long as the task.
-    const timer = setTimeout(() => req.destroy(new Error(`worker ${address} did not answer within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => req.destroy(new Error(`worker ${address} did not answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     req.once('response', (res) => {
       clearTimeout(timer);
       resolve(res);

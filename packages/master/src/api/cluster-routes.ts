@@ -1,5 +1,5 @@
-import { FailoverRecords } from '@sched/registry';
 import { parseDuration, type Route, SchedError } from '@sched/core';
+import { FailoverRecords } from '@sched/registry';
 import { type ApiDeps, badRequest, registryOf } from './api-node.js';
 import { listFailoverRecords, readClusterStatus } from './cluster-status.js';
 
@@ -11,7 +11,10 @@ export function clusterRoutes(deps: ApiDeps): Route[] {
       pattern: /^\/v1\/cluster$/,
       handle: async () => {
         const { session, paths } = registryOf(deps.node);
-        return { status: 200, body: { ...(await readClusterStatus(session, paths, deps.clock)), answeredBy: deps.node.key } };
+        return {
+          status: 200,
+          body: { ...(await readClusterStatus(session, paths, deps.clock)), answeredBy: deps.node.key },
+        };
       },
     },
     {
@@ -34,9 +37,11 @@ export function clusterRoutes(deps: ApiDeps): Route[] {
         } catch (err) {
           throw badRequest('olderThan', err instanceof SchedError ? err.message : `not a duration: ${text}`);
         }
-        const removed = await new FailoverRecords(session, paths, deps.clock ? { clock: deps.clock } : {}).purge(
-          olderThanMs,
-        );
+        const removed = await new FailoverRecords(
+          session,
+          paths,
+          deps.clock ? { clock: deps.clock } : {},
+        ).purge(olderThanMs);
         deps.logger.info({ removed, olderThanMs }, 'failover records purged');
         return { status: 200, body: { removed, olderThanMs } };
       },

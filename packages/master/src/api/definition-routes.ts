@@ -26,7 +26,10 @@ const NAME = '([a-z0-9][a-z0-9-]*)';
 /** Body of `POST /v1/workflows`: source texts (as files hold them) or already-parsed definitions. */
 function definitionsFromBody(body: unknown): WorkflowDefinition[] {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw badRequest('', 'expected a JSON object { "sources": [{ "label", "text" }] } or { "definitions": [...] }');
+    throw badRequest(
+      '',
+      'expected a JSON object { "sources": [{ "label", "text" }] } or { "definitions": [...] }',
+    );
   }
   const b = body as { sources?: unknown; definitions?: unknown };
   try {
@@ -68,7 +71,10 @@ async function triggerParams(ctx: RequestContext): Promise<Record<string, string
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(params)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) {
-      throw badRequest(`params.${k}`, 'parameter names are letters, digits and _ (not starting with a digit)');
+      throw badRequest(
+        `params.${k}`,
+        'parameter names are letters, digits and _ (not starting with a digit)',
+      );
     }
     if (typeof v !== 'string') throw badRequest(`params.${k}`, `expected a string, got ${typeof v}`);
     out[k] = v;
@@ -87,12 +93,20 @@ export function definitionRoutes(deps: ApiDeps): Route[] {
     const wf = await getWorkflowByName(pool(), name);
     if (!wf) throw notFound(name);
     if (!(await setWorkflowPaused(pool(), name, paused, nowMs()))) {
-      throw new HttpError(409, 'NO_SCHEDULE', `workflow ${name} has no schedule to ${paused ? 'pause' : 'resume'}`);
+      throw new HttpError(
+        409,
+        'NO_SCHEDULE',
+        `workflow ${name} has no schedule to ${paused ? 'pause' : 'resume'}`,
+      );
     }
     const s = await getScheduleOfWorkflow(pool(), wf.id);
     return {
       status: 200,
-      body: { name, paused, nextFireTime: s?.nextFireTime == null ? null : new Date(s.nextFireTime).toISOString() },
+      body: {
+        name,
+        paused,
+        nextFireTime: s?.nextFireTime == null ? null : new Date(s.nextFireTime).toISOString(),
+      },
     };
   };
   return [

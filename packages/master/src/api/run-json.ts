@@ -34,11 +34,11 @@ export interface AttemptJson {
   error: string | null;
 }
 
-export type TaskState = 'waiting' | AttemptState;
+export type RunTaskState = 'waiting' | AttemptState;
 
 export interface TaskJson {
   name: string;
-  state: TaskState;
+  state: RunTaskState;
   attempts: AttemptJson[];
 }
 
@@ -97,7 +97,7 @@ export function attemptJson(a: AttemptRow): AttemptJson {
  * otherwise the state of the latest attempt of each shard, combined — every shard succeeded →
  * succeeded, any shard still in flight → that in-flight state, else the latest attempt's state.
  */
-export function taskState(attempts: readonly AttemptRow[]): TaskState {
+export function taskState(attempts: readonly AttemptRow[]): RunTaskState {
   if (attempts.length === 0) return 'waiting';
   const latestByShard = new Map<number, AttemptRow>();
   for (const a of attempts) {

@@ -38,7 +38,10 @@ function listFilters(q: URLSearchParams): Parameters<typeof listRuns>[1] {
   if (since !== null) {
     const ms = Date.parse(since);
     if (!/^\d{4}-\d{2}-\d{2}/.test(since) || !Number.isFinite(ms)) {
-      throw badRequest('since', `expected an ISO 8601 time like 2026-01-31T09:00:00Z, got ${JSON.stringify(since)}`);
+      throw badRequest(
+        'since',
+        `expected an ISO 8601 time like 2026-01-31T09:00:00Z, got ${JSON.stringify(since)}`,
+      );
     }
     f.sinceMs = ms;
   }
@@ -46,7 +49,10 @@ function listFilters(q: URLSearchParams): Parameters<typeof listRuns>[1] {
   if (limit !== null) {
     const n = Number(limit);
     if (!/^\d+$/.test(limit) || n < 1 || n > MAX_RUN_LIMIT) {
-      throw badRequest('limit', `expected an integer from 1 to ${MAX_RUN_LIMIT}, got ${JSON.stringify(limit)}`);
+      throw badRequest(
+        'limit',
+        `expected an integer from 1 to ${MAX_RUN_LIMIT}, got ${JSON.stringify(limit)}`,
+      );
     }
     f.limit = n;
   }
@@ -80,7 +86,14 @@ export function runRoutes(deps: ApiDeps): Route[] {
           listAttemptsOfRun(pool(), id),
         ]);
         const tasks = (definition as { tasks?: { name: string }[] } | null)?.tasks ?? [];
-        return { status: 200, body: runDetailJson(run, tasks.map((t) => t.name), attempts) };
+        return {
+          status: 200,
+          body: runDetailJson(
+            run,
+            tasks.map((t) => t.name),
+            attempts,
+          ),
+        };
       },
     },
     {
@@ -92,7 +105,11 @@ export function runRoutes(deps: ApiDeps): Route[] {
         const run = await getRun(pool(), id);
         if (!run) throw noRun(id);
         if (state === null) {
-          throw new HttpError(409, 'RUN_FINISHED', `run ${id} already ended (${run.state}); nothing to cancel`);
+          throw new HttpError(
+            409,
+            'RUN_FINISHED',
+            `run ${id} already ended (${run.state}); nothing to cancel`,
+          );
         }
         // The owner drives the run: it sees cancel_requested_at and kills the running attempts.
         if (run.owner !== null && state !== 'cancelled') {
@@ -100,7 +117,10 @@ export function runRoutes(deps: ApiDeps): Route[] {
           else await notifyOwners(pool(), new Map([[run.owner, [id]]]));
         }
         deps.logger.info({ runId: id, state }, 'run cancel requested');
-        return { status: 200, body: { id, state: run.state, cancelRequestedAt: run.cancelRequestedAt?.toISOString() ?? null } };
+        return {
+          status: 200,
+          body: { id, state: run.state, cancelRequestedAt: run.cancelRequestedAt?.toISOString() ?? null },
+        };
       },
     },
     {
@@ -111,7 +131,11 @@ export function runRoutes(deps: ApiDeps): Route[] {
         const run = await getRun(pool(), id);
         if (!run) throw noRun(id);
         if (run.state === 'pending' || run.state === 'running') {
-          throw new HttpError(409, 'RUN_ACTIVE', `run ${id} is still ${run.state}; re-run it once it has ended`);
+          throw new HttpError(
+            409,
+            'RUN_ACTIVE',
+            `run ${id} is still ${run.state}; re-run it once it has ended`,
+          );
         }
         const commandId = await enqueueCommand(pool(), {
           kind: 'rerun',

@@ -1,0 +1,187 @@
+import type { Logger, Route } from '@sched/core';
+import type { SessionStatusKind } from '@sched/registry';
+import type { Db } from '@sched/store';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { WorkerClient } from '../dispatch/worker-client.js';
+import type { FiredRun } from '../scheduler/schedule-firer.js';
+import { countAttemptsByState, countRunsByState } from './metrics-queries.js';
+import { registerSessionStateGauge } from './session-state-gauge.js';
+
+/**
+ * A master's Prometheus metrics (docs/api.md#metrics), on its own registry (several masters can
+ * live in one test process). Counts from PostgreSQL are read at scrape time, bounded by
+ * `dbTimeoutMs` (a scrape must not hang on a sick database: the series are then left out).
+ *
+ * | metric                                   | kind      | what                                           |
+ * |------------------------------------------|-----------|------------------------------------------------|
+ * | sched_trigger_lag_seconds                | histogram | run committed − scheduled fire time (this master's fires) |
+ * | sched_runs{state}                        | gauge     | runs in the database by state (cluster-wide)   |
+ * | sched_task_attempts{state}               | gauge     | task attempts by state (cluster-wide)          |
+ * | sched_dispatch_duration_seconds{outcome} | histogram | one dispatch call to a worker, by outcome      |
+ * | sched_failovers_total{role}              | counter   | incarnations failed over by this master as leader |
+ * | sched_master_leader                      | gauge     | 1 while this master is the leader              |
+ * | sched_registry_session_state{state}      | gauge     | 1 for the ZooKeeper session's current state    |
+ */
+
+export interface MasterMetricsNode {
+  readonly pool: Db | undefined;
+  readonly isLeader: boolean;
+  readonly session: { readonly status: { readonly kind: SessionStatusKind } } | undefined;
+}
+
+const RUN_STATES = ['pending', 'running', 'succeeded', 'failed', 'cancelled'];
+const ATTEMPT_STATES = [
+  'pending',
+  'dispatched',
+  'running',
+  'succeeded',
+  'failed',
+  'timed-out',
+  'killed',
+  'failed-over',
+];
+
+export class MasterMetrics {
+  readonly registry = new Registry();
+  private readonly triggerLag: Histogram;
+  private readonly dispatchDuration: Histogram<'outcome'>;
+  private readonly failovers: Counter<'role'>;
+
+  constructor(
+    node: MasterMetricsNode,
+    opts: { logger?: Logger; dbTimeoutMs?: number; defaultMetrics?: boolean } = {},
+  ) {
+    const dbTimeoutMs = opts.dbTimeoutMs ?? 2_000;
+    const log = opts.logger;
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.triggerLag = new Histogram({
+      name: 'sched_trigger_lag_seconds',
+      help: 'Scheduled runs: time from the fire time to the commit of the run row',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [this.registry],
+    });
+    this.dispatchDuration = new Histogram({
+      name: 'sched_dispatch_duration_seconds',
+      help: 'Duration of one dispatch call (a batch of attempts) to a worker, by outcome',
+      labelNames: ['outcome'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [this.registry],
+    });
+    this.failovers = new Counter({
+      name: 'sched_failovers_total',
+      help: 'Incarnations failed over by this master while leader, by role',
+      labelNames: ['role'],
+      registers: [this.registry],
+    });
+    for (const role of ['master', 'worker']) this.failovers.inc({ role }, 0);
+    new Gauge({
+      name: 'sched_master_leader',
+      help: '1 while this master is the cluster leader',
+      registers: [this.registry],
+      collect() {
+        this.set(node.isLeader ? 1 : 0);
+      },
+    });
+    registerSessionStateGauge(this.registry, () => node.session?.status.kind);
+    const byState = (
+      name: string,
+      help: string,
+      states: string[],
+      count: (db: Db) => Promise<Map<string, number>>,
+    ) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['state'],
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          if (!node.pool) return;
+          let timer: NodeJS.Timeout | undefined;
+          try {
+            const counts = await Promise.race([
+              count(node.pool),
+              new Promise<never>((_, reject) => {
+                timer = setTimeout(
+                  () => reject(new Error(`no answer within ${dbTimeoutMs} ms`)),
+                  dbTimeoutMs,
+                );
+              }),
+            ]);
+            for (const s of states) this.set({ state: s }, counts.get(s) ?? 0);
+          } catch (err) {
+            log?.warn({ err }, `metrics: could not count ${name}`);
+          } finally {
+            clearTimeout(timer);
+          }
+        },
+      });
+    byState(
+      'sched_runs',
+      'Workflow runs in the database by state (cluster-wide)',
+      RUN_STATES,
+      countRunsByState,
+    );
+    byState(
+      'sched_task_attempts',
+      'Task attempts in the database by state (cluster-wide)',
+      ATTEMPT_STATES,
+      countAttemptsByState,
+    );
+  }
+
+  /** For ScheduleFirer's `onRunsCreated`: observes created − fire time of each run fired. */
+  observeFiredRuns(runs: readonly Pick<FiredRun, 'fireTimeMs' | 'committedAtMs'>[]): void {
+    for (const r of runs) this.triggerLag.observe(Math.max(0, r.committedAtMs - r.fireTimeMs) / 1000);
+  }
+
+  /** For the failover coordinator: one incarnation failed over (its record was written). */
+  recordFailover(role: 'master' | 'worker'): void {
+    this.failovers.inc({ role });
+  }
+
+  /** Wraps a worker client so each dispatch call is timed (outcome: ok | refused | unreachable). */
+  instrumentClient<C extends WorkerClient>(client: C): C {
+    const histogram = this.dispatchDuration;
+    const dispatch = client.dispatch.bind(client);
+    return Object.assign(Object.create(client) as C, {
+      async dispatch(address: string, attempts: Parameters<WorkerClient['dispatch']>[1]) {
+        const end = histogram.startTimer();
+        try {
+          const answers = await dispatch(address, attempts);
+          end({
+            outcome: answers.every((a) => a.outcome === 'accepted' || a.outcome === 'duplicate')
+              ? 'ok'
+              : 'refused',
+          });
+          return answers;
+        } catch (err) {
+          end({ outcome: 'unreachable' });
+          throw err;
+        }
+      },
+    });
+  }
+
+  /** The public `GET /metrics` route in Prometheus text format. */
+  route(): Route {
+    return metricsRoute(this.registry);
+  }
+}
+
+export function metricsRoute(registry: Registry): Route {
+  return {
+    method: 'GET',
+    pattern: /^\/metrics$/,
+    public: true,
+    handle: async (ctx) => {
+      const body = await registry.metrics();
+      ctx.res.writeHead(200, {
+        'Content-Type': registry.contentType,
+        'Content-Length': String(Buffer.byteLength(body)),
+      });
+      ctx.res.end(body);
+      return undefined;
+    },
+  };
+}
