@@ -36,6 +36,17 @@ export interface CronScheduleOptions {
   endAt?: number;
 }
 
+const UTC_NAMES = new Set([
+  'UTC',
+  'Etc/UTC',
+  'Etc/GMT',
+  'GMT',
+  'Etc/Universal',
+  'Universal',
+  'Zulu',
+  'Etc/Zulu',
+]);
+
 const NICKNAMES = new Set(['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly']);
 
 // Upper bound of each field in user numbering, by position in the 7-field Quartz layout.
@@ -127,9 +138,11 @@ export class CronSchedule {
     assertTimeZone(this.timezone);
     const { pattern, quartz } = translate(expression);
     try {
+      // UTC through croner's numeric offset: same results, ~10x faster than its Intl-based zone path.
+      const zone = UTC_NAMES.has(this.timezone) ? { utcOffset: 0 } : { timezone: this.timezone };
       this.cron = new Cron(pattern, {
         paused: true,
-        timezone: this.timezone,
+        ...zone,
         alternativeWeekdays: quartz,
         fixedTimeRule: 'no-wildcard',
         mode: 'auto',

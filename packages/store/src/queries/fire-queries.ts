@@ -1,4 +1,5 @@
 import type { Db } from '../db.js';
+import type { ConcurrencyPolicy } from '../definitions/definition-types.js';
 
 /**
  * The exactly-once fire (architecture §6): ONE statement that, for a batch of schedules,
@@ -37,9 +38,82 @@ export interface FireOutcome {
   runs: { runId: number; fireTimeMs: number; queued: boolean }[];
 }
 
+const CAS_CTE = `cas AS (
+       SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::timestamptz[]) AS c(id, expected, revision, next)
+     ), advanced AS (
+       UPDATE schedules s SET next_fire_time = cas.next
+         FROM cas
+        WHERE s.id = cas.id AND s.next_fire_time = cas.expected AND s.revision = cas.revision AND NOT s.paused
+          AND s.concurrency = $9
+       RETURNING s.id, s.workflow_id
+     ), wanted AS (
+       SELECT f.schedule_id, f.fire_time, f.trigger,
+              row_number() OVER (PARTITION BY f.schedule_id ORDER BY f.fire_time) AS first_rank,
+              row_number() OVER (PARTITION BY f.schedule_id ORDER BY f.fire_time DESC) AS last_rank
+         FROM unnest($5::bigint[], $6::timestamptz[], $7::text[]) AS f(schedule_id, fire_time, trigger)
+     )`;
+
+const BUSY = `EXISTS (SELECT 1 FROM runs r WHERE r.workflow_id = a.workflow_id AND r.state IN ('pending', 'running'))`;
+
+// Advanced schedules and created runs as two row kinds (a join here would be quadratic: CTE scans have no index).
+const RESULT = `SELECT a.id AS schedule_id, NULL::bigint AS run_id, NULL::bigint AS fire_ms, NULL::boolean AS queued FROM advanced a
+     UNION ALL
+     SELECT i.schedule_id, i.id, (extract(epoch from i.fire_time) * 1000)::bigint, i.queued FROM inserted i`;
+
+const INSERT_HEAD = `INSERT INTO runs (workflow_id, workflow_version, schedule_id, fire_time, trigger, owner, queued)`;
+
+// One statement text per policy, so the common case (allow) carries none of the others' work.
+const FIRE_SQL: Record<ConcurrencyPolicy, string> = {
+  allow: `WITH ${CAS_CTE}, inserted AS (
+       ${INSERT_HEAD}
+       SELECT a.workflow_id, w.current_version, a.id, f.fire_time, f.trigger, $8, false
+         FROM advanced a JOIN wanted f ON f.schedule_id = a.id JOIN workflows w ON w.id = a.workflow_id
+       ON CONFLICT (schedule_id, fire_time) DO NOTHING
+       RETURNING id, schedule_id, fire_time, queued
+     ) ${RESULT}`,
+  forbid: `WITH ${CAS_CTE}, inserted AS (
+       ${INSERT_HEAD}
+       SELECT a.workflow_id, w.current_version, a.id, f.fire_time, f.trigger, $8, false
+         FROM advanced a JOIN wanted f ON f.schedule_id = a.id JOIN workflows w ON w.id = a.workflow_id
+        WHERE f.first_rank = 1 AND NOT ${BUSY}
+       ON CONFLICT (schedule_id, fire_time) DO NOTHING
+       RETURNING id, schedule_id, fire_time, queued
+     ) ${RESULT}`,
+  queue: `WITH ${CAS_CTE}, inserted AS (
+       ${INSERT_HEAD}
+       SELECT a.workflow_id, w.current_version, a.id, f.fire_time, f.trigger, $8, f.first_rank > 1 OR ${BUSY}
+         FROM advanced a JOIN wanted f ON f.schedule_id = a.id JOIN workflows w ON w.id = a.workflow_id
+       ON CONFLICT (schedule_id, fire_time) DO NOTHING
+       RETURNING id, schedule_id, fire_time, queued
+     ) ${RESULT}`,
+  replace: `WITH ${CAS_CTE}, cancelled AS (
+       UPDATE runs r SET state = 'cancelled', ended_at = clock_timestamp()
+         FROM advanced a
+        WHERE r.workflow_id = a.workflow_id AND r.state = 'pending'
+       RETURNING r.id
+     ), cancel_requested AS (
+       UPDATE runs r SET cancel_requested_at = clock_timestamp()
+         FROM advanced a
+        WHERE r.workflow_id = a.workflow_id AND r.state = 'running' AND r.cancel_requested_at IS NULL
+       RETURNING r.id
+     ), inserted AS (
+       ${INSERT_HEAD}
+       SELECT a.workflow_id, w.current_version, a.id, f.fire_time, f.trigger, $8, false
+         FROM advanced a JOIN wanted f ON f.schedule_id = a.id JOIN workflows w ON w.id = a.workflow_id
+        WHERE f.last_rank = 1
+       ON CONFLICT (schedule_id, fire_time) DO NOTHING
+       RETURNING id, schedule_id, fire_time, queued
+     ) ${RESULT}`,
+};
+
+/**
+ * Fires a batch of schedules that all have concurrency policy `policy` (the CAS also checks the
+ * stored policy, so a batch built from a stale copy simply loses its CAS).
+ */
 export async function fireSchedules(
   db: Db,
   owner: string,
+  policy: ConcurrencyPolicy,
   advances: ScheduleAdvance[],
   fires: FireRequest[],
 ): Promise<FireOutcome[]> {
@@ -49,51 +123,10 @@ export async function fireSchedules(
     run_id: number | null;
     fire_ms: number | null;
     queued: boolean | null;
-  }>(
-    `WITH cas AS (
-       SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::timestamptz[]) AS c(id, expected, revision, next)
-     ), advanced AS (
-       UPDATE schedules s SET next_fire_time = cas.next
-         FROM cas
-        WHERE s.id = cas.id AND s.next_fire_time = cas.expected AND s.revision = cas.revision AND NOT s.paused
-       RETURNING s.id, s.workflow_id, s.concurrency
-     ), busy AS (
-       SELECT a.id AS schedule_id,
-              EXISTS (SELECT 1 FROM runs r WHERE r.workflow_id = a.workflow_id AND r.state IN ('pending', 'running')) AS busy
-         FROM advanced a
-     ), wanted AS (
-       SELECT f.schedule_id, f.fire_time, f.trigger,
-              row_number() OVER (PARTITION BY f.schedule_id ORDER BY f.fire_time) AS first_rank,
-              row_number() OVER (PARTITION BY f.schedule_id ORDER BY f.fire_time DESC) AS last_rank
-         FROM unnest($5::bigint[], $6::timestamptz[], $7::text[]) AS f(schedule_id, fire_time, trigger)
-     ), cancelled AS (
-       UPDATE runs r SET state = 'cancelled', ended_at = clock_timestamp()
-         FROM advanced a
-        WHERE a.concurrency = 'replace' AND r.workflow_id = a.workflow_id AND r.state = 'pending'
-       RETURNING r.id
-     ), cancel_requested AS (
-       UPDATE runs r SET cancel_requested_at = clock_timestamp()
-         FROM advanced a
-        WHERE a.concurrency = 'replace' AND r.workflow_id = a.workflow_id AND r.state = 'running'
-          AND r.cancel_requested_at IS NULL
-       RETURNING r.id
-     ), inserted AS (
-       INSERT INTO runs (workflow_id, workflow_version, schedule_id, fire_time, trigger, owner, queued)
-       SELECT a.workflow_id, w.current_version, a.id, f.fire_time, f.trigger, $8,
-              a.concurrency = 'queue' AND (b.busy OR f.first_rank > 1)
-         FROM advanced a
-         JOIN wanted f ON f.schedule_id = a.id
-         JOIN busy b ON b.schedule_id = a.id
-         JOIN workflows w ON w.id = a.workflow_id
-        WHERE a.concurrency IN ('allow', 'queue')
-           OR (a.concurrency = 'forbid' AND NOT b.busy AND f.first_rank = 1)
-           OR (a.concurrency = 'replace' AND f.last_rank = 1)
-       ON CONFLICT (schedule_id, fire_time) DO NOTHING
-       RETURNING id, schedule_id, fire_time, queued
-     )
-     SELECT a.id AS schedule_id, i.id AS run_id, (extract(epoch from i.fire_time) * 1000)::bigint AS fire_ms, i.queued
-       FROM advanced a LEFT JOIN inserted i ON i.schedule_id = a.id`,
-    [
+  }>({
+    name: `sched_fire_${policy}`,
+    text: FIRE_SQL[policy],
+    values: [
       advances.map((a) => a.scheduleId),
       advances.map((a) => new Date(a.expectedMs)),
       advances.map((a) => a.revision),
@@ -102,16 +135,18 @@ export async function fireSchedules(
       fires.map((f) => new Date(f.fireTimeMs)),
       fires.map((f) => f.trigger),
       owner,
+      policy,
     ],
-  );
+  });
   const byId = new Map<number, FireOutcome>();
   for (const a of advances) byId.set(a.scheduleId, { scheduleId: a.scheduleId, advanced: false, runs: [] });
   for (const r of rows) {
     const o = byId.get(r.schedule_id);
     if (!o) continue;
     o.advanced = true;
-    if (r.run_id !== null && r.fire_ms !== null)
+    if (r.run_id !== null && r.fire_ms !== null) {
       o.runs.push({ runId: r.run_id, fireTimeMs: r.fire_ms, queued: r.queued === true });
+    }
   }
   return [...byId.values()];
 }

@@ -96,7 +96,7 @@ export async function getRun(db: Db, id: number): Promise<RunRow | null> {
   return rows[0] ? toRun(rows[0]) : null;
 }
 
-/** Newest first. */
+/** Newest first (ids follow creation order). */
 export async function listRuns(
   db: Db,
   f: { workflow?: string; state?: RunState; sinceMs?: number; limit?: number } = {},
@@ -105,7 +105,7 @@ export async function listRuns(
     `SELECT ${COLUMNS} FROM runs r JOIN workflows w ON w.id = r.workflow_id
       WHERE ($1::text IS NULL OR w.name = $1) AND ($2::text IS NULL OR r.state = $2)
         AND ($3::timestamptz IS NULL OR r.created_at >= $3)
-      ORDER BY r.created_at DESC, r.id DESC LIMIT $4`,
+      ORDER BY r.id DESC LIMIT $4`,
     [
       f.workflow ?? null,
       f.state ?? null,
