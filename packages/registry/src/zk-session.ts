@@ -52,6 +52,8 @@ const WATCH_TYPES: Record<number, WatchEventType> = {
 export interface RequestOptions {
   /** Deadline for this request. @defaultValue the session's `requestTimeoutMs` */
   timeoutMs?: number;
+  /** @internal the watchdog's probe, which must reach the new client while LOST */
+  duringLost?: boolean;
 }
 
 export interface ZkSessionOptions {
@@ -351,6 +353,14 @@ export class ZkSession extends TypedEmitter<ZkSessionEvents> {
     run: (client: RawClient, cb: (err: unknown, value?: T) => void) => void,
   ): Promise<T> {
     if (this.closed) return Promise.reject(new SessionClosedError());
+    // Between LOST and the new session, nothing may be done on anyone's behalf: a request
+    // queued on the fresh client would run in a session its caller does not know about
+    // (e.g. an orphan election candidate). Only the watchdog's probe goes through.
+    if (this.currentStatus.kind === 'LOST' && !opts.duringLost) {
+      return Promise.reject(
+        new SessionLostError(`ZooKeeper ${op}: the session is lost; a new one is being made`),
+      );
+    }
     const client = this.client;
     const sentAt = this.clock.monotonic();
     const timeoutMs = opts.timeoutMs ?? this.requestTimeoutMs;
@@ -439,10 +449,12 @@ export class ZkSession extends TypedEmitter<ZkSessionEvents> {
     this.kickIfStuckConnecting();
     const sentAt = this.clock.monotonic();
     const client = this.client;
-    return this.exists('/', undefined, { timeoutMs: (this.sessionTimeoutMs * 2) / 3 }).then(() => ({
-      sessionId: client.getSessionId().toString('hex'),
-      sentAt,
-    }));
+    return this.exists('/', undefined, { timeoutMs: (this.sessionTimeoutMs * 2) / 3, duringLost: true }).then(
+      () => ({
+        sessionId: client.getSessionId().toString('hex'),
+        sentAt,
+      }),
+    );
   }
 
   /**
