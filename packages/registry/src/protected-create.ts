@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { SessionLostError } from '@sched/core';
 import type { ZkAcl } from './acl.js';
 import { isZkError } from './errors.js';
 import type { ZkSession } from './zk-session.js';
@@ -59,6 +60,11 @@ export async function protectedCreate(
         mode: opts.mode ?? 'ephemeral-sequential',
         acl: opts.acl,
       });
+      if (session.generation !== generation) {
+        // Made in a newer session than the caller asked for: an orphan its caller would not track.
+        await session.remove(created).catch(() => {});
+        throw new SessionLostError(`session replaced while creating ${parent}/${prefix}`);
+      }
       return describe(parent, created.slice(created.lastIndexOf('/') + 1), guid);
     } catch (err) {
       const unsure = isZkError(err, 'CONNECTION_LOSS') || (err as { code?: string }).code === 'TIMEOUT';
