@@ -81,6 +81,8 @@ export interface ScheduleFirerDeps {
   options?: Partial<ScheduleFirerOptions>;
   /** Called with the runs each fire statement created (after commit). */
   onRunsCreated?: (runs: FiredRun[]) => void;
+  /** Called with queued runs (concurrency `queue`) that the sweep released, i.e. that may start now. */
+  onRunsReleased?: (runIds: number[]) => void;
 }
 
 export interface FirerStats {
@@ -474,6 +476,7 @@ export class ScheduleFirer {
       const runId = await releaseQueuedRun(this.deps.pool, workflowId);
       if (runId !== null) released.push(runId);
     }
+    if (released.length > 0) this.deps.onRunsReleased?.(released);
     return released;
   }
 }
