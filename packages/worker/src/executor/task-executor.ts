@@ -7,7 +7,7 @@ import type { LogStore } from '../logs/log-store.js';
 import type { AttemptRequest, HttpTask } from './attempt-request.js';
 import type { AttemptResult, AttemptSnapshot, FinalAttemptState } from './attempt-result.js';
 import { WorkerAtCapacityError, WorkerDrainingError } from './errors.js';
-import { terminateGroup } from './process-group.js';
+import { type TerminationOutcome, terminateGroup } from './process-group.js';
 import { taskEnvironment } from './task-environment.js';
 
 export type ExecutorEvent =
@@ -189,7 +189,15 @@ export class TaskExecutor {
       `${what}; stopping the task (SIGTERM to its process group, SIGKILL after ${formatDuration(this.opts.killGraceMs)})`,
     );
     a.abort.abort();
-    if (a.pgid !== null) a.killing = terminateGroup(a.pgid, this.opts.killGraceMs);
+    if (a.pgid !== null) a.killing = this.terminate(a.pgid);
+  }
+
+  /** terminateGroup that never rejects: an attempt must end even if a signal cannot be sent. */
+  private terminate(pgid: number): Promise<TerminationOutcome | 'error'> {
+    return terminateGroup(pgid, this.opts.killGraceMs).catch((err) => {
+      this.opts.logger?.error({ err, pgid }, 'could not signal a task process group');
+      return 'error' as const;
+    });
   }
 
   private emit(e: ExecutorEvent): void {
@@ -251,8 +259,13 @@ export class TaskExecutor {
       if (a.timer) clearTimeout(a.timer);
     }
     if (a.killing) await a.killing;
-    if (req.task.type === 'shell' || req.task.type === 'script')
-      rmSync(workDir, { recursive: true, force: true });
+    if (req.task.type === 'shell' || req.task.type === 'script') {
+      try {
+        rmSync(workDir, { recursive: true, force: true });
+      } catch (err) {
+        this.opts.logger?.warn({ err, workDir }, 'could not remove an attempt work directory');
+      }
+    }
 
     const state = finalState(a.stop, outcome);
     const durationMs = Math.max(0, Math.round(this.clock.monotonic() - a.startedMono));
@@ -329,7 +342,7 @@ export class TaskExecutor {
       log.note(`started ${a.request.task.type} task, pid ${child.pid} (process group ${child.pid})`);
       this.emitRunning(a);
       // A cancel that arrived between submit and spawn: act on it now that there is a group.
-      if (a.stop && !a.killing) a.killing = terminateGroup(a.pgid, this.opts.killGraceMs);
+      if (a.stop && !a.killing) a.killing = this.terminate(a.pgid);
     }
     const exit = await exited;
     // The task's own end decides its state: a timeout firing during the cleanup below must not.
@@ -344,7 +357,7 @@ export class TaskExecutor {
     }
     // The leader is gone; anything it left in its group (background jobs) goes too.
     if (a.pgid !== null) {
-      const leftovers = await (a.killing ?? terminateGroup(a.pgid, this.opts.killGraceMs));
+      const leftovers = await (a.killing ?? this.terminate(a.pgid));
       if (!a.stop && leftovers !== 'already-gone') {
         log.note(`the task left processes running in its process group; they were ${leftovers}`);
       }
