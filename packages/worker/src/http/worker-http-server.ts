@@ -52,7 +52,12 @@ export class WorkerHttpServer {
     this.maxBatch = opts.maxBatch ?? 1000;
     this.server = createServer(
       { maxHeaderSize: 16 * 1024, keepAlive: true, requestTimeout: 30_000, headersTimeout: 15_000 },
-      (req, res) => void this.handle(req, res),
+      (req, res) =>
+        void this.handle(req, res).catch((err) => {
+          // Last resort: an unhandled rejection would end the worker process.
+          this.opts.logger?.error({ err }, 'worker HTTP handler failed');
+          res.destroy();
+        }),
     );
     this.server.keepAliveTimeout = 10_000;
     this.server.maxConnections = 1024;
