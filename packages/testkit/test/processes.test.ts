@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -114,7 +114,7 @@ describe('children are gone after the test file ends', () => {
 
   async function runFixture(
     mode: 'fail' | 'sigterm' | 'sigkill',
-  ): Promise<{ pids: Record<string, number>; output: string }> {
+  ): Promise<{ pids: Record<string, number>; pgDataDir: string; output: string }> {
     const pidFile = join(mkdtempSync(join(tmpdir(), 'sched-fixture-')), 'pids.json');
     const output = await new Promise<string>((resolve) => {
       execFile(
@@ -129,12 +129,18 @@ describe('children are gone after the test file ends', () => {
         (_error, stdout, stderr) => resolve(`${stdout}\n${stderr}`),
       );
     });
-    return { pids: JSON.parse(readFileSync(pidFile, 'utf8')) as Record<string, number>, output };
+    return {
+      pids: JSON.parse(readFileSync(pidFile, 'utf8')) as Record<string, number>,
+      pgDataDir: readFileSync(`${pidFile}.pgdata`, 'utf8'),
+      output,
+    };
   }
 
   it('when a test fails: afterAll cleanup kills every child, servers included', async () => {
-    const { pids, output } = await runFixture('fail');
+    const { pids, pgDataDir, output } = await runFixture('fail');
     expect(output).toMatch(/failing on purpose/);
+    // The graceful path ran (a kill backstop would have left the data folder).
+    expect(existsSync(pgDataDir), pgDataDir).toBe(false);
     expect(Object.keys(pids).sort()).toEqual(['grandchild', 'parent', 'pg', 'plain', 'worker', 'zk']);
     for (const [name, pid] of Object.entries(pids)) {
       expect(pid, name).toBeGreaterThan(0);
