@@ -1,0 +1,91 @@
+import { NotFoundError, SchedError } from '@sched/core';
+import { readClusterStatus } from '@sched/master';
+import { RegistryPaths, ZkSession } from '@sched/registry';
+import { ApiClient, type ApiRequest, MasterUnreachableError } from './api-client.js';
+import { type CtlConfig, requireSecret } from './ctl-config.js';
+
+/**
+ * What a sched-ctl command works with, made on first use and closed at the end: a ZooKeeper
+ * session (for `zk`, `cluster` and finding a master) and a REST client to a live master.
+ */
+export class CtlContext {
+  private session: ZkSession | undefined;
+  private client: ApiClient | undefined;
+  readonly paths: RegistryPaths;
+
+  constructor(readonly cfg: CtlConfig) {
+    this.paths = new RegistryPaths(cfg.config.zk.root);
+  }
+
+  /** A ZooKeeper session, or a TimeoutError after `--connect-timeout`. */
+  async zk(): Promise<ZkSession> {
+    if (!this.session) {
+      const { zk } = this.cfg.config;
+      this.session = await ZkSession.connect({
+        connectString: zk.connect,
+        sessionTimeoutMs: zk.sessionTimeoutMs,
+        requestTimeoutMs: Math.min(zk.requestTimeoutMs, this.cfg.requestTimeoutMs),
+        connectTimeoutMs: this.cfg.connectTimeoutMs,
+        ...(zk.auth ? { auth: zk.auth } : {}),
+      }).catch((err: unknown) => {
+        if (err instanceof SchedError) {
+          throw new SchedError(
+            err.code,
+            `${err.message} (set SCHED_ZK or --zk to the ZooKeeper connect string; --connect-timeout to wait longer)`,
+          );
+        }
+        throw err;
+      });
+    }
+    return this.session;
+  }
+
+  /**
+   * Calls the REST API on a live master: `--master` if given, else the masters registered in
+   * ZooKeeper, the leader first; a master that cannot be reached is skipped for the next one.
+   */
+  async api<T>(r: ApiRequest): Promise<T> {
+    return this.withMaster((c) => c.json<T>(r));
+  }
+
+  async apiStream(r: ApiRequest) {
+    return this.withMaster((c) => c.stream(r));
+  }
+
+  private async withMaster<T>(call: (c: ApiClient) => Promise<T>): Promise<T> {
+    const secret = requireSecret(this.cfg);
+    if (this.client) return call(this.client);
+    const candidates = this.cfg.master ? [this.cfg.master] : await this.masterAddresses();
+    let last: unknown;
+    for (const address of candidates) {
+      const client = new ApiClient(address, secret, this.cfg.requestTimeoutMs);
+      try {
+        const result = await call(client);
+        this.client = client;
+        return result;
+      } catch (err) {
+        if (!(err instanceof MasterUnreachableError)) throw err;
+        last = err;
+      }
+    }
+    throw new SchedError(
+      'NO_MASTER',
+      `no master answered (tried ${candidates.join(', ')}): ${(last as Error)?.message ?? 'none'}`,
+      { retriable: true },
+    );
+  }
+
+  private async masterAddresses(): Promise<string[]> {
+    const status = await readClusterStatus(await this.zk(), this.paths);
+    if (status.masters.length === 0) {
+      throw new NotFoundError(
+        `no live master is registered under ${this.paths.members('master')} in ZooKeeper ${this.cfg.config.zk.connect}; start one with \`sched-master start\``,
+      );
+    }
+    return [...status.masters].sort((a, b) => Number(b.leader) - Number(a.leader)).map((m) => m.address);
+  }
+
+  async close(): Promise<void> {
+    await this.session?.close().catch(() => {});
+  }
+}
