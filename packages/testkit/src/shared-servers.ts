@@ -82,6 +82,13 @@ export function sharedZooKeeper(): Promise<ZkServer> {
       stop: refuse('ZooKeeper'),
       kill: refuse('ZooKeeper'),
       restart: refuse('ZooKeeper'),
+      pause: () => {
+        throw new HarnessError(
+          'TESTKIT_SHARED_SERVER',
+          'the shared ZooKeeper must not be paused; start a private one',
+        );
+      },
+      resume: () => undefined,
       fourLetterWord: (word: string) => fourLetterWord('127.0.0.1', shared.port, word),
     };
     return server;

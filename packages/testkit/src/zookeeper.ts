@@ -7,9 +7,10 @@
 // (<SCHED_TEST_TMP>/zk-…/zookeeper.log) and is killed when the test file ends.
 //
 // Server lifecycle (per ZkServer):
-//   state     | start()/restart()     | stop()            | kill()
-//   stopped   | -> running (wait srvr)| no-op             | no-op
-//   running   | restart: stop, start  | SIGTERM -> stopped| SIGKILL -> stopped
+//   state     | start()/restart()     | stop()            | kill()             | pause()/resume()
+//   stopped   | -> running (wait srvr)| no-op             | no-op              | no-op
+//   running   | restart: stop, start  | SIGTERM -> stopped| SIGKILL -> stopped | SIGSTOP / SIGCONT
+// (stop and kill also work on a paused server: SIGCONT follows SIGTERM, SIGKILL needs none.)
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -39,6 +40,10 @@ export interface ZkServer {
   kill(): Promise<void>;
   /** Starts it again (stopping it first if running) on the same port and data. */
   restart(): Promise<void>;
+  /** SIGSTOP the JVM: to every client it looks like a blackhole (sockets open, no replies). */
+  pause(): void;
+  /** SIGCONT. */
+  resume(): void;
   /** Sends a four-letter word (`srvr`, `mntr`, `cons`, `dump`, …) and returns the reply. */
   fourLetterWord(word: string): Promise<string>;
 }
@@ -232,6 +237,14 @@ class ZkProcess implements ZkServer {
   async restart(): Promise<void> {
     await this.stop();
     await this.start();
+  }
+
+  pause(): void {
+    this.child?.pause();
+  }
+
+  resume(): void {
+    this.child?.resume();
   }
 
   fourLetterWord(word: string): Promise<string> {

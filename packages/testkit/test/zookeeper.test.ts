@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { eventually, processExists, startZooKeeper, type ZkServer, zkChroot } from '../src/index.js';
+import { eventually, processExists, startZooKeeper, timing, type ZkServer, zkChroot } from '../src/index.js';
 import { connectZk, create, exists, getData, type ZkClient } from './zk-helpers.js';
 
 describe('startZooKeeper (standalone)', () => {
@@ -60,6 +60,21 @@ describe('startZooKeeper (standalone)', () => {
     await server.restart();
     // The session survives a restart within its timeout (sessions are persisted).
     await eventually(async () => expect(await getData(client, '/hello')).toBe('world'));
+  });
+
+  it('pause (SIGSTOP) leaves requests unanswered until resume', async () => {
+    const client = await connectZk(server.connectString, 20_000);
+    clients.push(client);
+    server.pause();
+    let answered = false;
+    const read = getData(client, '/hello').then((value) => {
+      answered = true;
+      return value;
+    });
+    await timing.sleep(timing.forSleeping() * 2);
+    expect(answered).toBe(false);
+    server.resume();
+    expect(await read).toBe('world');
   });
 
   it('rejects a bad chroot prefix with a clear error', async () => {
