@@ -16,10 +16,11 @@ interface Options {
   schedules: number;
   seconds: number;
   warmup: number;
+  batch: number;
 }
 
 function parseArgs(args: string[]): Options {
-  const opts: Options = { schedules: 1000, seconds: 60, warmup: 3 };
+  const opts: Options = { schedules: 1000, seconds: 60, warmup: 3, batch: 125 };
   for (let i = 0; i < args.length; i += 2) {
     const flag = args[i] as string;
     const n = Number(args[i + 1]);
@@ -28,9 +29,10 @@ function parseArgs(args: string[]): Options {
     if (flag === '--schedules') opts.schedules = n;
     else if (flag === '--seconds') opts.seconds = n;
     else if (flag === '--warmup') opts.warmup = n;
+    else if (flag === '--batch') opts.batch = n;
     else
       throw new Error(
-        `bench trigger: unknown option ${flag}; accepted: --schedules N, --seconds S, --warmup S`,
+        `bench trigger: unknown option ${flag}; accepted: --schedules N, --seconds S, --warmup S, --batch N`,
       );
   }
   return opts;
@@ -77,6 +79,7 @@ export async function run(args: string[]): Promise<void> {
       liveMasters: () => ['127.0.0.1:0_bench'],
       leaseValid: () => true,
       logger: createLogger({ level: 'warn', name: 'bench' }),
+      options: { batchMax: opts.batch },
       onRunsCreated: (runs: FiredRun[]) => {
         for (const r of runs)
           if (r.fireTimeMs >= windowStart && r.fireTimeMs < windowEnd)
