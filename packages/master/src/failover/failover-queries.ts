@@ -76,10 +76,10 @@ export async function reassignRunsOf(
 ): Promise<{ runId: number; owner: string }[]> {
   if (to.length === 0) return [];
   const { rows } = await db.query<{ id: number; owner: string }>(
-    `WITH mine AS (
-       SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM runs
-        WHERE owner = $1 AND state IN ('pending', 'running')
-        FOR UPDATE
+    `WITH locked AS (
+       SELECT id FROM runs WHERE owner = $1 AND state IN ('pending', 'running') FOR UPDATE
+     ), mine AS (
+       SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM locked
      )
      UPDATE runs r SET owner = ($2::text[])[(mine.n % array_length($2::text[], 1)) + 1]
        FROM mine WHERE r.id = mine.id AND r.owner = $1
