@@ -262,12 +262,12 @@ export class WorkerNode {
     return this.executor && this.executor.running >= this.executor.capacity ? 'BUSY' : 'NORMAL';
   }
 
-  /** Session LOST: kill every task at once; the failover delay counts on it (architecture §8). */
+  /** Session LOST: SIGKILL every task group at once; the failover delay counts on it (architecture §8, decision 0004). */
   private async fence(reason: string): Promise<void> {
     if (this.nodeState === 'stopped' || this.nodeState === 'terminated') return;
     this.nodeState = 'fenced';
     this.log.warn({ reason, running: this.executor.running }, 'self-fencing: killing every running task');
-    await this.executor.killAll(`worker lost its ZooKeeper session (${reason})`);
+    await this.executor.killAll(`worker lost its ZooKeeper session (${reason})`, { immediate: true });
   }
 
   private async terminate(record: FailoverRecord): Promise<void> {
@@ -275,7 +275,7 @@ export class WorkerNode {
     this.nodeState = 'terminated';
     const reason = `this worker (${this.key}) was failed over at ${record.failedOverAt} by ${record.by}`;
     this.log.error({ record }, `${reason}; killing its tasks and exiting`);
-    await this.executor.killAll(reason);
+    await this.executor.killAll(reason, { immediate: true });
     this.resolveTerminated({ reason });
   }
 

@@ -158,6 +158,45 @@ describe('process groups: timeout and cancel kill the whole tree', () => {
     expect(result?.logTail).toMatch(/left processes running in its process group; they were terminated/);
   });
 
+  test('self-fencing (killAll immediate) SIGKILLs at once, without the grace, even mid-way through a graceful cancel', async () => {
+    const ex = new TaskExecutor({
+      capacity: 4,
+      killGraceMs: 20_000,
+      logs,
+      workDir: join(dir.path, 'work'),
+      baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    });
+    const stubborn = `trap '' TERM; ${spawnsGrandchild}`;
+    const a = attemptRequest({ type: 'shell', command: stubborn });
+    const b = attemptRequest({ type: 'shell', command: stubborn });
+    ex.submit(a);
+    ex.submit(b);
+    const pids = [
+      Number((await logMatch(a.attemptId, /grandchild=(\d+)/))[1]),
+      Number((await logMatch(b.attemptId, /grandchild=(\d+)/))[1]),
+    ];
+    ex.cancel(b.attemptId, 'operator cancel'); // graceful: would wait 20 s for the TERM-ignoring tree
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ex.snapshot(b.attemptId)?.state).toBe('running');
+    const t0 = performance.now();
+    await ex.killAll('session lost', { immediate: true });
+    expect(performance.now() - t0).toBeLessThan(5_000);
+    expect(await ex.result(a.attemptId)).toMatchObject({
+      state: 'killed',
+      signal: 'SIGKILL',
+      error: 'session lost',
+    });
+    expect(await ex.result(b.attemptId)).toMatchObject({
+      state: 'killed',
+      signal: 'SIGKILL',
+      error: 'operator cancel',
+    });
+    for (const pid of pids) expect(pidRuns(pid)).toBe(false);
+    expect(readFileSync(logs.pathFor(a.attemptId), 'utf8')).toMatch(
+      /session lost; killing the task \(SIGKILL/,
+    );
+  });
+
   test('killAll (self-fencing) kills every running attempt and refuses new ones', async () => {
     const ex = executor();
     const reqs = [1, 2, 3].map(() => attemptRequest({ type: 'shell', command: spawnsGrandchild }));

@@ -72,7 +72,8 @@ function readStat(pid: number): { state: string; pgrp: number } | undefined {
 export type TerminationOutcome = 'already-gone' | 'terminated' | 'killed' | 'survived';
 
 /**
- * SIGTERM to the group, up to `graceMs` for it to exit, then SIGKILL to the group.
+ * SIGTERM to the group, up to `graceMs` for it to exit, then SIGKILL to the group (`graceMs`
+ * 0: SIGKILL at once).
  * Resolves once no live process is left in the group (or, after SIGKILL, a bounded wait ran out:
  * `survived`, which only an uninterruptible process in the kernel can cause).
  */
@@ -82,7 +83,8 @@ export async function terminateGroup(
   pollMs = 20,
 ): Promise<TerminationOutcome> {
   if (livePidsInGroup(pgid).length === 0) return 'already-gone';
-  if (!signalGroup(pgid, 'SIGTERM')) return 'already-gone';
+  // No grace (self-fencing, docs/decisions/0004-fencing-kill.md): straight to SIGKILL below.
+  if (graceMs > 0 && !signalGroup(pgid, 'SIGTERM')) return 'already-gone';
   // SIGCONT too: a stopped process (SIGSTOP, ^Z) would not act on SIGTERM until continued.
   signalGroup(pgid, 'SIGCONT');
   const deadline = performance.now() + graceMs;

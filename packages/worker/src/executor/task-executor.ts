@@ -34,7 +34,8 @@ export type SubmitOutcome =
   | { accepted: true; snapshot: AttemptSnapshot }
   | { accepted: false; snapshot: AttemptSnapshot };
 
-type StopReason = { kind: 'timeout' } | { kind: 'cancel'; reason: string };
+/** `immediate`: SIGKILL at once, no grace (self-fencing, docs/decisions/0004-fencing-kill.md). */
+type StopReason = { kind: 'timeout' } | { kind: 'cancel'; reason: string; immediate?: boolean };
 
 interface LiveAttempt {
   request: AttemptRequest;
@@ -167,11 +168,15 @@ export class TaskExecutor {
     this.isDraining = false;
   }
 
-  /** Self-fencing: kill every running attempt and wait until all have ended. New attempts are refused until `resume`. */
-  async killAll(reason: string): Promise<void> {
+  /**
+   * Kills every running attempt and waits until all have ended; new attempts are refused until
+   * `resume`. `immediate` (self-fencing): SIGKILL at once instead of SIGTERM, grace, SIGKILL — a
+   * fenced worker's task must not run on while the leader re-runs it (decision 0004).
+   */
+  async killAll(reason: string, opts: { immediate?: boolean } = {}): Promise<void> {
     this.isDraining = true;
     const all = [...this.live.values()];
-    for (const a of all) this.stop(a, { kind: 'cancel', reason });
+    for (const a of all) this.stop(a, { kind: 'cancel', reason, immediate: opts.immediate === true });
     await Promise.all(all.map((a) => a.done));
   }
 
@@ -181,20 +186,36 @@ export class TaskExecutor {
   }
 
   private stop(a: LiveAttempt, why: StopReason): void {
-    if (a.stop) return;
+    const immediate = why.kind === 'cancel' && why.immediate === true;
+    if (a.stop) {
+      // Already stopping with a grace: fencing does not wait for it.
+      if (immediate && a.pgid !== null) {
+        a.log?.note(
+          `${(why as { reason: string }).reason}; killing the task now (SIGKILL to its process group)`,
+        );
+        a.killing = this.terminate(a.pgid, 0);
+      }
+      return;
+    }
     a.stop = why;
     const what =
       why.kind === 'timeout' ? `timed out after ${formatDuration(a.request.timeoutMs ?? 0)}` : why.reason;
     a.log?.note(
-      `${what}; stopping the task (SIGTERM to its process group, SIGKILL after ${formatDuration(this.opts.killGraceMs)})`,
+      immediate
+        ? `${what}; killing the task (SIGKILL to its process group at once)`
+        : `${what}; stopping the task (SIGTERM to its process group, SIGKILL after ${formatDuration(this.opts.killGraceMs)})`,
     );
     a.abort.abort();
-    if (a.pgid !== null) a.killing = this.terminate(a.pgid);
+    if (a.pgid !== null) a.killing = this.terminate(a.pgid, this.graceFor(why));
+  }
+
+  private graceFor(why: StopReason): number {
+    return why.kind === 'cancel' && why.immediate === true ? 0 : this.opts.killGraceMs;
   }
 
   /** terminateGroup that never rejects: an attempt must end even if a signal cannot be sent. */
-  private terminate(pgid: number): Promise<TerminationOutcome | 'error'> {
-    return terminateGroup(pgid, this.opts.killGraceMs).catch((err) => {
+  private terminate(pgid: number, graceMs: number): Promise<TerminationOutcome | 'error'> {
+    return terminateGroup(pgid, graceMs).catch((err) => {
       this.opts.logger?.error({ err, pgid }, 'could not signal a task process group');
       return 'error' as const;
     });
@@ -342,7 +363,7 @@ export class TaskExecutor {
       log.note(`started ${a.request.task.type} task, pid ${child.pid} (process group ${child.pid})`);
       this.emitRunning(a);
       // A cancel that arrived between submit and spawn: act on it now that there is a group.
-      if (a.stop && !a.killing) a.killing = this.terminate(a.pgid);
+      if (a.stop && !a.killing) a.killing = this.terminate(a.pgid, this.graceFor(a.stop));
     }
     const exit = await exited;
     // The task's own end decides its state: a timeout firing during the cleanup below must not.
@@ -357,7 +378,7 @@ export class TaskExecutor {
     }
     // The leader is gone; anything it left in its group (background jobs) goes too.
     if (a.pgid !== null) {
-      const leftovers = await (a.killing ?? this.terminate(a.pgid));
+      const leftovers = await (a.killing ?? this.terminate(a.pgid, this.opts.killGraceMs));
       if (!a.stop && leftovers !== 'already-gone') {
         log.note(`the task left processes running in its process group; they were ${leftovers}`);
       }
