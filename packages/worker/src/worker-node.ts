@@ -20,7 +20,7 @@ import {
   ZkSession,
 } from '@sched/registry';
 import { TaskExecutor } from './executor/task-executor.js';
-import { WorkerHttpServer } from './http/worker-http-server.js';
+import { WorkerHttpServer, type WorkerHttpServerOptions } from './http/worker-http-server.js';
 import { LogStore } from './logs/log-store.js';
 import { reportExecutorEvents } from './reporting/executor-reports.js';
 import { httpReportTransport } from './reporting/http-report-transport.js';
@@ -53,6 +53,8 @@ export interface WorkerNodeOptions {
   logRetentionMs?: number;
   /** How often logs are purged. @defaultValue 1 hour */
   logPurgeIntervalMs?: number;
+  /** Unauthenticated GET endpoints on the worker's HTTP server (e.g. `/metrics`); see WorkerHttpServer. */
+  publicGet?: WorkerHttpServerOptions['publicGet'];
 }
 
 export type WorkerNodeState =
@@ -146,6 +148,7 @@ export class WorkerNode {
       workerKey: () => this.key || null,
       health: () => ({ state: this.heartbeatState(), node: this.nodeState, groups: config.worker.groups }),
       logger: this.log.child({ component: 'http' }),
+      ...(this.opts.publicGet ? { publicGet: this.opts.publicGet } : {}),
     });
     const bound = await this.http.listen(config.node.port, config.node.host);
     this.address = `${config.node.host}:${bound.port}`;

@@ -43,6 +43,7 @@ beforeAll(async () => {
     secret: SECRET,
     workerKey: () => workerKey,
     maxBodyBytes: 64 * 1024,
+    publicGet: { '/metrics': (_req, res) => void res.end('sched_worker_running_tasks 0\n') },
   });
   const { port } = await server.listen(0);
   workerKey = `127.0.0.1:${port}_1700000000000`;
@@ -156,6 +157,14 @@ describe('worker HTTP endpoint', () => {
     await call('POST', '/v1/attempts', noop);
     const empty = await call('GET', `/v1/attempts/${noop.attemptId}/log`);
     expect([empty.status, empty.text]).toEqual([200, '']);
+  });
+
+  test('only the configured public GET paths answer without the secret', async () => {
+    const open = await fetch(`${base}/metrics?x=1`);
+    expect([open.status, await open.text()]).toEqual([200, 'sched_worker_running_tasks 0\n']);
+    expect((await fetch(`${base}/metrics`, { method: 'POST' })).status).toBe(401);
+    expect((await fetch(`${base}/metrics/more`)).status).toBe(401);
+    expect((await fetch(`${base}/v1/health`)).status).toBe(401);
   });
 
   test('errors are clear 4xx JSON', async () => {

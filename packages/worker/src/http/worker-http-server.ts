@@ -17,6 +17,11 @@ export interface WorkerHttpServerOptions {
   workerKey?: () => string | null;
   /** Extra fields for `GET /v1/health` (state, groups…). */
   health?: () => Record<string, unknown>;
+  /**
+   * GET endpoints served WITHOUT authentication, by exact path (e.g. `/metrics` for a Prometheus
+   * scraper). Nothing else is public. @defaultValue none
+   */
+  publicGet?: Record<string, (req: IncomingMessage, res: ServerResponse) => void | Promise<void>>;
   /** Largest accepted request body. @defaultValue 4 MiB */
   maxBodyBytes?: number;
   /** Most attempts in one batch dispatch. @defaultValue 1000 */
@@ -125,6 +130,8 @@ export class WorkerHttpServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
+      const open = this.opts.publicGet?.[(req.url ?? '').split('?')[0] as string];
+      if (open && req.method === 'GET') return await open(req, res);
       if (!this.authenticated(req.headers.authorization)) {
         throw new HttpError(
           401,
