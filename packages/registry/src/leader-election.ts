@@ -171,7 +171,7 @@ export class LeaderElection extends TypedEmitter<LeaderElectionEvents> {
     // A term's node is never reused: the next term gets a new node and so a larger token.
     this.replaceCandidate = true;
     term.controller.abort(new LeadershipLostError(reason));
-    this.log?.info({ reason, token: term.token.toString() }, 'leadership ended');
+    this.log?.info({ reason, fencingToken: term.token.toString() }, 'leadership ended');
     this.emit('revoked', term, reason, endedAt);
     this.wakeup.wake();
   }
@@ -295,7 +295,7 @@ export class LeaderElection extends TypedEmitter<LeaderElectionEvents> {
       },
     };
     this.term = term;
-    this.log?.info({ token: term.token.toString(), node: me.path }, 'elected leader');
+    this.log?.info({ fencingToken: term.token.toString(), node: me.path }, 'elected leader');
     this.emit('elected', term);
     // Our node deleted under us (an operator, or the server expiring the session) ends the term.
     void this.session

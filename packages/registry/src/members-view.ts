@@ -108,8 +108,10 @@ export class MembersView extends TypedEmitter<MembersViewEvents> {
 
   private requestSync(): void {
     this.sync().catch((err) => {
+      // A view stopped while a sync was in flight (daemon shutdown) has nothing to retry.
+      if (this.stopped) return;
       this.log?.warn({ err }, 'member sync failed; retrying on the next change or reconnect');
-      if (!this.stopped) setTimeout(() => this.requestSync(), 500).unref();
+      setTimeout(() => this.requestSync(), 500).unref();
     });
   }
 
@@ -206,6 +208,7 @@ export class MembersView extends TypedEmitter<MembersViewEvents> {
 
   private reload(key: string): void {
     this.load(key, this.watchGeneration).catch((err) => {
+      if (this.stopped) return;
       this.log?.warn({ err, key }, 'reading a member failed; resyncing');
       this.requestSync();
     });
