@@ -82,6 +82,11 @@ async function triggerParams(ctx: RequestContext): Promise<Record<string, string
   return out;
 }
 
+/** When the schedule fires next; null without a schedule or while paused (a paused schedule does not fire). */
+function nextFire(s: { paused: boolean; nextFireTime: number | null } | null): string | null {
+  return s === null || s.paused || s.nextFireTime === null ? null : new Date(s.nextFireTime).toISOString();
+}
+
 function notFound(name: string): HttpError {
   return new HttpError(404, 'NOT_FOUND', `no workflow named ${JSON.stringify(name)}`);
 }
@@ -105,7 +110,7 @@ export function definitionRoutes(deps: ApiDeps): Route[] {
       body: {
         name,
         paused,
-        nextFireTime: s?.nextFireTime == null ? null : new Date(s.nextFireTime).toISOString(),
+        nextFireTime: nextFire(s),
       },
     };
   };
@@ -130,7 +135,7 @@ export function definitionRoutes(deps: ApiDeps): Route[] {
           version: w.version,
           tasks: w.tasks,
           schedule: w.cron === null ? null : { cron: w.cron, timezone: w.timezone, paused: w.paused },
-          nextFireTime: iso(w.nextFireTime),
+          nextFireTime: w.paused ? null : iso(w.nextFireTime),
           activeRuns: w.activeRuns,
           updatedAt: w.updatedAt.toISOString(),
         })),
@@ -151,7 +156,7 @@ export function definitionRoutes(deps: ApiDeps): Route[] {
             version: wf.currentVersion,
             definition: wf.definition,
             paused: s?.paused ?? null,
-            nextFireTime: s?.nextFireTime == null ? null : new Date(s.nextFireTime).toISOString(),
+            nextFireTime: nextFire(s),
             createdAt: wf.createdAt.toISOString(),
             updatedAt: wf.updatedAt.toISOString(),
           },

@@ -1,0 +1,145 @@
+// Issue 7, acceptance 4: `/metrics` on masters exposes the trigger lag histogram, runs and attempts
+// by state, dispatch latency, failovers, the leader gauge and the registry session state (scraped
+// over HTTP from real daemons and parsed); `/healthz` and `/readyz` are public, `/readyz` turns
+// 503 while PostgreSQL does not answer; the REST API itself needs the secret.
+import { eventually, FaultProxy, registerCleanup } from '@sched/testkit';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type DaemonHandle, TestCluster } from './cluster.js';
+import { type Exposition, parseExposition, value } from './metrics-text.js';
+
+let cluster: TestCluster;
+let m1: DaemonHandle;
+let m2: DaemonHandle;
+let dbProxy: FaultProxy;
+
+beforeAll(async () => {
+  cluster = await TestCluster.create();
+  const db = new URL(cluster.dbUrl);
+  dbProxy = await FaultProxy.start({ host: db.hostname, port: Number(db.port) });
+  registerCleanup('db proxy', () => dbProxy.close());
+  m1 = await cluster.startMaster();
+  // The second master reaches PostgreSQL through a fault proxy (for /readyz).
+  const proxied = new URL(cluster.dbUrl);
+  proxied.port = String(dbProxy.port);
+  m2 = await cluster.startMaster({ SCHED_DB_URL: proxied.toString() });
+  await cluster.startWorker();
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+async function get(address: string, path: string, auth = false) {
+  const res = await fetch(`http://${address}${path}`, {
+    headers: auth ? { Authorization: `Bearer ${cluster.secret}` } : {},
+    signal: AbortSignal.timeout(10_000),
+  });
+  return { status: res.status, type: res.headers.get('content-type') ?? '', text: await res.text() };
+}
+
+async function scrape(address: string): Promise<Exposition> {
+  const r = await get(address, '/metrics');
+  expect(r.status).toBe(200);
+  expect(r.type).toContain('text/plain');
+  return parseExposition(r.text);
+}
+
+describe('master metrics and probes', () => {
+  test('/metrics exposes every documented metric with the right type', async () => {
+    await cluster.apply({
+      name: 'every-second',
+      schedule: { cron: '* * * * * ?', misfire: 'skip' },
+      tasks: [{ name: 'tick', type: 'shell', command: 'true' }],
+    });
+    // Wait for some scheduled runs to finish (their tasks were dispatched to the worker).
+    await eventually(
+      async () => {
+        const rows = await cluster.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM runs WHERE state = 'succeeded' AND trigger = 'schedule'`,
+        );
+        if ((rows[0]?.n ?? 0) < 3) throw new Error(`succeeded scheduled runs: ${rows[0]?.n}`);
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    await cluster.query(`UPDATE schedules SET paused = true`);
+    const [e1, e2] = await Promise.all([scrape(m1.address), scrape(m2.address)]);
+    for (const [e, name] of [
+      [e1, 'sched_trigger_lag_seconds'],
+      [e1, 'sched_dispatch_duration_seconds'],
+    ] as const) {
+      expect(e.types.get(name)).toBe('histogram');
+    }
+    expect(e1.types.get('sched_runs')).toBe('gauge');
+    expect(e1.types.get('sched_task_attempts')).toBe('gauge');
+    expect(e1.types.get('sched_failovers_total')).toBe('counter');
+    expect(e1.types.get('sched_master_leader')).toBe('gauge');
+    expect(e1.types.get('sched_registry_session_state')).toBe('gauge');
+
+    // Runs and attempts by state are cluster-wide counts from PostgreSQL.
+    const succeeded = await cluster.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM runs WHERE state = 'succeeded'`,
+    );
+    expect(value(e1, 'sched_runs', { state: 'succeeded' })).toBeGreaterThanOrEqual(3);
+    expect(value(e1, 'sched_runs', { state: 'succeeded' })).toBeLessThanOrEqual(succeeded[0]?.n ?? 0);
+    expect(value(e1, 'sched_runs', { state: 'cancelled' })).toBe(0);
+    expect(value(e1, 'sched_task_attempts', { state: 'succeeded' })).toBeGreaterThanOrEqual(3);
+    expect(value(e1, 'sched_task_attempts', { state: 'failed-over' })).toBe(0);
+
+    // Fires and dispatches happen on whichever master owns the slot / the run: sum both.
+    const both = (name: string, labels: Record<string, string> = {}) =>
+      (value(e1, name, labels) ?? 0) + (value(e2, name, labels) ?? 0);
+    expect(both('sched_trigger_lag_seconds_count')).toBeGreaterThanOrEqual(3);
+    // Lag of a healthy cluster: well under the 60 s bucket for every fire.
+    expect(both('sched_trigger_lag_seconds_bucket', { le: '60' })).toBe(
+      both('sched_trigger_lag_seconds_count'),
+    );
+    expect(both('sched_dispatch_duration_seconds_count', { outcome: 'ok' })).toBeGreaterThanOrEqual(3);
+
+    // Exactly one leader; both sessions connected.
+    expect((value(e1, 'sched_master_leader') ?? 0) + (value(e2, 'sched_master_leader') ?? 0)).toBe(1);
+    for (const e of [e1, e2]) {
+      expect(value(e, 'sched_registry_session_state', { state: 'CONNECTED' })).toBe(1);
+      expect(value(e, 'sched_registry_session_state', { state: 'LOST' })).toBe(0);
+      expect(value(e, 'sched_failovers_total', { role: 'worker' })).toBe(0);
+      expect(value(e, 'sched_failovers_total', { role: 'master' })).toBe(0);
+    }
+  });
+
+  test('probes are public, the API is not', async () => {
+    expect((await get(m1.address, '/healthz')).status).toBe(200);
+    const ready = await get(m1.address, '/readyz');
+    expect(ready.status).toBe(200);
+    expect(JSON.parse(ready.text)).toMatchObject({ ready: true, lease: true, db: true });
+    const api = await get(m1.address, '/v1/runs');
+    expect(api.status).toBe(401);
+    expect(JSON.parse(api.text).error.code).toBe('UNAUTHENTICATED');
+    expect((await get(m1.address, '/v1/runs', true)).status).toBe(200);
+  });
+
+  test('/readyz is 503 while PostgreSQL does not answer, and 200 again after', async () => {
+    expect((await get(m2.address, '/readyz')).status).toBe(200);
+    dbProxy.setMode('blackhole');
+    try {
+      const r = await get(m2.address, '/readyz');
+      expect(r.status).toBe(503);
+      const body = JSON.parse(r.text);
+      expect(body).toMatchObject({ ready: false, lease: true, db: false });
+      expect(body.reasons.join(' ')).toContain('PostgreSQL does not answer');
+      // Liveness does not depend on the database.
+      expect((await get(m2.address, '/healthz')).status).toBe(200);
+      // A scrape does not hang either: the database series are left out.
+      const e = await scrape(m2.address);
+      expect(value(e, 'sched_runs', { state: 'succeeded' })).toBeUndefined();
+      expect(value(e, 'sched_registry_session_state', { state: 'CONNECTED' })).toBe(1);
+    } finally {
+      dbProxy.setMode('pass');
+    }
+    await eventually(
+      async () => {
+        const r = await get(m2.address, '/readyz');
+        if (r.status !== 200) throw new Error(`readyz ${r.status}: ${r.text}`);
+      },
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
+  });
+});
