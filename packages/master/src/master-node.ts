@@ -25,10 +25,12 @@ import {
 } from '@sched/registry';
 import { advanceLeaderEpoch, createPool, migrate } from '@sched/store';
 import type pg from 'pg';
+import { apiRoutes } from './api/api-routes.js';
 import { HttpWorkerClient } from './dispatch/worker-client.js';
 import { FailoverCoordinator } from './failover/failover-coordinator.js';
 import { reassignRunsOf } from './failover/failover-queries.js';
 import { reportRoutes } from './http/master-routes.js';
+import { MasterMetrics } from './metrics/master-metrics.js';
 import { ReportApplier } from './reports/report-applier.js';
 import { WorkerRouter } from './routing/worker-router.js';
 import type { WorkerView } from './routing/worker-view.js';
@@ -96,10 +98,14 @@ export class MasterNode {
     this.resolveEnded = resolve;
   });
 
+  /** Prometheus metrics (`GET /metrics`); the failover coordinator calls `metrics.recordFailover(role)`. */
+  readonly metrics: MasterMetrics;
+
   private constructor(private readonly opts: MasterNodeOptions) {
     this.clock = opts.clock ?? systemClock;
     this.startTime = this.clock.now();
     this.log = opts.logger;
+    this.metrics = new MasterMetrics(this, { logger: this.log });
   }
 
   static async start(opts: MasterNodeOptions): Promise<MasterNode> {
@@ -158,6 +164,8 @@ export class MasterNode {
             return this.applier.apply(reports);
           },
         }),
+        ...apiRoutes({ node: this, secret, logger: this.log, clock: this.clock }),
+        this.metrics.route(),
         ...(this.opts.routes?.(this) ?? []),
       ],
     });
@@ -183,7 +191,7 @@ export class MasterNode {
 
     // 4. Run driving, report applying, firing, commands.
     this.router = new WorkerRouter({ clock: this.clock });
-    this.client = new HttpWorkerClient({ secret });
+    this.client = this.metrics.instrumentClient(new HttpWorkerClient({ secret }));
     this.driver = new RunDriver({
       db: this.pool,
       owner: this.key,
@@ -214,7 +222,10 @@ export class MasterNode {
       leaseValid: () => this.leaseValid(),
       clock: this.clock,
       logger: this.log,
-      onRunsCreated: (runs) => this.driver.wake(runs.filter((r) => !r.queued).map((r) => r.runId)),
+      onRunsCreated: (runs) => {
+        this.metrics.observeFiredRuns(runs);
+        this.driver.wake(runs.filter((r) => !r.queued).map((r) => r.runId));
+      },
     });
     this.commands = new CommandProcessor({
       pool: this.pool,
