@@ -22,6 +22,11 @@ export {
   TaskExecutor,
   type TaskExecutorOptions,
 } from './executor/task-executor.js';
+export {
+  type ProcessGroupWatcher,
+  TaskSupervisor,
+  type TaskSupervisorOptions,
+} from './executor/task-supervisor.js';
 export { HttpError } from './http/http-error.js';
 export { WorkerHttpServer, type WorkerHttpServerOptions } from './http/worker-http-server.js';
 export { AttemptLog } from './logs/attempt-log.js';

@@ -20,6 +20,7 @@ import {
   ZkSession,
 } from '@sched/registry';
 import { TaskExecutor } from './executor/task-executor.js';
+import { TaskSupervisor } from './executor/task-supervisor.js';
 import { WorkerHttpServer, type WorkerHttpServerOptions } from './http/worker-http-server.js';
 import { LogStore } from './logs/log-store.js';
 import { reportExecutorEvents } from './reporting/executor-reports.js';
@@ -28,8 +29,9 @@ import { ReportSender } from './reporting/report-sender.js';
 import { ReportSpool } from './reporting/report-spool.js';
 
 /**
- * A worker daemon (architecture §1, §7, §8) without its command line: the executor, the HTTP
- * endpoint masters dispatch to, the report spool, and registry membership.
+ * A worker daemon (architecture §1, §7, §8) without its command line: the executor with its
+ * task supervisor process, the HTTP endpoint masters dispatch to, the report spool, and registry
+ * membership.
  *
  * | state      | event                                      | next                                     |
  * |------------|--------------------------------------------|------------------------------------------|
@@ -78,6 +80,7 @@ export class WorkerNode {
   mastersView!: MembersView;
   private http!: WorkerHttpServer;
   private registration: MemberRegistration | undefined;
+  supervisor: TaskSupervisor | undefined;
   private failoverWatch: WatchHandle | undefined;
   private records!: FailoverRecords;
   private readonly clock: Clock;
@@ -125,7 +128,12 @@ export class WorkerNode {
     }
     const dataDir = config.node.dataDir;
 
-    // 1. Local parts: logs, executor, spool (replayed below, once masters are known).
+    // 1. Local parts: the task supervisor, logs, executor, spool (replayed below, once masters are known).
+    // The supervisor kills every task group if this daemon freezes for a session timeout or dies.
+    this.supervisor = await TaskSupervisor.start({
+      timeoutMs: config.zk.sessionTimeoutMs,
+      logger: this.log.child({ component: 'task-supervisor' }),
+    });
     this.logs = new LogStore({
       dir: join(dataDir, 'logs'),
       retentionMs: this.opts.logRetentionMs,
@@ -136,6 +144,7 @@ export class WorkerNode {
       killGraceMs: config.worker.killGraceMs,
       logs: this.logs,
       workDir: join(dataDir, 'work'),
+      groupWatcher: this.supervisor,
       clock: this.clock,
       logger: this.log.child({ component: 'executor' }),
     });
@@ -321,6 +330,7 @@ export class WorkerNode {
     clearInterval(this.purgeTimer);
     this.failoverWatch?.stop();
     await quietly('tasks', () => this.executor?.killAll('worker stopping'));
+    await quietly('task supervisor', () => this.supervisor?.stop());
     await quietly('reports', () => this.sender?.stop());
     // A failed-over incarnation's znode is gone with its session; a graceful stop deletes it.
     if (!wasTerminated) await quietly('registration', () => this.registration?.stop());

@@ -9,6 +9,7 @@ import type { AttemptResult, AttemptSnapshot, FinalAttemptState } from './attemp
 import { WorkerAtCapacityError, WorkerDrainingError } from './errors.js';
 import { type TerminationOutcome, terminateGroup } from './process-group.js';
 import { taskEnvironment } from './task-environment.js';
+import type { ProcessGroupWatcher } from './task-supervisor.js';
 
 export type ExecutorEvent =
   | { type: 'running'; request: AttemptRequest; snapshot: AttemptSnapshot }
@@ -26,6 +27,8 @@ export interface TaskExecutorOptions {
   logger?: Logger;
   /** Environment the task environment starts from. @defaultValue process.env */
   baseEnv?: Readonly<Record<string, string | undefined>>;
+  /** Told about every task process group (the task supervisor). @defaultValue none */
+  groupWatcher?: ProcessGroupWatcher;
   /** How many finished attempts are remembered, so a re-sent dispatch is answered, not re-run. @defaultValue 10000 */
   rememberFinished?: number;
 }
@@ -280,6 +283,7 @@ export class TaskExecutor {
       if (a.timer) clearTimeout(a.timer);
     }
     if (a.killing) await a.killing;
+    if (a.pgid !== null) this.opts.groupWatcher?.removed(a.pgid);
     if (req.task.type === 'shell' || req.task.type === 'script') {
       try {
         rmSync(workDir, { recursive: true, force: true });
@@ -360,6 +364,7 @@ export class TaskExecutor {
 
     if (child.pid !== undefined) {
       a.pgid = child.pid;
+      this.opts.groupWatcher?.added(child.pid);
       log.note(`started ${a.request.task.type} task, pid ${child.pid} (process group ${child.pid})`);
       this.emitRunning(a);
       // A cancel that arrived between submit and spawn: act on it now that there is a group.
