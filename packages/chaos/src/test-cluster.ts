@@ -18,6 +18,8 @@ import {
   type ChildHandle,
   createDatabase,
   FaultProxy,
+  type PgServer,
+  type PgServer,
   registerCleanup,
   sharedZooKeeper,
   spawnProcess,
@@ -41,6 +43,12 @@ export interface DaemonHandle {
   address: string;
   /** Proxy between this daemon and ZooKeeper, when the cluster was made with `zkProxies`. */
   zkProxy: FaultProxy | undefined;
+  /**
+   * Every proxy between this daemon and ZooKeeper: one per server of the connect string (an
+   * ensemble gets one per member, so a partition of the daemon is the same mode on all of them).
+   * Empty without `zkProxies`; `zkProxy` is the first.
+   */
+  zkProxyList: FaultProxy[];
 }
 
 export interface ClusterOptions {
@@ -50,6 +58,10 @@ export interface ClusterOptions {
   zkProxies?: boolean;
   /** ZooKeeper connect string (without chroot) to use instead of the shared server. */
   zkConnect?: string;
+  /** PostgreSQL server for the cluster's fresh database (default: the shared one). */
+  pgServer?: Pick<PgServer, 'url'>;
+  /** Also append each daemon's output to `<logDir>/<name>.log` (kept for debugging). */
+  logDir?: string;
 }
 
 export class TestCluster {
@@ -73,7 +85,7 @@ export class TestCluster {
     const zkConnect = opts.zkConnect ?? (await sharedZooKeeper()).connectString;
     const chrooted = await zkChroot({ connectString: zkConnect }, 'e2e');
     const chroot = chrooted.slice(chrooted.indexOf('/'));
-    const db = await createDatabase();
+    const db = await createDatabase(opts.pgServer);
     await migrate(db.url);
     const pool = createPool(db.url, { max: 4, applicationName: 'sched-test' });
     const dataRoot = mkdtempSync(join(tmpdir(), 'sched-e2e-'));
@@ -108,19 +120,23 @@ export class TestCluster {
   private async start(role: 'master' | 'worker', env: Record<string, string>): Promise<DaemonHandle> {
     this.counter += 1;
     const name = `${role}-${this.counter}`;
-    let zkProxy: FaultProxy | undefined;
+    const zkProxyList: FaultProxy[] = [];
     let zk = this.zkChrooted;
     if (this.opts.zkProxies) {
-      const [host, port] = this.zkConnect.split(',')[0]?.split(':') ?? [];
-      zkProxy = await FaultProxy.start({ host: host ?? '127.0.0.1', port: Number(port) });
-      registerCleanup('zk proxy', async () => zkProxy?.close());
-      zk = `${zkProxy.address}${this.chroot}`;
+      for (const server of this.zkConnect.split(',')) {
+        const [host, port] = server.split(':');
+        const proxy = await FaultProxy.start({ host: host ?? '127.0.0.1', port: Number(port) });
+        registerCleanup('zk proxy', async () => proxy.close());
+        zkProxyList.push(proxy);
+      }
+      zk = `${zkProxyList.map((p) => p.address).join(',')}${this.chroot}`;
     }
     const child = spawnProcess(
       process.execPath,
       [role === 'master' ? binaries.master : binaries.worker, 'start'],
       {
         name,
+        ...(this.opts.logDir ? { logFile: join(this.opts.logDir, `${name}.log`) } : {}),
         env: {
           ...this.baseEnv(),
           SCHED_ZK: zk,
@@ -129,12 +145,25 @@ export class TestCluster {
         },
       },
     );
-    const line = await child.waitForOutput(
-      new RegExp(`^sched-${role} (\\S+) listening on (\\S+),`, 'm'),
-      30_000,
-    );
+    let line: string;
+    try {
+      line = await child.waitForOutput(new RegExp(`^sched-${role} (\\S+) listening on (\\S+),`, 'm'), 30_000);
+    } catch (error) {
+      // A daemon that did not come up is not left behind half-started.
+      await child.kill9();
+      await Promise.all(zkProxyList.map((p) => p.close()));
+      throw error;
+    }
     const m = new RegExp(`sched-${role} (\\S+) listening on (\\S+),`).exec(line);
-    const handle: DaemonHandle = { role, name, child, key: m?.[1] ?? '', address: m?.[2] ?? '', zkProxy };
+    const handle: DaemonHandle = {
+      role,
+      name,
+      child,
+      key: m?.[1] ?? '',
+      address: m?.[2] ?? '',
+      zkProxy: zkProxyList[0],
+      zkProxyList,
+    };
     (role === 'master' ? this.masters : this.workers).push(handle);
     return handle;
   }
