@@ -19,7 +19,6 @@ import {
   createDatabase,
   FaultProxy,
   type PgServer,
-  type PgServer,
   registerCleanup,
   sharedZooKeeper,
   spawnProcess,
