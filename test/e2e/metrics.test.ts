@@ -142,4 +142,27 @@ describe('master metrics and probes', () => {
       { timeoutMs: 30_000, intervalMs: 500 },
     );
   });
+
+  test('sched_failovers_total counts a worker failed over by the leader', async () => {
+    const doomed = await cluster.startWorker();
+    await doomed.child.kill9();
+    const leader = await eventually(
+      async () => {
+        for (const m of [m1, m2]) {
+          const e = await scrape(m.address);
+          if (value(e, 'sched_master_leader') === 1) {
+            const n = value(e, 'sched_failovers_total', { role: 'worker' });
+            if (n !== 1) throw new Error(`failovers_total{role=worker} on the leader: ${n}`);
+            return m;
+          }
+        }
+        throw new Error('no leader');
+      },
+      { timeoutMs: 45_000, intervalMs: 1_000 },
+    ).catch((err) => {
+      throw new Error(`${(err as Error).message}\n${cluster.output()}`);
+    });
+    const follower = leader === m1 ? m2 : m1;
+    expect(value(await scrape(follower.address), 'sched_failovers_total', { role: 'worker' })).toBe(0);
+  }, 90_000);
 });

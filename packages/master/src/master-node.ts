@@ -313,6 +313,7 @@ export class MasterNode {
       delayMs: config.failover.delayMs,
       retentionMs: config.failover.retentionMs,
       logger: this.log,
+      onFailover: (role) => this.metrics.recordFailover(role),
       ...(this.opts.crashBeforeFailoverRecord ? { crashBeforeRecord: true } : {}),
     });
     await coordinator.run(term);
