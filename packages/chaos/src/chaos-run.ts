@@ -1,0 +1,202 @@
+// One chaos run (issue 6, acceptance 6), shared by `npm run chaos` (main.ts) and the short
+// variant inside `npm test` (test/chaos/chaos.test.ts):
+//
+//   1. start 3 masters and 3 workers as child processes, each behind its own fault proxies to
+//      ZooKeeper, on a fresh database; apply the workload; start the manual triggers;
+//   2. warm up, then let the nemesis loose for `durationMs` (checked window starts here);
+//   3. heal: every fault undone, every dead daemon restarted; wait 2 × session timeout +
+//      failover delay + margin, so every failover that is due has happened;
+//   4. quiesce: stop triggering, pause the schedules (checked window ends 3 s before), wait
+//      until every run and attempt is terminal (bounded);
+//   5. read the database and the task log and run the checks (checker.ts).
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setWorkflowPaused } from '@sched/store';
+import type { PgServer, ZkServer } from '@sched/testkit';
+import { type CheckResult, runChecks } from './checker.js';
+import { ClusterKeeper, type DaemonExit } from './cluster-keeper.js';
+import { countActive, type DatabaseFacts, readDatabaseFacts } from './facts.js';
+import { type FaultKind, type FaultRecord, Nemesis } from './nemesis.js';
+import { SeededRandom } from './random.js';
+import { sleep } from './sleep.js';
+import { readTaskLog } from './task-log.js';
+import { TestCluster } from './test-cluster.js';
+import { scheduledWorkflows, Workload } from './workload.js';
+
+export interface ChaosOptions {
+  durationMs: number;
+  seed: number;
+  /** @defaultValue 4000 */
+  sessionTimeoutMs?: number;
+  /** @defaultValue 3000 */
+  failoverDelayMs?: number;
+  /** ZooKeeper connect string (no chroot); default: the shared server of the test run. */
+  zkConnect?: string;
+  /** Servers the nemesis may kill -9 and restart (an ensemble). */
+  zkServers?: ZkServer[];
+  pgServer?: Pick<PgServer, 'url'>;
+  /** Free-form description of the ZooKeeper setup, for the summary. */
+  zkDescription?: string;
+  /** Progress lines (default: stderr). */
+  log?: (line: string) => void;
+  /** @defaultValue 5000 */
+  warmupMs?: number;
+  /** Bound on waiting for every run to be terminal. @defaultValue 120000 */
+  quiesceTimeoutMs?: number;
+  /** Faults at a time. @defaultValue 2 */
+  maxConcurrentFaults?: number;
+}
+
+export interface ChaosReport {
+  seed: number;
+  durationMs: number;
+  zk: string;
+  sessionTimeoutMs: number;
+  failoverDelayMs: number;
+  faults: FaultRecord[];
+  faultCounts: Record<FaultKind, number>;
+  longFaults: number;
+  nemesisErrors: string[];
+  daemonExits: DaemonExit[];
+  restarts: number;
+  startFailures: string[];
+  windowStartMs: number;
+  windowEndMs: number;
+  facts: DatabaseFacts;
+  executions: number;
+  triggers: number;
+  checks: CheckResult[];
+  /** Folder with the task log and each daemon's output. */
+  dataDir: string;
+  elapsedMs: number;
+}
+
+export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
+  const began = Date.now();
+  const log = opts.log ?? ((line: string) => process.stderr.write(`[chaos] ${line}\n`));
+  const sessionTimeoutMs = opts.sessionTimeoutMs ?? 4000;
+  const failoverDelayMs = opts.failoverDelayMs ?? 3000;
+  const logDir = mkdtempSync(join(tmpdir(), 'sched-chaos-'));
+  const cluster = await TestCluster.create({
+    zkProxies: true,
+    logDir,
+    ...(opts.zkConnect ? { zkConnect: opts.zkConnect } : {}),
+    ...(opts.pgServer ? { pgServer: opts.pgServer } : {}),
+    env: {
+      SCHED_ZK_SESSION_TIMEOUT: `${sessionTimeoutMs}ms`,
+      SCHED_FAILOVER_DELAY: `${failoverDelayMs}ms`,
+      SCHED_WORKER_CAPACITY: '8',
+      SCHED_LOG_LEVEL: 'info',
+    },
+  });
+  log(`seed ${opts.seed}; nemesis for ${Math.round(opts.durationMs / 1000)} s; daemon logs in ${logDir}`);
+  const keeper = new ClusterKeeper(cluster, log);
+  // Separate streams, so the trigger loop's timing does not shift the nemesis's choices.
+  const workload = new Workload(cluster, new SeededRandom(opts.seed ^ 0x5bd1e995), logDir);
+  const nemesis = new Nemesis(
+    keeper,
+    new SeededRandom(opts.seed),
+    {
+      durationMs: opts.durationMs,
+      sessionTimeoutMs,
+      maxConcurrent: opts.maxConcurrentFaults ?? 2,
+      ...(opts.zkServers ? { zkServers: opts.zkServers } : {}),
+    },
+    log,
+  );
+  try {
+    await keeper.startAll();
+    await workload.apply();
+    workload.startTriggers();
+    await sleep(opts.warmupMs ?? 5000);
+
+    const windowStartMs = Math.ceil(Date.now() / 1000) * 1000;
+    log('nemesis starts');
+    await nemesis.run();
+    log(`healed; ${nemesis.faults.length} faults injected; restarting anything dead`);
+    if (!(await keeper.waitAllUp(60_000))) log('not every daemon is up again after 60 s');
+    const settleMs = 2 * sessionTimeoutMs + failoverDelayMs + 5000;
+    log(`settling for ${settleMs / 1000} s (2 × session timeout + failover delay + 5 s)`);
+    await sleep(settleMs);
+
+    await workload.stopTriggering();
+    const pausedAtMs = Date.now();
+    for (const w of scheduledWorkflows) await setWorkflowPaused(cluster.pool, w.name, true);
+    const windowEndMs = Math.floor((pausedAtMs - 3000) / 1000) * 1000;
+    log('schedules paused; waiting for every run to finish');
+    const quiesceDeadline = Date.now() + (opts.quiesceTimeoutMs ?? 120_000);
+    for (;;) {
+      const active = await countActive(cluster);
+      if (active.runs === 0 && active.attempts === 0) break;
+      if (Date.now() > quiesceDeadline) {
+        log(`still active after the quiesce bound: ${active.runs} runs, ${active.attempts} attempts`);
+        break;
+      }
+      await sleep(1000);
+    }
+    // Orphaned task processes (a worker killed before its supervisor existed) may still be
+    // writing; the longest task is ~9 s.
+    await sleep(1000);
+
+    const facts = await readDatabaseFacts(cluster);
+    const taskLog = readTaskLog(workload.taskLog);
+    const checks = runChecks({
+      windowStartMs,
+      windowEndMs,
+      schedules: facts.schedules,
+      runs: facts.runs,
+      attempts: facts.attempts,
+      executions: taskLog.executions,
+      malformedLogLines: taskLog.malformed,
+      triggerCommandIds: workload.triggerCommandIds,
+    });
+    const crashes = keeper.unexpectedExits.filter((e) => e.code !== 3);
+    checks.push({
+      name: 'no daemon crashed',
+      passed: crashes.length === 0,
+      examined: `${keeper.unexpectedExits.length} exits not caused by the nemesis (code 3 = a failed-over zombie, expected)`,
+      violations: crashes.map((e) => `${e.slot} ${e.key} exited with code ${e.code}, signal ${e.signal}`),
+    });
+    const harness = [
+      ...nemesis.errors.map((e) => `nemesis: ${e}`),
+      ...(workload.triggerErrors > 0
+        ? [`${workload.triggerErrors} manual triggers could not be queued`]
+        : []),
+      ...keeper.slots.filter((s) => s.state !== 'up').map((s) => `${s.name} is not up at the end`),
+    ];
+    checks.push({
+      name: 'harness healthy',
+      passed: harness.length === 0,
+      examined: 'faults undone, triggers queued, every daemon up at the end',
+      violations: harness,
+    });
+    return {
+      seed: opts.seed,
+      durationMs: opts.durationMs,
+      zk: opts.zkDescription ?? 'one ZooKeeper server',
+      sessionTimeoutMs,
+      failoverDelayMs,
+      faults: nemesis.faults,
+      faultCounts: nemesis.countByKind(),
+      longFaults: nemesis.faults.filter((f) => f.long).length,
+      nemesisErrors: nemesis.errors,
+      daemonExits: keeper.unexpectedExits,
+      restarts: keeper.restarts,
+      startFailures: keeper.startFailures,
+      windowStartMs,
+      windowEndMs,
+      facts,
+      executions: taskLog.executions.length,
+      triggers: workload.triggerCommandIds.length,
+      checks,
+      dataDir: logDir,
+      elapsedMs: Date.now() - began,
+    };
+  } finally {
+    keeper.close();
+    await nemesis.heal();
+    await workload.stopTriggering();
+    await cluster.stop();
+  }
+}

@@ -1,0 +1,161 @@
+// The nemesis (Jepsen's word): a bounded, seeded loop of faults against the chaos cluster.
+//
+//   kind       what it does to one daemon (or ZooKeeper server)          undone by
+//   kill       kill -9 of the daemon's process group                     a fresh incarnation after 0.5–6 s
+//   blackhole  its ZooKeeper proxies stop forwarding, sockets stay open  proxies back to pass
+//   cut        its ZooKeeper connections are reset, new ones refused     proxies back to pass
+//   pause      SIGSTOP of the daemon                                     SIGCONT
+//   zk-kill    (ensemble only) kill -9 of one ZooKeeper server           restart on the same port and data
+//
+// Spans: 40 % are longer than the session timeout (the session expires, the node is failed
+// over, and on healing it must fence itself and, as a zombie, exit); the rest are shorter (the
+// session survives and nothing may be failed over). A new fault starts every 1–4 s, at most
+// `maxConcurrent` at a time, never on a slot already faulted, and never so that all masters or
+// all workers are faulted or down together; at most one ZooKeeper server is down at a time.
+// `heal()` ends every span at once; each fault undoes itself and the run waits for that.
+import type { ZkServer } from '@sched/testkit';
+import type { ClusterKeeper, Role, Slot } from './cluster-keeper.js';
+import type { SeededRandom } from './random.js';
+import { sleep } from './sleep.js';
+
+export type FaultKind = 'kill' | 'blackhole' | 'cut' | 'pause' | 'zk-kill';
+export const faultKinds: FaultKind[] = ['kill', 'blackhole', 'cut', 'pause', 'zk-kill'];
+
+export interface NemesisOptions {
+  durationMs: number;
+  sessionTimeoutMs: number;
+  /** @defaultValue 2 */
+  maxConcurrent?: number;
+  /** ZooKeeper servers the nemesis may kill (an ensemble); none for a single server. */
+  zkServers?: ZkServer[];
+}
+
+export interface FaultRecord {
+  kind: FaultKind;
+  target: string;
+  startedAtMs: number;
+  spanMs: number;
+  /** Span longer than the session timeout. */
+  long: boolean;
+}
+
+export class Nemesis {
+  readonly faults: FaultRecord[] = [];
+  readonly errors: string[] = [];
+  private readonly abort = new AbortController();
+  private readonly inFlight = new Set<Promise<void>>();
+  private zkDown = false;
+
+  constructor(
+    private readonly keeper: ClusterKeeper,
+    private readonly random: SeededRandom,
+    private readonly opts: NemesisOptions,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Runs faults for `durationMs`, then heals and waits until every fault has been undone. */
+  async run(): Promise<void> {
+    const endAt = Date.now() + this.opts.durationMs;
+    const maxConcurrent = this.opts.maxConcurrent ?? 2;
+    while (Date.now() < endAt) {
+      await sleep(this.random.int(1000, 4000));
+      if (Date.now() >= endAt) break;
+      if (this.inFlight.size >= maxConcurrent) continue;
+      const fault = this.choose();
+      if (!fault) continue;
+      const p = this.inject(fault.kind, fault.slot, fault.server).catch((error: unknown) => {
+        this.errors.push(`${fault.kind}: ${(error as Error).message.split('\n')[0]}`);
+      });
+      this.inFlight.add(p);
+      void p.finally(() => this.inFlight.delete(p));
+    }
+    await this.heal();
+  }
+
+  /** Ends every fault now and waits until each has been undone. */
+  async heal(): Promise<void> {
+    this.abort.abort();
+    await Promise.all([...this.inFlight]);
+  }
+
+  countByKind(): Record<FaultKind, number> {
+    const counts = Object.fromEntries(faultKinds.map((k) => [k, 0])) as Record<FaultKind, number>;
+    for (const f of this.faults) counts[f.kind] += 1;
+    return counts;
+  }
+
+  private choose(): { kind: FaultKind; slot?: Slot; server?: ZkServer } | undefined {
+    const servers = this.opts.zkServers ?? [];
+    const kinds: FaultKind[] = ['kill', 'kill', 'blackhole', 'blackhole', 'cut', 'pause', 'pause'];
+    if (servers.length > 1 && !this.zkDown) kinds.push('zk-kill');
+    const kind = this.random.pick(kinds);
+    if (kind === 'zk-kill') return { kind, server: this.random.pick(servers) };
+    const role: Role = this.random.chance(0.5) ? 'master' : 'worker';
+    // Never all of a role at once: at most (n - 1) faulted or down.
+    const slots = this.keeper.of(role);
+    if (this.keeper.impaired(role) >= slots.length - 1) return undefined;
+    const candidates = slots.filter((s) => !s.faulted && s.state === 'up' && s.handle?.child.running);
+    if (candidates.length === 0) return undefined;
+    return { kind, slot: this.random.pick(candidates) };
+  }
+
+  private span(): { spanMs: number; long: boolean } {
+    const t = this.opts.sessionTimeoutMs;
+    if (this.random.chance(0.4))
+      return { spanMs: this.random.int(t + 1000, Math.round(t * 2.5)), long: true };
+    return { spanMs: this.random.int(500, Math.round(t * 0.75)), long: false };
+  }
+
+  private async inject(kind: FaultKind, slot?: Slot, server?: ZkServer): Promise<void> {
+    const signal = this.abort.signal;
+    if (kind === 'zk-kill' && server) {
+      const { spanMs, long } = this.span();
+      this.zkDown = true;
+      this.record(kind, `zookeeper:${server.port}`, spanMs, long);
+      try {
+        await server.kill();
+        await sleep(spanMs, signal);
+        await server.restart();
+      } finally {
+        this.zkDown = false;
+      }
+      return;
+    }
+    if (!slot?.handle) return;
+    const handle = slot.handle;
+    slot.faulted = true;
+    try {
+      if (kind === 'kill') {
+        const restartAfterMs = this.random.int(500, 6000);
+        this.record(kind, `${slot.name}.${slot.generation} ${handle.key}`, restartAfterMs, false);
+        await this.keeper.kill(slot);
+        await sleep(restartAfterMs, signal);
+        await this.keeper.start(slot);
+        return;
+      }
+      const { spanMs, long } = this.span();
+      this.record(kind, `${slot.name}.${slot.generation} ${handle.key}`, spanMs, long);
+      if (kind === 'pause') {
+        handle.child.pause();
+        await sleep(spanMs, signal);
+        handle.child.resume();
+      } else {
+        for (const p of handle.zkProxyList) p.setMode(kind === 'blackhole' ? 'blackhole' : 'down');
+        await sleep(spanMs, signal);
+        for (const p of handle.zkProxyList) p.setMode('pass');
+      }
+      // After a long span the daemon was failed over and should exit as a zombie; keep the slot
+      // counted as faulted meanwhile, so the nemesis does not take the rest of its role down too.
+      if (long) await Promise.race([handle.child.exited, sleep(6000)]);
+    } finally {
+      slot.faulted = false;
+    }
+  }
+
+  private record(kind: FaultKind, target: string, spanMs: number, long: boolean): void {
+    this.faults.push({ kind, target, startedAtMs: Date.now(), spanMs, long });
+    this.log(
+      `nemesis: ${kind} ${target} for ${(spanMs / 1000).toFixed(1)} s${long ? ' (> session timeout)' : ''}`,
+    );
+  }
+}
