@@ -54,7 +54,7 @@ describe('master metrics', () => {
   test('dispatch calls are timed by outcome; the wrapped client still works', async () => {
     const m = new MasterMetrics(node, { defaultMetrics: false });
     let closed = false;
-    const client = m.instrumentClient({
+    const fake: WorkerClient = {
       dispatch: async (address: string) => {
         if (address === 'down:1') throw new Error('ECONNREFUSED');
         return address === 'full:1'
@@ -65,7 +65,8 @@ describe('master metrics', () => {
       close: () => {
         closed = true;
       },
-    });
+    };
+    const client = m.instrumentClient(fake);
     await client.dispatch('ok:1', []);
     await client.dispatch('full:1', []);
     await expect(client.dispatch('down:1', [])).rejects.toThrow('ECONNREFUSED');
