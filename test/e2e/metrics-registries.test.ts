@@ -4,6 +4,7 @@ import {
   MasterMetrics,
   type MasterMetricsNode,
   registerWorkerMetrics,
+  type WorkerClient,
   type WorkerMetricsNode,
 } from '@sched/master';
 import type { SessionStatusKind } from '@sched/registry';
