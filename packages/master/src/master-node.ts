@@ -213,6 +213,7 @@ export class MasterNode {
       connectionString: config.db.url,
       owner: this.key,
       onWake: (ids) => this.driver.wake(ids),
+      onCommand: () => this.commands?.poke(),
       logger: this.log,
     });
     this.firer = new ScheduleFirer({

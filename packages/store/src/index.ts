@@ -12,4 +12,5 @@ export * from './queries/command-queries.js';
 export * from './queries/fire-queries.js';
 export * from './queries/run-queries.js';
 export * from './queries/schedule-queries.js';
+export * from './queries/trigger-batch-queries.js';
 export * from './queries/workflow-queries.js';

@@ -15,6 +15,8 @@ import pg from 'pg';
  * owned active run.
  */
 export const WAKE_CHANNEL = 'sched_run_wake';
+/** Where `enqueueCommand` (store) announces new commands. */
+export const COMMANDS_CHANNEL = 'sched_commands';
 const MAX_PAYLOAD = 7_000; // NOTIFY payloads must stay below 8000 bytes
 
 export async function notifyOwners(db: Db, byOwner: Map<string, number[]>): Promise<void> {
@@ -63,6 +65,8 @@ export class RunWakeListener {
       logger: Logger;
       /** Called after every (re)connection: anything missed meanwhile must be swept. */
       onReconnect?: () => void;
+      /** Called on NOTIFY `sched_commands` (a command was queued): claim it now instead of at the next poll. */
+      onCommand?: () => void;
     },
   ) {}
 
@@ -84,6 +88,10 @@ export class RunWakeListener {
       application_name: 'sched-wake',
     });
     client.on('notification', (msg) => {
+      if (msg.channel === COMMANDS_CHANNEL) {
+        this.opts.onCommand?.();
+        return;
+      }
       if (msg.channel !== WAKE_CHANNEL || !msg.payload) return;
       const parsed = parseWakePayload(msg.payload);
       if (!parsed || (parsed.owner !== this.opts.owner && parsed.owner !== '*')) return;
@@ -97,6 +105,7 @@ export class RunWakeListener {
     try {
       await client.connect();
       await client.query(`LISTEN ${WAKE_CHANNEL}`);
+      if (this.opts.onCommand) await client.query(`LISTEN ${COMMANDS_CHANNEL}`);
       this.client = client;
       this.opts.onReconnect?.();
     } catch (err) {

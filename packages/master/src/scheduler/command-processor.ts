@@ -3,6 +3,7 @@ import {
   type CommandRow,
   CronSchedule,
   claimNextCommand,
+  claimTriggerCommands,
   getRun,
   getScheduleOfWorkflow,
   insertRuns,
@@ -31,12 +32,16 @@ export interface CommandProcessorOptions {
   backfillChunk: number;
   /** At most this many commands per poll. @defaultValue 100 */
   maxPerPoll: number;
+  /** Manual triggers claimed per statement. @defaultValue 500 */
+  triggerBatch: number;
 }
 
 export const DEFAULT_COMMAND_OPTIONS = {
   pollIntervalMs: 500,
   backfillChunk: 500,
   maxPerPoll: 100,
+  triggerBatch: 500,
+  listen: true,
 } satisfies CommandProcessorOptions;
 
 export interface CommandResult {
@@ -60,6 +65,9 @@ export class CommandProcessor {
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private current: Promise<unknown> | null = null;
+  private pokedWhileBusy = false;
+  private listener: pg.PoolClient | undefined;
+  private relistenTimer: NodeJS.Timeout | undefined;
   private readonly opts: CommandProcessorOptions;
   private readonly log: Logger;
   private readonly clock: Clock;
@@ -73,34 +81,87 @@ export class CommandProcessor {
   start(): void {
     if (this.running) return;
     this.running = true;
+    if (this.opts.listen) void this.listen();
     this.loop();
   }
 
   async stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.timer);
+    clearTimeout(this.relistenTimer);
+    const listener = this.listener;
+    this.listener = undefined;
+    if (listener) {
+      await listener.query('UNLISTEN sched_commands').catch(() => {});
+      listener.release();
+    }
     await this.current;
   }
 
-  /** Wakes the processor now (e.g. on NOTIFY sched_commands). */
+  /** Wakes the processor now (NOTIFY sched_commands does this when listening). */
   poke(): void {
-    if (!this.running || this.current) return;
+    if (!this.running) return;
+    if (this.current) {
+      this.pokedWhileBusy = true;
+      return;
+    }
     clearTimeout(this.timer);
     this.loop();
   }
 
+  /** Holds one pooled connection that LISTENs on sched_commands; polling remains the fallback. */
+  private async listen(): Promise<void> {
+    try {
+      const client = await this.deps.pool.connect();
+      if (!this.running) {
+        client.release();
+        return;
+      }
+      client.on('notification', () => this.poke());
+      client.on('error', (err) => {
+        this.log.warn({ err }, 'command listener connection failed; polling until it is back');
+        if (this.listener === client) this.listener = undefined;
+        client.release(err);
+        if (this.running) this.relistenTimer = setTimeout(() => void this.listen(), this.opts.pollIntervalMs);
+      });
+      await client.query('LISTEN sched_commands');
+      this.listener = client;
+    } catch (err) {
+      this.log.warn({ err }, 'could not LISTEN for commands; polling');
+      if (this.running) this.relistenTimer = setTimeout(() => void this.listen(), this.opts.pollIntervalMs * 10);
+    }
+  }
+
   private loop(): void {
+    this.pokedWhileBusy = false;
     this.current = this.drain()
       .catch((err) => this.log.warn({ err }, 'command processing failed; retrying'))
       .finally(() => {
         this.current = null;
-        if (this.running) this.timer = setTimeout(() => this.loop(), this.opts.pollIntervalMs);
+        if (!this.running) return;
+        if (this.pokedWhileBusy) this.loop();
+        else this.timer = setTimeout(() => this.loop(), this.opts.pollIntervalMs);
       });
   }
 
   /** Processes commands until none is left (or maxPerPoll). Returns what was done. */
   async drain(): Promise<CommandResult[]> {
     const done: CommandResult[] = [];
+    // Manual triggers first, hundreds per statement (throughput); then the rest one by one.
+    for (;;) {
+      if (!this.deps.leaseValid()) return done;
+      const created = await withTransaction(this.deps.pool, (tx) =>
+        claimTriggerCommands(tx, this.deps.self, this.opts.triggerBatch),
+      );
+      if (created.length === 0) break;
+      for (const c of created) {
+        const result: CommandResult = { commandId: c.commandId, kind: 'trigger', runIds: [c.runId] };
+        this.deps.onCommandDone?.(result);
+        done.push(result);
+      }
+      this.log.debug({ runs: created.length }, 'trigger commands done');
+      if (created.length < this.opts.triggerBatch) break;
+    }
     for (let i = 0; i < this.opts.maxPerPoll; i++) {
       if (!this.deps.leaseValid()) break;
       const result = await withTransaction(this.deps.pool, async (tx) => {
