@@ -270,4 +270,25 @@ describe('durable commands', () => {
     expect(done).toHaveLength(1);
     expect(await runsOf(pool, 'cmdfail')).toHaveLength(1);
   }, 20_000);
+  it('a started processor claims a new command at once on NOTIFY (no waiting for the poll)', async () => {
+    const ids = await applyScheduledWorkflows(pool, 'cmdlisten', 1, { cron: '0 0 * * * ?' });
+    const p = new CommandProcessor({
+      pool,
+      self: 'cmdlisten-m',
+      leaseValid: () => true,
+      logger: quietLogger,
+      options: { pollIntervalMs: 60_000 },
+    });
+    p.start();
+    try {
+      await sleep(500); // the first (empty) poll and the LISTEN are done
+      const sentAt = Date.now();
+      await enqueueCommand(pool, { kind: 'trigger', workflowId: ids.get('cmdlisten-0')! });
+      while ((await runsOf(pool, 'cmdlisten')).length === 0 && Date.now() - sentAt < 5000) await sleep(20);
+      expect(await runsOf(pool, 'cmdlisten')).toHaveLength(1);
+      expect(Date.now() - sentAt).toBeLessThan(3000); // far below the 60 s poll interval
+    } finally {
+      await p.stop();
+    }
+  }, 20_000);
 });

@@ -34,6 +34,8 @@ export interface CommandProcessorOptions {
   maxPerPoll: number;
   /** Manual triggers claimed per statement. @defaultValue 500 */
   triggerBatch: number;
+  /** LISTEN on `sched_commands` (one pooled connection held) so a command is claimed at once. @defaultValue true */
+  listen: boolean;
 }
 
 export const DEFAULT_COMMAND_OPTIONS = {
@@ -128,7 +130,8 @@ export class CommandProcessor {
       this.listener = client;
     } catch (err) {
       this.log.warn({ err }, 'could not LISTEN for commands; polling');
-      if (this.running) this.relistenTimer = setTimeout(() => void this.listen(), this.opts.pollIntervalMs * 10);
+      if (this.running)
+        this.relistenTimer = setTimeout(() => void this.listen(), this.opts.pollIntervalMs * 10);
     }
   }
 
