@@ -38,7 +38,7 @@ import { ReportSpool } from './reporting/report-spool.js';
  * | starting   | endpoint bound, spool replayed, registered | running                                  |
  * | running    | session SUSPENDED                          | suspended (new dispatches refused, 503)  |
  * | suspended  | same session answers again                 | running                                  |
- * | running/suspended | session LOST                        | fenced (every task's group killed)       |
+ * | running/suspended | session LOST                        | fenced (every task's group killed; attempts reported failed-over) |
  * | fenced     | new session, no failover record, registered | running                                 |
  * | any        | own failover record found                  | terminated (tasks killed; the CLI exits non-zero) |
  * | running    | drain()                                    | draining (DRAINING heartbeat, refuse new, wait) → stopped |
@@ -279,7 +279,7 @@ export class WorkerNode {
     if (this.nodeState === 'stopped' || this.nodeState === 'terminated') return;
     this.nodeState = 'fenced';
     this.log.warn({ reason, running: this.executor.running }, 'self-fencing: killing every running task');
-    await this.executor.killAll(`worker lost its ZooKeeper session (${reason})`, { immediate: true });
+    await this.executor.killAll(`worker lost its ZooKeeper session (${reason})`, { fenced: true });
   }
 
   private async terminate(record: FailoverRecord): Promise<void> {
@@ -287,7 +287,7 @@ export class WorkerNode {
     this.nodeState = 'terminated';
     const reason = `this worker (${this.key}) was failed over at ${record.failedOverAt} by ${record.by}`;
     this.log.error({ record }, `${reason}; killing its tasks and exiting`);
-    await this.executor.killAll(reason, { immediate: true });
+    await this.executor.killAll(reason, { fenced: true });
     this.resolveTerminated({ reason });
   }
 

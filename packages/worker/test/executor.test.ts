@@ -197,6 +197,20 @@ describe('process groups: timeout and cancel kill the whole tree', () => {
     );
   });
 
+  test('killAll fenced (session lost, failed over) ends attempts failed-over, not killed: the master re-runs them', async () => {
+    const ex = executor();
+    const req = attemptRequest({ type: 'shell', command: spawnsGrandchild });
+    ex.submit(req);
+    const pid = Number((await logMatch(req.attemptId, /grandchild=(\d+)/))[1]);
+    await ex.killAll('worker lost its ZooKeeper session', { fenced: true });
+    expect(await ex.result(req.attemptId)).toMatchObject({
+      state: 'failed-over',
+      signal: 'SIGKILL',
+      error: 'worker lost its ZooKeeper session',
+    });
+    expect(pidRuns(pid)).toBe(false);
+  });
+
   test('killAll (self-fencing) kills every running attempt and refuses new ones', async () => {
     const ex = executor();
     const reqs = [1, 2, 3].map(() => attemptRequest({ type: 'shell', command: spawnsGrandchild }));

@@ -222,7 +222,7 @@ describe('WorkerNode against a real ZooKeeper', () => {
     const { reason } = await node.terminated;
     expect(reason).toMatch(/was failed over/);
     expect(node.state).toBe('terminated');
-    expect(node.executor.snapshot(req.attemptId)?.state).toBe('killed');
+    expect(node.executor.snapshot(req.attemptId)?.state).toBe('failed-over');
     expect(pidRuns(grandchild)).toBe(false);
     await node.stop();
   });
@@ -245,7 +245,7 @@ describe('WorkerNode against a real ZooKeeper', () => {
     const cutAt = performance.now();
     proxy.setMode('blackhole');
     // Lease: LOST one session timeout (4 s) after the last reply; then kill grace (300 ms).
-    await eventually(() => expect(node.executor.snapshot(req.attemptId)?.state).toBe('killed'), {
+    await eventually(() => expect(node.executor.snapshot(req.attemptId)?.state).toBe('failed-over'), {
       timeoutMs: 15_000,
     });
     const killedAfter = performance.now() - cutAt;
@@ -259,11 +259,12 @@ describe('WorkerNode against a real ZooKeeper', () => {
     await eventually(() => expect(node.state).toBe('running'), { timeoutMs: 20_000 });
     await eventually(() => expect(heartbeatOf(node.key)).toBeDefined());
     expect((await dispatch(node, attemptRequest({ type: 'noop' }))).status).toBe(202);
-    // The attempt is reported as killed (reports go to masters over HTTP, not through ZooKeeper).
+    // The attempt is reported failed-over, so the master re-runs it (reports go to masters over
+    // HTTP, not through ZooKeeper; `killed` would fail the run instead).
     await eventually(() =>
       expect(
         master.received.find((r) => r.attemptId === req.attemptId && r.kind === 'finished')?.result?.state,
-      ).toBe('killed'),
+      ).toBe('failed-over'),
     );
     await node.stop();
   }, 60_000);

@@ -75,8 +75,8 @@ function reportProblem(r: unknown): string | null {
   if (x.kind === 'finished') {
     const res = x.result as Record<string, unknown> | null;
     if (typeof res !== 'object' || res === null) return 'result: expected the attempt result';
-    if (!['succeeded', 'failed', 'timed-out', 'killed'].includes(res.state as string))
-      return 'result.state: expected succeeded, failed, timed-out or killed';
+    if (!['succeeded', 'failed', 'timed-out', 'killed', 'failed-over'].includes(res.state as string))
+      return 'result.state: expected succeeded, failed, timed-out, killed or failed-over';
     if (
       res.endedAt !== undefined &&
       (typeof res.endedAt !== 'string' || Number.isNaN(Date.parse(res.endedAt)))

@@ -16,7 +16,9 @@ import { notifyOwners } from '../runs/run-wake-channel.js';
  * worker drops them from its spool; only a failure to reach the database leaves them unacked.
  */
 
-const FINAL_STATES = new Set(['succeeded', 'failed', 'timed-out', 'killed']);
+// `failed-over`: the worker fenced itself and killed the attempt (worker attempt-result.ts); the
+// owner re-runs it per the failover policy, as after the leader's failover.
+const FINAL_STATES = new Set(['succeeded', 'failed', 'timed-out', 'killed', 'failed-over']);
 
 export interface ReportOutcome {
   applied: string[];

@@ -3,16 +3,21 @@
  *
  * | state       | meaning                                  | next                               |
  * |-------------|------------------------------------------|------------------------------------|
- * | running     | accepted, process started (or request)   | succeeded, failed, timed-out, killed |
+ * | running     | accepted, process started (or request)   | succeeded, failed, timed-out, killed, failed-over |
  * | succeeded   | exit code 0 / expected HTTP status       | (final)                            |
  * | failed      | non-zero exit, signal, spawn error, bad status | (final)                      |
  * | timed-out   | the attempt's timeout fired; group killed | (final)                           |
- * | killed      | cancelled (by the master, or self-fencing); group killed | (final)            |
+ * | killed      | cancelled (by the master or the user); group killed | (final)                 |
+ * | failed-over | killed because this worker fenced itself (session lost) or was failed over | (final) |
  *
- * `dispatched` and `failed-over` (architecture §10) are master-side states: the worker never
- * holds an attempt it has not started, and failover happens without it.
+ * `dispatched` (architecture §10) is a master-side state: the worker never holds an attempt it
+ * has not started. `failed-over` is reported only after the attempt's process group is dead:
+ * it is not the task's fault, so the master re-runs it per the task's failover policy (without
+ * using up a retry), exactly as after the leader's failover. Were it reported `killed`, a worker
+ * partitioned from ZooKeeper but not from the masters would fail the run instead (a killed
+ * attempt is terminal) and the leader's failover would then find nothing to re-queue.
  */
-export type FinalAttemptState = 'succeeded' | 'failed' | 'timed-out' | 'killed';
+export type FinalAttemptState = 'succeeded' | 'failed' | 'timed-out' | 'killed' | 'failed-over';
 export type AttemptState = 'running' | FinalAttemptState;
 
 export interface AttemptResult {

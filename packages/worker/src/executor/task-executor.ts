@@ -37,8 +37,14 @@ export type SubmitOutcome =
   | { accepted: true; snapshot: AttemptSnapshot }
   | { accepted: false; snapshot: AttemptSnapshot };
 
-/** `immediate`: SIGKILL at once, no grace (self-fencing, docs/decisions/0004-fencing-kill.md). */
-type StopReason = { kind: 'timeout' } | { kind: 'cancel'; reason: string; immediate?: boolean };
+/**
+ * `immediate`: SIGKILL at once, no grace (self-fencing, docs/decisions/0004-fencing-kill.md).
+ * `fenced`: the worker may no longer run the attempt (self-fencing, failed over): it ends
+ * `failed-over`, not `killed`, so the master re-runs it (attempt-result.ts).
+ */
+type StopReason =
+  | { kind: 'timeout' }
+  | { kind: 'cancel'; reason: string; immediate?: boolean; fenced?: boolean };
 
 interface LiveAttempt {
   request: AttemptRequest;
@@ -174,12 +180,15 @@ export class TaskExecutor {
   /**
    * Kills every running attempt and waits until all have ended; new attempts are refused until
    * `resume`. `immediate` (self-fencing): SIGKILL at once instead of SIGTERM, grace, SIGKILL — a
-   * fenced worker's task must not run on while the leader re-runs it (decision 0004).
+   * fenced worker's task must not run on while the leader re-runs it (decision 0004). `fenced`
+   * (implies `immediate`): the attempts end `failed-over` instead of `killed`.
    */
-  async killAll(reason: string, opts: { immediate?: boolean } = {}): Promise<void> {
+  async killAll(reason: string, opts: { immediate?: boolean; fenced?: boolean } = {}): Promise<void> {
     this.isDraining = true;
     const all = [...this.live.values()];
-    for (const a of all) this.stop(a, { kind: 'cancel', reason, immediate: opts.immediate === true });
+    const fenced = opts.fenced === true;
+    for (const a of all)
+      this.stop(a, { kind: 'cancel', reason, immediate: fenced || opts.immediate === true, fenced });
     await Promise.all(all.map((a) => a.done));
   }
 
@@ -442,7 +451,7 @@ function finalState(
   outcome: { exitCode: number | null; signal: string | null; error: string | null },
 ): FinalAttemptState {
   if (stop?.kind === 'timeout') return 'timed-out';
-  if (stop?.kind === 'cancel') return 'killed';
+  if (stop?.kind === 'cancel') return stop.fenced === true ? 'failed-over' : 'killed';
   if (outcome.error !== null) return 'failed';
   if (outcome.signal !== null) return 'failed';
   return outcome.exitCode === 0 || outcome.exitCode === null ? 'succeeded' : 'failed';
