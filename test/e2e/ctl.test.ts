@@ -199,7 +199,7 @@ describe('sched-ctl against a running cluster', () => {
     const future = await ctlJson(cluster, ['run', 'list', '--since', '2999-01-01T00:00:00Z']);
     expect(future).toEqual([]);
     const badState = await runCtl(['run', 'list', '--state', 'sleeping'], { env: ctlEnv(cluster) });
-    expect(badState.code).toBe(1);
+    expect(badState.code).toBe(2);
     expect(badState.stderr).toContain(
       'state: expected one of pending, running, succeeded, failed, cancelled',
     );

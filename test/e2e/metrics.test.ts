@@ -114,6 +114,44 @@ describe('master metrics and probes', () => {
     expect(api.status).toBe(401);
     expect(JSON.parse(api.text).error.code).toBe('UNAUTHENTICATED');
     expect((await get(m1.address, '/v1/runs', true)).status).toBe(200);
+    // Any master answers cluster status, read from ZooKeeper.
+    const status = JSON.parse((await get(m2.address, '/v1/cluster', true)).text);
+    expect(status.masters.map((m: { address: string }) => m.address).sort()).toEqual(
+      [m1.address, m2.address].sort(),
+    );
+    expect(status.masters.filter((m: { leader: boolean }) => m.leader)).toHaveLength(1);
+    expect(status.answeredBy).toBe(m2.key);
+  });
+
+  test('the API answers bad input with the documented errors', async () => {
+    const post = async (path: string, body: unknown) => {
+      const res = await fetch(`http://${m1.address}${path}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${cluster.secret}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(10_000),
+      });
+      return {
+        status: res.status,
+        body: (await res.json()) as { error: { code: string; issues?: unknown[] } },
+      };
+    };
+    const invalid = await post('/v1/workflows', {
+      definitions: [{ name: 'Bad Name', tasks: [{ name: 't', type: 'teleport' }] }],
+    });
+    expect(invalid.status).toBe(422);
+    expect(invalid.body.error.code).toBe('DEFINITION_INVALID');
+    expect(invalid.body.error.issues?.length).toBeGreaterThanOrEqual(2);
+    const names = await cluster.query<{ name: string }>(`SELECT name FROM workflows ORDER BY name`);
+    expect(names.map((r) => r.name)).toEqual(['every-second']);
+    const badParams = await post('/v1/workflows/every-second/trigger', { params: { N: 5 } });
+    expect(badParams.status).toBe(400);
+    expect(badParams.body.error).toMatchObject({ code: 'REQUEST_INVALID', issues: [{ path: 'params.N' }] });
+    const noRun = await get(m1.address, '/v1/runs/424242', true);
+    expect(noRun.status).toBe(404);
+    const badId = await get(m1.address, '/v1/runs/abc', true);
+    expect(badId.status).toBe(400);
+    expect((await post('/v1/runs', {})).status).toBe(405);
   });
 
   test('/readyz is 503 while PostgreSQL does not answer, and 200 again after', async () => {

@@ -1,5 +1,5 @@
 import { type IncomingMessage, request } from 'node:http';
-import { DefinitionError, type Issue, NotFoundError, SchedError } from '@sched/core';
+import { DefinitionError, type Issue, NotFoundError, SchedError, UsageError } from '@sched/core';
 
 /**
  * A small client for the master's REST API (docs/api.md): JSON in and out, the cluster secret as
@@ -116,6 +116,8 @@ function errorFrom(status: number, text: string, r: ApiRequest): SchedError {
     return new DefinitionError(message.split('\n')[0] ?? message, issues);
   }
   if (status === 404) return new NotFoundError(message);
+  // A parameter the master refused (`--limit lots`, `--state sleeping`) is bad input, like a bad flag.
+  if (status === 400 && error.code === 'REQUEST_INVALID') return new UsageError(message);
   if (status === 401) {
     return new ApiError(status, 'UNAUTHENTICATED', `the master refused the cluster secret: ${message}`);
   }

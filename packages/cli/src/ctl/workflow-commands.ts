@@ -20,6 +20,24 @@ export interface WorkflowListItemJson {
 
 const path = (name: string, suffix = '') => `/v1/workflows/${encodeURIComponent(name)}${suffix}`;
 
+/** The definition without null, empty-object and empty-list fields: what a human wrote, roughly. */
+function compact(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(compact);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      const c = compact(v);
+      const empty =
+        c === null ||
+        (Array.isArray(c) && c.length === 0) ||
+        (typeof c === 'object' && c !== null && !Array.isArray(c) && Object.keys(c).length === 0);
+      if (!empty) out[k] = c;
+    }
+    return out;
+  }
+  return value;
+}
+
 function parseParams(list: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const item of list) {
@@ -98,7 +116,7 @@ export function workflowCommands(program: Command): void {
         process.stdout.write(
           `# ${wf.name} version ${wf.version}${wf.paused === null ? '' : wf.paused ? ', paused' : `, next fire ${wf.nextFireTime ?? '-'}`}\n`,
         );
-        process.stdout.write(stringify(wf.definition));
+        process.stdout.write(stringify(compact(wf.definition)));
       });
     });
 
