@@ -107,7 +107,7 @@ async function readRecord(c: TestCluster, key: string) {
 async function memberExists(c: TestCluster, key: string): Promise<boolean> {
   const session = await ZkSession.connect({ connectString: c.zkChrooted, sessionTimeoutMs: 4_000 });
   try {
-    return (await session.exists(new RegistryPaths('/sched').member('worker', key))) !== null;
+    return (await session.exists(new RegistryPaths('/sched').member('worker', key))) !== undefined;
   } finally {
     await session.close();
   }
