@@ -200,6 +200,7 @@ export class MasterNode {
       client: this.client,
       leaseValid: () => this.leaseValid(),
       wakeElsewhere: (ids) => void notifyOwners(this.pool, new Map([['*', ids]])).catch(() => {}),
+      onRunEnded: (_runId, state) => this.metrics.recordRunEnded(state),
       clock: this.clock,
       logger: this.log.child({ component: 'run-driver' }),
     });

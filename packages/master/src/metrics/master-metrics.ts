@@ -4,7 +4,7 @@ import type { Db } from '@sched/store';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { WorkerClient } from '../dispatch/worker-client.js';
 import type { FiredRun } from '../scheduler/schedule-firer.js';
-import { countAttemptsByState, countRunsByState } from './metrics-queries.js';
+import { countActiveAttemptsByState, countActiveRunsByState } from './metrics-queries.js';
 import { registerSessionStateGauge } from './session-state-gauge.js';
 
 /**
@@ -15,8 +15,9 @@ import { registerSessionStateGauge } from './session-state-gauge.js';
  * | metric                                   | kind      | what                                           |
  * |------------------------------------------|-----------|------------------------------------------------|
  * | sched_trigger_lag_seconds                | histogram | run committed − scheduled fire time (this master's fires) |
- * | sched_runs{state}                        | gauge     | runs in the database by state (cluster-wide)   |
- * | sched_task_attempts{state}               | gauge     | task attempts by state (cluster-wide)          |
+ * | sched_runs{state}                        | gauge     | active runs by state: pending, running (cluster-wide) |
+ * | sched_runs_ended_total{state}            | counter   | runs this master's driver ended: succeeded, failed, cancelled |
+ * | sched_task_attempts{state}               | gauge     | active attempts by state: pending, dispatched, running (cluster-wide) |
  * | sched_dispatch_duration_seconds{outcome} | histogram | one dispatch call to a worker, by outcome      |
  * | sched_failovers_total{role}              | counter   | incarnations failed over by this master as leader |
  * | sched_master_leader                      | gauge     | 1 while this master is the leader              |
@@ -29,23 +30,16 @@ export interface MasterMetricsNode {
   readonly session: { readonly status: { readonly kind: SessionStatusKind } } | undefined;
 }
 
-const RUN_STATES = ['pending', 'running', 'succeeded', 'failed', 'cancelled'];
-const ATTEMPT_STATES = [
-  'pending',
-  'dispatched',
-  'running',
-  'succeeded',
-  'failed',
-  'timed-out',
-  'killed',
-  'failed-over',
-];
+const ACTIVE_RUN_STATES = ['pending', 'running'];
+const ACTIVE_ATTEMPT_STATES = ['pending', 'dispatched', 'running'];
+const ENDED_RUN_STATES = ['succeeded', 'failed', 'cancelled'] as const;
 
 export class MasterMetrics {
   readonly registry = new Registry();
   private readonly triggerLag: Histogram;
   private readonly dispatchDuration: Histogram<'outcome'>;
   private readonly failovers: Counter<'role'>;
+  private readonly runsEnded: Counter<'state'>;
 
   constructor(
     node: MasterMetricsNode,
@@ -74,6 +68,13 @@ export class MasterMetrics {
       registers: [this.registry],
     });
     for (const role of ['master', 'worker']) this.failovers.inc({ role }, 0);
+    this.runsEnded = new Counter({
+      name: 'sched_runs_ended_total',
+      help: "Runs this master's run driver brought to an end, by final state",
+      labelNames: ['state'],
+      registers: [this.registry],
+    });
+    for (const state of ENDED_RUN_STATES) this.runsEnded.inc({ state }, 0);
     new Gauge({
       name: 'sched_master_leader',
       help: '1 while this master is the cluster leader',
@@ -118,21 +119,26 @@ export class MasterMetrics {
       });
     byState(
       'sched_runs',
-      'Workflow runs in the database by state (cluster-wide)',
-      RUN_STATES,
-      countRunsByState,
+      'Active workflow runs by state (cluster-wide)',
+      ACTIVE_RUN_STATES,
+      countActiveRunsByState,
     );
     byState(
       'sched_task_attempts',
-      'Task attempts in the database by state (cluster-wide)',
-      ATTEMPT_STATES,
-      countAttemptsByState,
+      'Active task attempts by state (cluster-wide)',
+      ACTIVE_ATTEMPT_STATES,
+      countActiveAttemptsByState,
     );
   }
 
   /** For ScheduleFirer's `onRunsCreated`: observes created − fire time of each run fired. */
   observeFiredRuns(runs: readonly Pick<FiredRun, 'fireTimeMs' | 'committedAtMs'>[]): void {
     for (const r of runs) this.triggerLag.observe(Math.max(0, r.committedAtMs - r.fireTimeMs) / 1000);
+  }
+
+  /** For the run driver's `onRunEnded`. */
+  recordRunEnded(state: (typeof ENDED_RUN_STATES)[number]): void {
+    this.runsEnded.inc({ state });
   }
 
   /** For the failover coordinator: one incarnation failed over (its record was written). */
