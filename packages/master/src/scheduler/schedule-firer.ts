@@ -3,10 +3,12 @@ import {
   type ConcurrencyPolicy,
   CronSchedule,
   type FireOutcome,
+  type FireRequest,
   fireSchedules,
   listDueSchedules,
   listReleasableQueues,
   releaseQueuedRun,
+  type ScheduleAdvance,
   type ScheduleRow,
 } from '@sched/store';
 import type pg from 'pg';
@@ -49,6 +51,13 @@ export interface ScheduleFirerOptions {
   batchMax: number;
   /** How often queued runs (concurrency `queue`) are checked for release. @defaultValue 1000 */
   queueSweepMs: number;
+  /**
+   * Fires of policy `allow` that are on time are executed this long before their fire time in an
+   * open transaction, and COMMITTED at the fire time: the runs become visible at the fire time
+   * (never before) and the lag is one commit instead of the whole statement. 0 = execute at the
+   * fire time. @defaultValue 300
+   */
+  prestageMs: number;
 }
 
 export const DEFAULT_FIRER_OPTIONS = {
@@ -57,6 +66,7 @@ export const DEFAULT_FIRER_OPTIONS = {
   scanLimit: 20_000,
   batchMax: 125,
   queueSweepMs: 1000,
+  prestageMs: 300,
 } satisfies ScheduleFirerOptions;
 
 export interface FiredRun {
@@ -280,7 +290,10 @@ export class ScheduleFirer {
       const at = a.fireAtMs;
       bucket = {
         ids: new Set(),
-        timer: setTimeout(() => this.onBucketDue(at), Math.max(0, at - this.clock.now())),
+        timer: setTimeout(
+          () => this.onBucketDue(at),
+          Math.max(0, at - this.opts.prestageMs - this.clock.now()),
+        ),
       };
       this.buckets.set(at, bucket);
     }
@@ -310,8 +323,8 @@ export class ScheduleFirer {
   private onBucketDue(fireAtMs: number): void {
     const bucket = this.buckets.get(fireAtMs);
     if (!bucket) return;
-    // Timers run on the monotonic clock; never fire before the wall-clock fire time.
-    const early = fireAtMs - this.clock.now();
+    // Timers run on the monotonic clock; never start before the wall-clock (pre-stage) time.
+    const early = fireAtMs - this.opts.prestageMs - this.clock.now();
     if (early > 0) {
       bucket.timer = setTimeout(() => this.onBucketDue(fireAtMs), early);
       return;
@@ -322,7 +335,7 @@ export class ScheduleFirer {
       const a = this.armed.get(id);
       if (a && a.fireAtMs === fireAtMs && !a.inFlight) due.push(a);
     }
-    if (due.length > 0) this.track(this.fire(due));
+    if (due.length > 0) this.track(this.fire(due, fireAtMs));
   }
 
   private track(p: Promise<unknown>): void {
@@ -332,7 +345,7 @@ export class ScheduleFirer {
 
   // ---- firing -------------------------------------------------------------------------------
 
-  private async fire(due: Armed[]): Promise<void> {
+  private async fire(due: Armed[], fireAtMs: number): Promise<void> {
     const assignment = this.refreshAssignment();
     if (this.state !== 'running' || assignment === null) {
       for (const a of due) this.disarm(a.row.id);
@@ -342,7 +355,8 @@ export class ScheduleFirer {
     for (const a of due) if (!ownsSchedule(assignment, a.row.id)) this.disarm(a.row.id);
     if (mine.length === 0) return;
 
-    const now = this.clock.now();
+    // Planned as of the fire time when we are early (pre-staging): an early fire is on time.
+    const now = Math.max(this.clock.now(), fireAtMs);
     const plans = new Map<number, FirePlan>();
     for (const a of mine) {
       a.inFlight = true;
@@ -376,23 +390,74 @@ export class ScheduleFirer {
       for (let i = 0; i < list.length; i += this.opts.batchMax)
         batches.push(list.slice(i, i + this.opts.batchMax));
     }
-    await Promise.all(batches.map((batch) => this.fireBatch(batch, plans)));
+    await Promise.all(batches.map((batch) => this.fireBatch(batch, plans, fireAtMs)));
   }
 
-  private async fireBatch(batch: Armed[], plans: Map<number, FirePlan>): Promise<void> {
+  /** Resolves at wall-clock time `atMs` (re-arming if the monotonic timer wakes early). */
+  private async untilWallClock(atMs: number): Promise<void> {
+    for (let left = atMs - this.clock.now(); left > 0; left = atMs - this.clock.now()) {
+      await new Promise((r) => setTimeout(r, left));
+    }
+  }
+
+  /**
+   * Executes the fire statement in a transaction opened before the fire time and commits it at
+   * the fire time, if the lease is still valid then (else rolls back). The open transaction holds
+   * the schedules' rows: a competing master's CAS waits and then fails. A master paused while
+   * holding it is cut off by idle_in_transaction_session_timeout, which releases the rows.
+   */
+  private async firePrestaged(
+    policy: ConcurrencyPolicy,
+    advances: ScheduleAdvance[],
+    fires: FireRequest[],
+    fireAtMs: number,
+  ): Promise<FireOutcome[]> {
+    const client = await this.deps.pool.connect();
+    let broken: Error | undefined;
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
+    try {
+      await client.query('BEGIN');
+      await client.query(`SET LOCAL idle_in_transaction_session_timeout = ${this.opts.prestageMs + 2000}`);
+      const outcomes = await fireSchedules(client, this.deps.self, policy, advances, fires);
+      await this.untilWallClock(fireAtMs);
+      // Checked as late as possible: a master paused (GC, SIGSTOP) must not act on a stale lease.
+      if (!this.deps.leaseValid()) throw new Error('registry lease not valid at the fire time');
+      await client.query('COMMIT');
+      return outcomes;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      broken ??= err instanceof Error ? err : new Error(String(err));
+      throw err;
+    } finally {
+      client.off('error', onError);
+      // A connection that failed is discarded rather than returned to the pool.
+      client.release(broken && /terminat|timeout|connection/i.test(broken.message) ? broken : undefined);
+    }
+  }
+
+  private async fireBatch(batch: Armed[], plans: Map<number, FirePlan>, fireAtMs: number): Promise<void> {
     const advances = batch.map((a) => (plans.get(a.row.id) as FirePlan).advance);
     const fires = batch.flatMap((a) => (plans.get(a.row.id) as FirePlan).fires);
+    const policy = (batch[0] as Armed).row.concurrency;
+    const prestage =
+      this.opts.prestageMs > 0 &&
+      policy === 'allow' &&
+      this.clock.now() < fireAtMs &&
+      batch.every((a) => !(plans.get(a.row.id) as FirePlan).misfired);
     let outcomes: FireOutcome[];
     try {
-      // Checked as late as possible: a master paused (GC, SIGSTOP) must not act on a stale lease.
-      if (!this.deps.leaseValid()) throw new Error('registry lease not valid');
-      outcomes = await fireSchedules(
-        this.deps.pool,
-        this.deps.self,
-        (batch[0] as Armed).row.concurrency,
-        advances,
-        fires,
-      );
+      if (prestage) {
+        outcomes = await this.firePrestaged(policy, advances, fires, fireAtMs);
+      } else {
+        // Other policies look at the workflow's active runs: that must happen at the fire time.
+        await this.untilWallClock(fireAtMs);
+        // Checked as late as possible: a master paused (GC, SIGSTOP) must not act on a stale lease.
+        if (!this.deps.leaseValid()) throw new Error('registry lease not valid');
+        outcomes = await fireSchedules(this.deps.pool, this.deps.self, policy, advances, fires);
+      }
     } catch (err) {
       this.stats.errors += 1;
       this.log.warn(

@@ -64,9 +64,11 @@ const INSERT_HEAD = `INSERT INTO runs (workflow_id, workflow_version, schedule_i
 
 // One statement text per policy, so the common case (allow) carries none of the others' work.
 const FIRE_SQL: Record<ConcurrencyPolicy, string> = {
+  // created_at: a pre-staged fire (executed before its fire time, committed at it) records the
+  // fire time; otherwise the insert time. Either way it is ≤ the commit, and ≥ the fire time.
   allow: `WITH ${CAS_CTE}, inserted AS (
-       ${INSERT_HEAD}
-       SELECT a.workflow_id, w.current_version, a.id, f.fire_time, f.trigger, $8, false
+       INSERT INTO runs (workflow_id, workflow_version, schedule_id, fire_time, trigger, owner, queued, created_at)
+       SELECT a.workflow_id, w.current_version, a.id, f.fire_time, f.trigger, $8, false, greatest(clock_timestamp(), f.fire_time)
          FROM advanced a JOIN wanted f ON f.schedule_id = a.id JOIN workflows w ON w.id = a.workflow_id
        ON CONFLICT (schedule_id, fire_time) DO NOTHING
        RETURNING id, schedule_id, fire_time, queued
