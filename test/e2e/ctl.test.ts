@@ -26,12 +26,14 @@ import {
 
 let cluster: TestCluster;
 let master: DaemonHandle;
+let master2: DaemonHandle;
 let worker: DaemonHandle;
 const defs = emptyDir();
 
 beforeAll(async () => {
   cluster = await TestCluster.create();
   master = await cluster.startMaster();
+  master2 = await cluster.startMaster();
   worker = await cluster.startWorker();
   // Two files in one folder: `workflow apply -f DIR` applies both.
   writeFileSync(
@@ -91,13 +93,26 @@ async function runEnded(id: number, timeoutMs = 60_000) {
 describe('sched-ctl against a running cluster', () => {
   test('cluster status shows the leader master and the worker (JSON shape and table)', async () => {
     const status = shaped(clusterStatusShape, await ctlJson(cluster, ['cluster', 'status']));
-    expect(status.masters.map((m) => m.address)).toEqual([master.address]);
-    expect(status.masters[0]?.leader).toBe(true);
+    expect(status.masters.map((m) => m.address).sort()).toEqual([master.address, master2.address].sort());
+    const leaders = status.masters.filter((m) => m.leader);
+    expect(leaders).toHaveLength(1);
+    // The leader is the master holding the lowest election candidate, as ZooKeeper says.
+    const session = await ZkSession.connect({ connectString: cluster.zkChrooted, sessionTimeoutMs: 10_000 });
+    try {
+      const { children } = await session.getChildren('/sched/election');
+      const lowest = children.sort((a, b) =>
+        a.slice(a.lastIndexOf('n_')).localeCompare(b.slice(b.lastIndexOf('n_'))),
+      )[0];
+      const holder = (await session.getData(`/sched/election/${lowest}`)).data.toString();
+      expect(leaders[0]?.key).toBe(holder);
+    } finally {
+      await session.close();
+    }
     expect(status.workers.map((w) => w.address)).toEqual([worker.address]);
     expect(status.workers[0]?.groups).toEqual(['default']);
     const table = await runCtl(['cluster', 'status'], { env: ctlEnv(cluster) });
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(new RegExp(`${master.address}\\s+\\*`));
+    expect(table.stdout).toMatch(new RegExp(`${leaders[0]?.address}\\s+\\*`));
     expect(table.stdout).toContain(worker.address);
   });
 
@@ -249,7 +264,17 @@ describe('sched-ctl against a running cluster', () => {
     const busyDelete = await runCtl(['workflow', 'delete', 'ctl-sleepy'], { env: ctlEnv(cluster) });
     expect(busyDelete.code).toBe(1);
     expect(busyDelete.stderr).toContain('active run');
-    const c = await ctlJson<{ id: number; state: string }>(cluster, ['run', 'cancel', String(t.runId)]);
+    // Ask the master that does NOT own the run: it must wake the owner (NOTIFY) to kill the attempt.
+    const owner = shaped(runShowShape, await ctlJson(cluster, ['run', 'show', String(t.runId)])).owner;
+    const other = [master, master2].find((m) => m.key !== owner) as DaemonHandle;
+    expect([master.key, master2.key]).toContain(owner);
+    const c = await ctlJson<{ id: number; state: string }>(cluster, [
+      'run',
+      'cancel',
+      String(t.runId),
+      '--master',
+      other.address,
+    ]);
     expect(c.id).toBe(t.runId);
     const ended = await runEnded(t.runId, 30_000);
     expect(ended.state).toBe('cancelled');
@@ -359,7 +384,9 @@ describe('sched-ctl against a running cluster', () => {
     );
     const r = await runCtl(['cluster', 'status', '--json'], { cwd: dir });
     expect(r.code).toBe(0);
-    expect(shaped(clusterStatusShape, JSON.parse(r.stdout)).masters[0]?.address).toBe(master.address);
+    expect(shaped(clusterStatusShape, JSON.parse(r.stdout)).masters.map((m) => m.address)).toContain(
+      master.address,
+    );
     const runs = await runCtl(['run', 'list', '--json'], { cwd: dir });
     expect(runs.code).toBe(0);
     expect(shaped(runListShape, JSON.parse(runs.stdout)).length).toBeGreaterThan(0);

@@ -85,7 +85,16 @@ export class CtlContext {
     return [...status.masters].sort((a, b) => Number(b.leader) - Number(a.leader)).map((m) => m.address);
   }
 
+  /** Closes the session, bounded: a command must not hang on a ZooKeeper that went away meanwhile. */
   async close(): Promise<void> {
-    await this.session?.close().catch(() => {});
+    if (!this.session) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.session.close().catch(() => {}),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, 2_000);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 }
