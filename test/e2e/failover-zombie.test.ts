@@ -323,6 +323,79 @@ describe('a worker that heals after its znode is gone but before the leader acts
   }, 150_000);
 });
 
+describe('a worker that re-registers after the failover transaction but before the record is written', () => {
+  // The window between the leader's re-registration check and its record write is milliseconds
+  // wide; the leader's test hook widens it: it dies right after the failover transaction, and the
+  // next leader's reconciliation sweep writes the record seconds later. The worker heals in
+  // between, finds no record, re-registers with the same key, and must exit once the record
+  // appears (architecture §8: "if the record appears later, exit then").
+  test('it re-registers, then exits 3 when the record appears; no overlap, nothing failed over twice', async () => {
+    cluster = await TestCluster.create({ zkProxies: true });
+    const c = cluster;
+    const crashing = await c.startMaster({ SCHED_TEST_HOOKS: 'crash-before-failover-record' });
+    await waitFor('the hooked master did not become leader', async () => {
+      const [row] = await c.query<{ leader_key: string | null }>(`SELECT leader_key FROM cluster_state`);
+      if (row?.leader_key !== crashing.key) throw new Error(`leader ${row?.leader_key}`);
+    });
+    const successor = await c.startMaster();
+    const victim = await c.startWorker();
+    const marks = join(c.dataRoot, 'marks.log');
+    const first = await startOnVictim(c, marks, 40);
+    pidWatch = new PidWatch(first.pid);
+    const survivor = await c.startWorker();
+
+    const blackholedAt = Date.now();
+    for (const p of victim.zkProxyList) p.setMode('blackhole');
+    // The leader commits the failover, then dies before writing the record.
+    const crash = await exitOf(c, crashing, 60_000);
+    expect(crash.signal).toBe('SIGKILL');
+    const crashedAt = Date.now();
+    const [row] = await c.query<{ leader_key: string; recorded_at: Date | null }>(
+      `SELECT leader_key, recorded_at FROM failovers WHERE key = $1`,
+      [victim.key],
+    );
+    expect(row).toMatchObject({ leader_key: crashing.key, recorded_at: null });
+    expect(await readRecord(c, victim.key)).toBeUndefined();
+
+    const healedAt = Date.now();
+    for (const p of victim.zkProxyList) p.setMode('pass');
+    await waitFor('the worker did not re-register', () =>
+      victim.child.waitForOutput(/"generation":2,"msg":"registered"/, 100),
+    );
+    const reregisteredAt = Date.now();
+    expect(await memberExists(c, victim.key)).toBe(true);
+    expect(victim.child.running).toBe(true);
+
+    // The successor's sweep writes the record; the re-registered worker sees it and exits.
+    const exit = await exitOf(c, victim, 60_000);
+    const exitedAt = Date.now();
+    expect(exit.code).toBe(EXIT_FAILED_OVER);
+    const out = victim.child.output();
+    expect(out.indexOf('"generation":2,"msg":"registered"')).toBeLessThan(out.indexOf('was failed over at'));
+    expect(out).toMatch(/was failed over at .* by .*; killing its tasks and exiting/);
+    expect(await readRecord(c, victim.key)).toMatchObject({ role: 'worker', by: crashing.key });
+    expect(successor.child.output()).toMatch(/completing an interrupted failover: writing its record/);
+
+    const rows = await waitFor('attempt 2 did not succeed', async () => {
+      const r = await attemptRows(c);
+      if (r.length < 2 || r[1]?.state !== 'succeeded') throw new Error(JSON.stringify(r));
+      return r;
+    });
+    const t = expectNoOverlap(marks, pidWatch);
+    expect(rows[0]).toMatchObject({ attempt: 1, state: 'failed-over', worker_key: victim.key });
+    expect(rows[1]).toMatchObject({ attempt: 2, state: 'succeeded', worker_key: survivor.key });
+    expect(rows).toHaveLength(2);
+    expect(await runStates(c)).toEqual(['succeeded']);
+    console.log(
+      `black-hole → attempt 1 pid gone ${(pidWatch.goneAt as number) - blackholedAt} ms, attempt 2 start ${
+        t.secondStartMs - blackholedAt
+      } ms, leader crash ${crashedAt - blackholedAt} ms, heal ${healedAt - blackholedAt} ms, re-registered ${
+        reregisteredAt - blackholedAt
+      } ms, exit 3 ${exitedAt - blackholedAt} ms`,
+    );
+  }, 150_000);
+});
+
 describe('a worker daemon frozen by SIGSTOP past the session timeout', () => {
   test('the task supervisor kills its task before the re-run; after SIGCONT the daemon exits 3', async () => {
     cluster = await TestCluster.create();
@@ -367,6 +440,8 @@ describe('a worker daemon frozen by SIGSTOP past the session timeout', () => {
     const exit = await exitOf(c, victim, 30_000);
     expect(exit.code).toBe(EXIT_FAILED_OVER);
     const out = victim.child.output();
+    // The resumed daemon's lease ran out while it was frozen: it fences itself before anything else.
+    expect(out).toMatch(/self-fencing: killing every running task/);
     expect(out).toMatch(
       /\[sched task supervisor\] no heartbeat from the worker daemon for \d+ ms: SIGKILLed 1 task process group/,
     );
