@@ -164,3 +164,58 @@ describe('exactly-once firing under membership churn', () => {
     expect(f.stats.runsCreated).toBe(0);
   }, 20_000);
 });
+
+describe('pre-staged fires (executed early, committed at the fire time)', () => {
+  it('no run is ever visible before its fire time', async () => {
+    await applyScheduledWorkflows(pool, 'vis', 50, { cron: '* * * * * *' });
+    const f = new ScheduleFirer({
+      pool,
+      self: 'vis-m',
+      liveMasters: () => ['vis-m'],
+      leaseValid: () => true,
+      logger: quietLogger,
+      options: { ...OPTIONS, prestageMs: 400 },
+    });
+    f.start();
+    const violations: string[] = [];
+    let seen = 0;
+    const until = Date.now() + 4000;
+    while (Date.now() < until) {
+      const { rows } = await pool.query<{ fire_ms: number }>(
+        `SELECT (extract(epoch from r.fire_time) * 1000)::bigint AS fire_ms FROM runs r JOIN workflows w ON w.id = r.workflow_id
+          WHERE w.name LIKE 'vis-%'`,
+      );
+      const answeredAt = Date.now();
+      seen = rows.length;
+      // A row returned by a query that finished before the row's fire time was visible too early.
+      for (const r of rows)
+        if (r.fire_ms > answeredAt) violations.push(`fire ${r.fire_ms} seen by ${answeredAt}`);
+      await sleep(10);
+    }
+    await f.stop();
+    expect(seen).toBeGreaterThanOrEqual(100);
+    expect(violations).toEqual([]);
+  }, 20_000);
+
+  it('a lease that is no longer valid at the fire time rolls the staged fire back', async () => {
+    await applyScheduledWorkflows(pool, 'late-lease', 10, { cron: '* * * * * *' });
+    // Valid in the second half of each second (when fires are staged), invalid in the first half
+    // (when staged fires would commit). Fires that come due while invalid are fired late, once
+    // valid again — those commit; no staged fire may (a staged fire records created_at = fire time).
+    const f = new ScheduleFirer({
+      pool,
+      self: 'late-lease-m',
+      liveMasters: () => ['late-lease-m'],
+      leaseValid: () => Date.now() % 1000 >= 500,
+      logger: quietLogger,
+      options: { ...OPTIONS, prestageMs: 300 },
+    });
+    f.start();
+    await sleep(3500);
+    await f.stop();
+    const runs = await runsOf(pool, 'late-lease');
+    const committedAtFireTime = runs.filter((r) => r.created_at.getTime() === r.fire_ms);
+    expect(committedAtFireTime).toEqual([]);
+    expect(f.stats.errors).toBeGreaterThan(0); // staged fires were rolled back
+  }, 20_000);
+});
