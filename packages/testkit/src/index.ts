@@ -19,6 +19,7 @@ export {
   processExists,
   type SpawnOptions,
   spawnProcess,
+  waitUntilStopped,
 } from './processes.js';
 export {
   describeServer,

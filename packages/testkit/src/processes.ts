@@ -7,7 +7,7 @@
 //   - is SIGKILLed when the test file ends (see cleanup.ts), even when a test failed.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { registerCleanup, trackChild, untrackChild } from './cleanup.js';
 import { HarnessError } from './errors.js';
 import { timing } from './timing.js';
@@ -52,7 +52,10 @@ export interface ChildHandle {
   kill9(): Promise<ChildExit>;
   /** Sends `sig` (default SIGTERM), then SIGKILL after `graceMs`; resolves when it has exited. */
   stop(graceMs?: number, sig?: NodeJS.Signals): Promise<ChildExit>;
-  /** SIGSTOP: the process is frozen (a GC pause, a stuck VM) but its sockets stay open. */
+  /**
+   * SIGSTOP: the process is frozen (a GC pause, a stuck VM) but its sockets stay open.
+   * Returns once every thread of the child is stopped (see `waitUntilStopped`).
+   */
   pause(): void;
   /** SIGCONT. */
   resume(): void;
@@ -196,7 +199,10 @@ export function spawnProcess(cmd: string, args: string[], opts: SpawnOptions = {
       clearTimeout(timer);
       return result;
     },
-    pause: () => sendSignal('SIGSTOP'),
+    pause: () => {
+      sendSignal('SIGSTOP');
+      if (running) waitUntilStopped(pid);
+    },
     resume: () => sendSignal('SIGCONT'),
     get running() {
       return running;
@@ -211,6 +217,36 @@ export function spawnProcess(cmd: string, args: string[], opts: SpawnOptions = {
     await exited;
   });
   return handle;
+}
+
+/**
+ * Blocks (briefly, synchronously) until every thread of `pid` is in the stopped state.
+ * kill() returns as soon as SIGSTOP is pending; the kernel stops the threads only when one
+ * of them gets a CPU to handle it, and on a busy machine the others can meanwhile still
+ * serve a request — seen with ZooKeeper answering 'paused'. Gives up silently after
+ * `timeoutMs` (or off Linux).
+ */
+export function waitUntilStopped(pid: number, timeoutMs = 2000): boolean {
+  const deadline = performance.now() + timeoutMs;
+  const pauseCell = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    let allStopped = true;
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        if (state !== 'T' && state !== 't' && state !== 'Z' && state !== 'X') {
+          allStopped = false;
+          break;
+        }
+      }
+    } catch {
+      return false; // gone, or no /proc
+    }
+    if (allStopped) return true;
+    if (performance.now() > deadline) return false;
+    Atomics.wait(pauseCell, 0, 0, 1);
+  }
 }
 
 function tail(text: string, lines = 30): string {

@@ -1,6 +1,23 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { eventually, processExists, startZooKeeper, timing, type ZkServer, zkChroot } from '../src/index.js';
+import {
+  eventually,
+  processExists,
+  startZooKeeper,
+  timing,
+  waitUntilStopped,
+  type ZkServer,
+  zkChroot,
+} from '../src/index.js';
 import { connectZk, create, exists, getData, type ZkClient } from './zk-helpers.js';
+
+function processState(pid: number): string | undefined {
+  try {
+    return /\) (\w)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
 
 describe('startZooKeeper (standalone)', () => {
   const clients: ZkClient[] = [];
@@ -66,13 +83,15 @@ describe('startZooKeeper (standalone)', () => {
     const client = await connectZk(server.connectString, 20_000);
     clients.push(client);
     server.pause();
+    // pause() returns only once every JVM thread is stopped (checked once, no waiting).
+    expect(waitUntilStopped(server.pid, 0)).toBe(true);
     let answered = false;
     const read = getData(client, '/hello').then((value) => {
       answered = true;
       return value;
     });
     await timing.sleep(timing.forSleeping() * 2);
-    expect(answered).toBe(false);
+    expect(answered, `state ${processState(server.pid)} pid ${server.pid}`).toBe(false);
     server.resume();
     expect(await read).toBe('world');
   });
