@@ -4,6 +4,7 @@ import { attemptLogRoute } from './attempt-log-route.js';
 import { clusterRoutes } from './cluster-routes.js';
 import { definitionRoutes } from './definition-routes.js';
 import { healthRoutes } from './health-routes.js';
+import { openApiDocument } from './openapi.js';
 import { runRoutes } from './run-routes.js';
 
 /**
@@ -17,5 +18,10 @@ export function apiRoutes(deps: ApiDeps): Route[] {
     ...definitionRoutes(deps),
     ...runRoutes(deps),
     attemptLogRoute(deps),
+    {
+      method: 'GET',
+      pattern: /^\/v1\/openapi\.json$/,
+      handle: () => ({ status: 200, body: openApiDocument }),
+    },
   ];
 }

@@ -1,4 +1,5 @@
 export * from './api-node.js';
 export * from './api-routes.js';
 export * from './cluster-status.js';
+export * from './openapi.js';
 export * from './run-json.js';
