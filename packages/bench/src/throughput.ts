@@ -15,17 +15,26 @@ import PgBoss from 'pg-boss';
 interface Options {
   runs: number;
   warmup: number;
+  /** Folder for V8 CPU profiles of the daemons (`--profile DIR`). */
+  profileDir: string | null;
 }
 
 function parseArgs(args: string[]): Options {
-  const opts: Options = { runs: 20_000, warmup: 2_000 };
+  const opts: Options = { runs: 20_000, warmup: 2_000, profileDir: null };
   for (let i = 0; i < args.length; i += 2) {
     const flag = args[i];
+    if (flag === '--profile') {
+      opts.profileDir = args[i + 1] ?? null;
+      continue;
+    }
     const n = Number(args[i + 1]);
     if (!Number.isInteger(n) || n < 1) throw new Error(`bench throughput: ${flag} needs a positive integer`);
     if (flag === '--runs') opts.runs = n;
     else if (flag === '--warmup') opts.warmup = n;
-    else throw new Error(`bench throughput: unknown option ${flag}; accepted: --runs N, --warmup N`);
+    else
+      throw new Error(
+        `bench throughput: unknown option ${flag}; accepted: --runs N, --warmup N, --profile DIR`,
+      );
   }
   return opts;
 }
@@ -87,7 +96,12 @@ async function measureSched(
   const cluster = await TestCluster.create({
     zkConnect,
     pgServer,
-    env: { SCHED_LOG_LEVEL: 'warn', SCHED_WORKER_CAPACITY: '2000', SCHED_DB_POOL_SIZE: '8' },
+    env: {
+      SCHED_LOG_LEVEL: 'warn',
+      SCHED_WORKER_CAPACITY: '2000',
+      SCHED_DB_POOL_SIZE: '8',
+      ...(opts.profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${opts.profileDir}` } : {}),
+    },
   });
   try {
     await cluster.startMaster();

@@ -1,0 +1,157 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createLogger, type Logger, SchedError } from '@sched/core';
+import { MasterNode } from '@sched/master';
+import { applyDefinitions, createPool, loadDefinitionPath, migrate } from '@sched/store';
+import { WorkerNode } from '@sched/worker';
+import type { Command } from 'commander';
+import { addConfigOptions, configFromOptions } from '../common/config-flags.js';
+import {
+  type EmbeddedServer,
+  freePort,
+  startEmbeddedPostgres,
+  startEmbeddedZooKeeper,
+} from './embedded-servers.js';
+
+/**
+ * `sched-standalone`: the zero-setup way to try sched. One process with a master and a worker,
+ * plus ZooKeeper and PostgreSQL started as child processes from the system's installations,
+ * with every byte of state under one folder (`.sched-data/` by default). It applies the example
+ * workflows, writes `.sched-data/standalone.json` so that `sched-ctl` in the same folder finds it
+ * with no settings, and stops everything (no process left behind) on Ctrl-C or SIGTERM.
+ */
+
+interface StandaloneState {
+  zk: string;
+  dbUrl: string;
+  secret: string;
+  root: string;
+  zkPort: number;
+  pgPort: number;
+}
+
+const STATE_FILE = 'standalone.json';
+
+function readState(dataDir: string): Partial<StandaloneState> {
+  const file = join(dataDir, STATE_FILE);
+  if (!existsSync(file)) return {};
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Partial<StandaloneState>;
+  } catch {
+    return {};
+  }
+}
+
+export function standaloneCommand(program: Command): void {
+  addConfigOptions(program)
+    .option('--examples <dir>', 'workflow definitions to apply at start', 'deploy/examples')
+    .option('--no-examples', 'apply no example workflows')
+    .action(async (opts: Record<string, unknown>) => {
+      const dataDir = resolve(typeof opts.dataDir === 'string' ? opts.dataDir : '.sched-data');
+      mkdirSync(dataDir, { recursive: true });
+      const logger = createLogger({ name: 'sched-standalone', level: (opts.logLevel as string) ?? 'warn' });
+      const servers: EmbeddedServer[] = [];
+      let master: MasterNode | undefined;
+      let worker: WorkerNode | undefined;
+      let stopping: Promise<void> | undefined;
+
+      const stopAll = () => {
+        stopping ??= (async () => {
+          process.stdout.write('\nsched-standalone: stopping…\n');
+          await worker?.drain(10_000).catch(() => {});
+          await worker?.stop().catch(() => {});
+          await master?.stop().catch(() => {});
+          for (const s of [...servers].reverse()) await s.stop().catch(() => {});
+          process.stdout.write('sched-standalone: stopped.\n');
+        })();
+        return stopping;
+      };
+      const onSignal = () => {
+        if (stopping) process.exit(1);
+        void stopAll().then(() => process.exit(0));
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+
+      try {
+        const t0 = Date.now();
+        const previous = readState(dataDir);
+        const state: StandaloneState = {
+          zkPort: previous.zkPort ?? (await freePort()),
+          pgPort: previous.pgPort ?? (await freePort()),
+          secret: previous.secret ?? randomBytes(24).toString('base64url'),
+          root: '/sched',
+          zk: '',
+          dbUrl: '',
+        };
+        process.stdout.write(`sched-standalone: data in ${dataDir}\n`);
+        const zk = await startEmbeddedZooKeeper(join(dataDir, 'zookeeper'), state.zkPort);
+        servers.push(zk);
+        const pg = await startEmbeddedPostgres(join(dataDir, 'postgres'), state.pgPort);
+        servers.push(pg);
+        state.zk = `127.0.0.1:${zk.port}`;
+        state.dbUrl = pg.url;
+        writeFileSync(join(dataDir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+        process.stdout.write(
+          `sched-standalone: ZooKeeper on ${state.zk}, PostgreSQL on 127.0.0.1:${pg.port}\n`,
+        );
+
+        const config = configFromOptions({
+          ...opts,
+          zk: opts.zk ?? state.zk,
+          dbUrl: opts.dbUrl ?? state.dbUrl,
+          clusterSecret: opts.clusterSecret ?? state.secret,
+          dataDir: join(dataDir, 'node'),
+          logLevel: opts.logLevel ?? 'warn',
+          // One machine, one session: no reason to wait long after a crash of our own worker.
+          zkSessionTimeout: opts.zkSessionTimeout ?? '6s',
+        });
+        await migrate(state.dbUrl);
+        master = await MasterNode.start({ config, logger: logger.child({ role: 'master' }) });
+        worker = await WorkerNode.start({ config, logger: logger.child({ role: 'worker' }) });
+        process.stdout.write(`sched-standalone: master ${master.key}, worker ${worker.key}\n`);
+
+        if (opts.examples !== false) await applyExamples(String(opts.examples), state.dbUrl, logger);
+
+        process.stdout.write(
+          [
+            `sched-standalone: ready in ${((Date.now() - t0) / 1000).toFixed(1)} s. In another shell, in this folder:`,
+            '  npx sched-ctl cluster status',
+            '  npx sched-ctl workflow list',
+            '  npx sched-ctl run list --limit 5',
+            '  npx sched-ctl workflow apply -f deploy/examples/',
+            'Ctrl-C stops everything.',
+            '',
+          ].join('\n'),
+        );
+        const failedOver = await Promise.race([worker.terminated.then(() => 3), master.ended]);
+        process.stderr.write('sched-standalone: a node was failed over; stopping\n');
+        await stopAll();
+        process.exit(failedOver);
+      } catch (err) {
+        await stopAll();
+        throw err;
+      }
+    });
+}
+
+async function applyExamples(dir: string, dbUrl: string, logger: Logger): Promise<void> {
+  const path = resolve(dir);
+  if (!existsSync(path) || readdirSync(path).length === 0) {
+    logger.warn({ path }, 'no example workflows to apply');
+    return;
+  }
+  const defs = await loadDefinitionPath(path);
+  const pool = createPool(dbUrl, { max: 1 });
+  try {
+    const results = await applyDefinitions(pool, defs);
+    for (const r of results) process.stdout.write(`sched-standalone: workflow ${r.name} ${r.status}\n`);
+  } catch (err) {
+    throw new SchedError('STANDALONE', `applying the examples in ${path} failed: ${(err as Error).message}`, {
+      cause: err,
+    });
+  } finally {
+    await pool.end();
+  }
+}
