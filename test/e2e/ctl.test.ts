@@ -90,7 +90,8 @@ async function runEnded(id: number, timeoutMs = 60_000) {
   });
 }
 
-describe('sched-ctl against a running cluster', () => {
+// Each sched-ctl invocation is a fresh Node process (~1 s of start-up on a busy machine): generous per-test time.
+describe('sched-ctl against a running cluster', { timeout: 180_000 }, () => {
   test('cluster status shows the leader master and the worker (JSON shape and table)', async () => {
     const status = shaped(clusterStatusShape, await ctlJson(cluster, ['cluster', 'status']));
     expect(status.masters.map((m) => m.address).sort()).toEqual([master.address, master2.address].sort());
