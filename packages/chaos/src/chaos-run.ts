@@ -9,7 +9,7 @@
 //   4. quiesce: stop triggering, pause the schedules (checked window ends 3 s before), wait
 //      until every run and attempt is terminal (bounded);
 //   5. read the database and the task log and run the checks (checker.ts).
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setWorkflowPaused } from '@sched/store';
@@ -139,6 +139,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     // writing; the longest task is ~9 s.
     await sleep(1000);
 
+    // The task log names daemons by node (`worker-2.3`); this maps them to incarnation keys.
+    writeFileSync(
+      join(logDir, 'nodes.txt'),
+      [...keeper.nodeKeys].map(([node, key]) => `${node} ${key}\n`).join(''),
+    );
     const facts = await readDatabaseFacts(cluster);
     const taskLog = readTaskLog(workload.taskLog);
     const checks = runChecks({

@@ -39,6 +39,8 @@ export class ClusterKeeper {
   readonly unexpectedExits: DaemonExit[] = [];
   readonly startFailures: string[] = [];
   restarts = 0;
+  /** Incarnation key of every daemon started, by node name (`worker-2.3`), as tasks log it. */
+  readonly nodeKeys = new Map<string, string>();
   private closed = false;
 
   constructor(
@@ -80,6 +82,7 @@ export class ClusterKeeper {
         slot.handle = handle;
         slot.expectExit = false;
         slot.state = 'up';
+        this.nodeKeys.set(node, handle.key);
         this.log(`${node} is ${handle.key}`);
         this.watch(slot, handle);
         return;
