@@ -9,7 +9,7 @@ import { eventually } from '@sched/testkit';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { TestCluster } from './cluster.js';
 
-const TASK_SECONDS = 5;
+const TASK_SECONDS = 10;
 
 let cluster: TestCluster;
 
@@ -97,6 +97,7 @@ test('SIGTERM of a busy worker: it finishes its task, deregisters and exits 0; n
   expect(end, 'the running task finished').toBeDefined();
   expect((end as Mark).ms - started.ms).toBeGreaterThanOrEqual(TASK_SECONDS * 1_000 - 200);
   expect((end as Mark).ms).toBeLessThanOrEqual(exitedAt);
+  expect((end as Mark).ms, 'the task was still running when SIGTERM came').toBeGreaterThan(termAt);
   expect(firstRun.filter((m) => m.kind === 'start')).toHaveLength(1);
 
   // The leader saw the znode go, waited, and found a graceful stop.

@@ -141,6 +141,13 @@ interface AttemptRow {
 const runStates = async (c: TestCluster) =>
   (await c.query<{ state: string }>(`SELECT state FROM runs ORDER BY id`)).map((r) => r.state);
 
+/** The one run ends succeeded (its owner finishes it just after the last attempt's report). */
+const runSucceeds = (c: TestCluster) =>
+  waitFor('the run did not succeed', async () => {
+    const states = await runStates(c);
+    if (states.length !== 1 || states[0] !== 'succeeded') throw new Error(JSON.stringify(states));
+  });
+
 const attemptRows = (c: TestCluster) =>
   c.query<AttemptRow>(
     `SELECT attempt, state, worker_key, error, started_at, ended_at FROM task_attempts ORDER BY attempt`,
@@ -166,7 +173,13 @@ async function startOnVictim(c: TestCluster, marks: string, firstSeconds: number
  * The no-overlap check: attempt 2 started after every sign of life of attempt 1 (its last
  * heartbeat, and the moment its pid was seen gone from /proc), and attempt 1 never ended normally.
  */
-function expectNoOverlap(marks: string, watch: PidWatch) {
+function expectNoOverlap(marks: string, watch: PidWatch, rows: AttemptRow[]) {
+  // The database agrees: attempt 1 ended (killed and reported, or failed over) before attempt 2 began.
+  const ended = rows[0]?.ended_at;
+  const began = rows[1]?.started_at;
+  expect(ended, 'attempt 1 ended').toBeInstanceOf(Date);
+  expect(began, 'attempt 2 started').toBeInstanceOf(Date);
+  expect((ended as Date).getTime()).toBeLessThanOrEqual((began as Date).getTime());
   const all = readMarks(marks);
   const first = all.filter((m) => m.attempt === 1);
   const secondStart = all.find((m) => m.kind === 'start' && m.attempt === 2);
@@ -208,7 +221,7 @@ describe('a worker black-holed from ZooKeeper past the session timeout', () => {
       if (r.length < 2 || r[1]?.state !== 'succeeded') throw new Error(JSON.stringify(r));
       return r;
     });
-    const t = expectNoOverlap(marks, pidWatch);
+    const t = expectNoOverlap(marks, pidWatch, rows);
     expect(rows[0]).toMatchObject({ attempt: 1, state: 'failed-over', worker_key: victim.key });
     expect(rows[1]).toMatchObject({ attempt: 2, state: 'succeeded', worker_key: survivor.key });
     expect(rows).toHaveLength(2);
@@ -226,7 +239,7 @@ describe('a worker black-holed from ZooKeeper past the session timeout', () => {
     expect(failedOverAt - blackholedAt).toBeGreaterThanOrEqual(
       SESSION_TIMEOUT_MS + FAILOVER_DELAY_MS - 1_000,
     );
-    expect(await runStates(c)).toEqual(['succeeded']);
+    await runSucceeds(c);
     // Still partitioned: the zombie is alive, knows nothing yet.
     expect(victim.child.running).toBe(true);
 
@@ -283,13 +296,13 @@ describe('a worker that heals after its znode is gone but before the leader acts
       if (r.length < 2 || r[1]?.state !== 'succeeded') throw new Error(JSON.stringify(r));
       return r;
     });
-    const t = expectNoOverlap(marks, pidWatch);
+    const t = expectNoOverlap(marks, pidWatch, rows);
     expect(rows[0]).toMatchObject({ attempt: 1, state: 'failed-over', worker_key: victim.key });
     expect(rows[0]?.error).toMatch(/worker lost its ZooKeeper session/);
     expect(rows[1]).toMatchObject({ attempt: 2, state: 'succeeded' });
     expect([victim.key, survivor.key]).toContain(rows[1]?.worker_key);
     expect(rows).toHaveLength(2);
-    expect(await runStates(c)).toEqual(['succeeded']);
+    await runSucceeds(c);
 
     // No failover happened, so there is no record and the worker lives on (it watches the
     // record path: had the leader passed its check just before the re-registration, the record
@@ -381,11 +394,11 @@ describe('a worker that re-registers after the failover transaction but before t
       if (r.length < 2 || r[1]?.state !== 'succeeded') throw new Error(JSON.stringify(r));
       return r;
     });
-    const t = expectNoOverlap(marks, pidWatch);
+    const t = expectNoOverlap(marks, pidWatch, rows);
     expect(rows[0]).toMatchObject({ attempt: 1, state: 'failed-over', worker_key: victim.key });
     expect(rows[1]).toMatchObject({ attempt: 2, state: 'succeeded', worker_key: survivor.key });
     expect(rows).toHaveLength(2);
-    expect(await runStates(c)).toEqual(['succeeded']);
+    await runSucceeds(c);
     console.log(
       `black-hole → attempt 1 pid gone ${(pidWatch.goneAt as number) - blackholedAt} ms, attempt 2 start ${
         t.secondStartMs - blackholedAt
@@ -414,14 +427,14 @@ describe('a worker daemon frozen by SIGSTOP past the session timeout', () => {
       if (r.length < 2 || r[1]?.state !== 'succeeded') throw new Error(JSON.stringify(r));
       return r;
     });
-    const t = expectNoOverlap(marks, pidWatch);
+    const t = expectNoOverlap(marks, pidWatch, rows);
     // The daemon was frozen the whole time: only the supervisor can have killed the task, and
     // only the leader can have failed the attempt over (the daemon reported nothing).
     expect(rows[0]).toMatchObject({ attempt: 1, state: 'failed-over', worker_key: victim.key });
     expect(rows[0]?.error).toMatch(/was lost/);
     expect(rows[1]).toMatchObject({ attempt: 2, state: 'succeeded', worker_key: survivor.key });
     expect(rows).toHaveLength(2);
-    expect(await runStates(c)).toEqual(['succeeded']);
+    await runSucceeds(c);
     const record = await waitFor('no failover record', async () => {
       const r = await readRecord(c, victim.key);
       if (!r) throw new Error('not yet');
