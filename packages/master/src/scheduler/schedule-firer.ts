@@ -413,9 +413,11 @@ export class ScheduleFirer {
     fireAtMs: number,
   ): Promise<FireOutcome[]> {
     const client = await this.deps.pool.connect();
-    let broken: Error | undefined;
+    // Set when the connection itself fails (server closed it, e.g. idle_in_transaction_session_timeout
+    // after this process was paused): such a client is destroyed instead of returned to the pool.
+    let connectionError: Error | undefined;
     const onError = (err: Error) => {
-      broken = err;
+      connectionError = err;
     };
     client.on('error', onError);
     try {
@@ -428,13 +430,11 @@ export class ScheduleFirer {
       await client.query('COMMIT');
       return outcomes;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      broken ??= err instanceof Error ? err : new Error(String(err));
+      if (!connectionError) await client.query('ROLLBACK').catch(() => {});
       throw err;
     } finally {
       client.off('error', onError);
-      // A connection that failed is discarded rather than returned to the pool.
-      client.release(broken && /terminat|timeout|connection/i.test(broken.message) ? broken : undefined);
+      client.release(connectionError);
     }
   }
 
