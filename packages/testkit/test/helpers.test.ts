@@ -52,6 +52,16 @@ describe('eventually', () => {
   });
 });
 
+describe('eventually with an attempt that never settles', () => {
+  it('still gives up at the deadline', async () => {
+    const started = performance.now();
+    await expect(eventually(() => new Promise<never>(() => undefined), { timeoutMs: 200 })).rejects.toThrow(
+      /still failing after 200 ms \(1 attempts\): attempt 1 did not settle before the deadline/,
+    );
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+});
+
 describe('EventQueue', () => {
   it('returns events in order, buffered or awaited', async () => {
     const queue = new EventQueue<string>();
