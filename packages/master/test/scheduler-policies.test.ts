@@ -277,7 +277,7 @@ describe('durable commands', () => {
       self: 'cmdlisten-m',
       leaseValid: () => true,
       logger: quietLogger,
-      options: { pollIntervalMs: 60_000 },
+      options: { pollIntervalMs: 60_000, listen: true },
     });
     p.start();
     try {

@@ -34,7 +34,11 @@ export interface CommandProcessorOptions {
   maxPerPoll: number;
   /** Manual triggers claimed per statement. @defaultValue 500 */
   triggerBatch: number;
-  /** LISTEN on `sched_commands` (one pooled connection held) so a command is claimed at once. @defaultValue true */
+  /**
+   * LISTEN on `sched_commands` itself (one pooled connection held) so a command is claimed at
+   * once. Off by default: the master daemon's RunWakeChannel already listens and calls poke().
+   * @defaultValue false
+   */
   listen: boolean;
 }
 
@@ -43,7 +47,7 @@ export const DEFAULT_COMMAND_OPTIONS = {
   backfillChunk: 500,
   maxPerPoll: 100,
   triggerBatch: 500,
-  listen: true,
+  listen: false,
 } satisfies CommandProcessorOptions;
 
 export interface CommandResult {
