@@ -460,4 +460,19 @@ describe('sched-ctl against a running cluster', { timeout: 180_000 }, () => {
       await pool.end();
     }
   });
+
+  test('a paused (SIGSTOP) leader is skipped: the next master answers within a bounded time', async () => {
+    const status = shaped(clusterStatusShape, await ctlJson(cluster, ['cluster', 'status']));
+    const leader = [master, master2].find((m) => m.address === status.masters.find((x) => x.leader)?.address);
+    expect(leader).toBeDefined();
+    leader?.child.pause();
+    try {
+      const r = await runCtl(['run', 'list', '--json', '--limit', '1'], { env: ctlEnv(cluster) });
+      expect(r.code, r.stderr).toBe(0);
+      expect(shaped(runListShape, JSON.parse(r.stdout))).toHaveLength(1);
+      expect(r.ms).toBeLessThan(20_000);
+    } finally {
+      leader?.child.resume();
+    }
+  });
 });

@@ -4,6 +4,9 @@ import { RegistryPaths, ZkSession } from '@sched/registry';
 import { ApiClient, type ApiRequest, MasterUnreachableError } from './api-client.js';
 import { type CtlConfig, requireSecret } from './ctl-config.js';
 
+/** How long a master may take to answer `/healthz` before the next one is tried. */
+const PROBE_TIMEOUT_MS = 2_000;
+
 /**
  * What a sched-ctl command works with, made on first use and closed at the end: a ZooKeeper
  * session (for `zk`, `cluster` and finding a master) and a REST client to a live master.
@@ -45,26 +48,39 @@ export class CtlContext {
    * ZooKeeper, the leader first; a master that cannot be reached is skipped for the next one.
    */
   async api<T>(r: ApiRequest): Promise<T> {
-    return this.withMaster((c) => c.json<T>(r));
+    return this.withMaster(r.method, (c) => c.json<T>(r));
   }
 
   async apiStream(r: ApiRequest) {
-    return this.withMaster((c) => c.stream(r));
+    return this.withMaster(r.method, (c) => c.stream(r));
   }
 
-  private async withMaster<T>(call: (c: ApiClient) => Promise<T>): Promise<T> {
+  /**
+   * A registered master may be paused or half-dead (its znode outlives it by up to a session
+   * timeout), so each candidate is first probed on `/healthz` with a short deadline. Once the
+   * real call is sent, only a GET is retried on the next master: a POST that reached a master
+   * whose answer was lost may have been done, and must not be done twice (a second trigger).
+   */
+  private async withMaster<T>(method: ApiRequest['method'], call: (c: ApiClient) => Promise<T>): Promise<T> {
     const secret = requireSecret(this.cfg);
     if (this.client) return call(this.client);
     const candidates = this.cfg.master ? [this.cfg.master] : await this.masterAddresses();
+    const probeMs = Math.min(PROBE_TIMEOUT_MS, this.cfg.requestTimeoutMs);
     let last: unknown;
     for (const address of candidates) {
       const client = new ApiClient(address, secret, this.cfg.requestTimeoutMs);
+      try {
+        await new ApiClient(address, secret, probeMs).json({ method: 'GET', path: '/healthz' });
+      } catch (err) {
+        last = err;
+        continue;
+      }
       try {
         const result = await call(client);
         this.client = client;
         return result;
       } catch (err) {
-        if (!(err instanceof MasterUnreachableError)) throw err;
+        if (!(err instanceof MasterUnreachableError) || method !== 'GET') throw err;
         last = err;
       }
     }
