@@ -15,7 +15,10 @@ interface Record {
   pg: { port: number; dataDir: string; pid: number };
 }
 
-it('two test files that each start ZooKeeper and PostgreSQL run in parallel without clashes', async () => {
+// A nested vitest run with two servers per file: slow on a loaded machine.
+it('two test files that each start ZooKeeper and PostgreSQL run in parallel without clashes', {
+  timeout: 150_000,
+}, async () => {
   const root = fileURLToPath(new URL('../../..', import.meta.url));
   const config = fileURLToPath(new URL('./fixtures/vitest.fixture.config.ts', import.meta.url));
   const recordDir = mkdtempSync(join(tmpdir(), 'sched-parallel-'));

@@ -108,6 +108,8 @@ describe('spawnProcess', () => {
 });
 
 describe('children are gone after the test file ends', () => {
+  // Each test runs a nested vitest that starts servers: slow on a loaded machine.
+  const nestedRun = { timeout: 150_000 };
   const root = fileURLToPath(new URL('../../..', import.meta.url));
   const vitestBin = join(root, 'node_modules', 'vitest', 'vitest.mjs');
   const config = fileURLToPath(new URL('./fixtures/vitest.fixture.config.ts', import.meta.url));
@@ -136,7 +138,7 @@ describe('children are gone after the test file ends', () => {
     };
   }
 
-  it('when a test fails: afterAll cleanup kills every child, servers included', async () => {
+  it('when a test fails: afterAll cleanup kills every child, servers included', nestedRun, async () => {
     const { pids, pgDataDir, output } = await runFixture('fail');
     expect(output).toMatch(/failing on purpose/);
     // The graceful path ran (a kill backstop would have left the data folder).
@@ -148,17 +150,21 @@ describe('children are gone after the test file ends', () => {
     }
   });
 
-  it('when the worker is terminated (SIGTERM): the exit backstop kills every child', async () => {
+  it('when the worker is terminated (SIGTERM): the exit backstop kills every child', nestedRun, async () => {
     const { pids } = await runFixture('sigterm');
     for (const [name, pid] of Object.entries(pids)) {
       await eventually(() => expect(processExists(pid), `${name} (pid ${pid}) still exists`).toBe(false));
     }
   });
 
-  it('when the worker is killed -9 (no handler runs): the watchdog kills every child', async () => {
-    const { pids } = await runFixture('sigkill');
-    for (const [name, pid] of Object.entries(pids)) {
-      await eventually(() => expect(processExists(pid), `${name} (pid ${pid}) still exists`).toBe(false));
-    }
-  });
+  it(
+    'when the worker is killed -9 (no handler runs): the watchdog kills every child',
+    nestedRun,
+    async () => {
+      const { pids } = await runFixture('sigkill');
+      for (const [name, pid] of Object.entries(pids)) {
+        await eventually(() => expect(processExists(pid), `${name} (pid ${pid}) still exists`).toBe(false));
+      }
+    },
+  );
 });
