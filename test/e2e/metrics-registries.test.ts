@@ -1,13 +1,8 @@
 // The metric registries in process, with fakes of the narrow node shapes: worker gauges follow the
 // executor and session, trigger lag and dispatch timing are observed as documented.
-import {
-  MasterMetrics,
-  type MasterMetricsNode,
-  registerWorkerMetrics,
-  type WorkerClient,
-  type WorkerMetricsNode,
-} from '@sched/master';
+import { MasterMetrics, type MasterMetricsNode, type WorkerClient } from '@sched/master';
 import type { SessionStatusKind } from '@sched/registry';
+import { registerWorkerMetrics, type WorkerMetricsNode } from '@sched/worker';
 import { describe, expect, test } from 'vitest';
 import { parseExposition, value } from './metrics-text.js';
 

@@ -13,6 +13,7 @@ export * from './multi.js';
 export * from './protected-create.js';
 export * from './registry-paths.js';
 export * from './session-lease.js';
+export * from './session-state-gauge.js';
 export * from './session-status.js';
 export * from './session-watchdog.js';
 export * from './stat.js';

@@ -42,4 +42,5 @@ export { reportExecutorEvents } from './reporting/executor-reports.js';
 export { type HttpReportTransportOptions, httpReportTransport } from './reporting/http-report-transport.js';
 export { type ReportBackoff, ReportSender, type ReportSenderOptions } from './reporting/report-sender.js';
 export { ReportSpool } from './reporting/report-spool.js';
+export { registerWorkerMetrics, type WorkerMetrics, type WorkerMetricsNode } from './worker-metrics.js';
 export { WorkerNode, type WorkerNodeOptions, type WorkerNodeState } from './worker-node.js';

@@ -27,6 +27,7 @@ import { reportExecutorEvents } from './reporting/executor-reports.js';
 import { httpReportTransport } from './reporting/http-report-transport.js';
 import { ReportSender } from './reporting/report-sender.js';
 import { ReportSpool } from './reporting/report-spool.js';
+import { registerWorkerMetrics, type WorkerMetrics } from './worker-metrics.js';
 
 /**
  * A worker daemon (architecture §1, §7, §8) without its command line: the executor with its
@@ -86,6 +87,8 @@ export class WorkerNode {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly load = new HostLoadSampler();
+  /** running/capacity and the session state, read at scrape time. */
+  readonly metrics: WorkerMetrics = registerWorkerMetrics(this);
   private purgeTimer: NodeJS.Timeout | undefined;
   private nodeState: WorkerNodeState = 'starting';
   private lastHeartbeatState = 'NORMAL';
@@ -157,7 +160,8 @@ export class WorkerNode {
       workerKey: () => this.key || null,
       health: () => ({ state: this.heartbeatState(), node: this.nodeState, groups: config.worker.groups }),
       logger: this.log.child({ component: 'http' }),
-      ...(this.opts.publicGet ? { publicGet: this.opts.publicGet } : {}),
+      // Prometheus scrapes /metrics without the cluster secret (docs/api.md).
+      publicGet: { '/metrics': (req, res) => this.metrics.serve(req, res), ...this.opts.publicGet },
     });
     const bound = await this.http.listen(config.node.port, config.node.host);
     this.address = `${config.node.host}:${bound.port}`;

@@ -1,11 +1,14 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chownSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -144,7 +147,7 @@ export async function startEmbeddedZooKeeper(dir: string, port: number): Promise
     { detached: true, stdio: ['ignore', out, out] },
   );
   const server = track('ZooKeeper', child, port);
-  await waitFor('ZooKeeper', logFile, () => ruok(port), child, 30_000);
+  await waitFor('ZooKeeper', logFile, () => ruok(port), child, 90_000);
   return server;
 }
 
@@ -188,12 +191,43 @@ function postgresUser(): { uid: number; gid: number } | null {
   return { uid: Number(parts[2]), gid: Number(parts[3]) };
 }
 
+/**
+ * Running as root, PostgreSQL runs as `postgres`, which must be able to reach its data folder.
+ * When the project folder is not reachable for it (e.g. under a private home folder), the data
+ * goes to /var/lib/sched-standalone/<hash of the folder> instead, with a symlink in its place.
+ */
+function reachableDir(dir: string, user: { uid: number; gid: number } | null): string {
+  if (!user) return dir;
+  const parent = join(dir, '..');
+  const ok =
+    spawnSync('test', ['-x', parent, '-a', '-r', parent], { uid: user.uid, gid: user.gid }).status === 0;
+  if (ok) return dir;
+  const hash = createHash('sha256').update(dir).digest('hex').slice(0, 16);
+  const target = join('/var/lib/sched-standalone', hash);
+  mkdirSync(target, { recursive: true });
+  let linked = false;
+  try {
+    linked = lstatSync(dir).isSymbolicLink();
+  } catch {
+    symlinkSync(target, dir);
+    linked = true;
+  }
+  if (!linked) {
+    throw new SchedError(
+      'STANDALONE',
+      `the postgres user cannot reach ${dir}; move the data folder (--data-dir) somewhere it can read, e.g. under /var/lib`,
+    );
+  }
+  return target;
+}
+
 export async function startEmbeddedPostgres(
-  dir: string,
+  requestedDir: string,
   port: number,
 ): Promise<EmbeddedServer & { url: string }> {
   const bin = postgresBin();
   const user = postgresUser();
+  const dir = reachableDir(requestedDir, user);
   const data = join(dir, 'data');
   const sockets = join(dir, 'sockets');
   mkdirSync(data, { recursive: true, mode: 0o700 });

@@ -1,11 +1,11 @@
 import type { Logger, Route } from '@sched/core';
 import type { SessionStatusKind } from '@sched/registry';
+import { registerSessionStateGauge } from '@sched/registry';
 import type { Db } from '@sched/store';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { WorkerClient } from '../dispatch/worker-client.js';
 import type { FiredRun } from '../scheduler/schedule-firer.js';
 import { countActiveAttemptsByState, countActiveRunsByState } from './metrics-queries.js';
-import { registerSessionStateGauge } from './session-state-gauge.js';
 
 /**
  * A master's Prometheus metrics (docs/api.md#metrics), on its own registry (several masters can

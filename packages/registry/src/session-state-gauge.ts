@@ -1,5 +1,5 @@
-import type { SessionStatusKind } from '@sched/registry';
 import { Gauge, type Registry } from 'prom-client';
+import type { SessionStatusKind } from './session-status.js';
 
 /** Every state a registry session can be in, so each has a series (0 or 1) from the first scrape. */
 export const SESSION_STATES: readonly SessionStatusKind[] = [

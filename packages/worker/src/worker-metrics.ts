@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SessionStatusKind } from '@sched/registry';
+import { registerSessionStateGauge } from '@sched/registry';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import { registerSessionStateGauge } from './session-state-gauge.js';
 
 /**
  * A worker's Prometheus metrics, read from the WorkerNode at scrape time. Takes the narrow
