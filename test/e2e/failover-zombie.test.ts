@@ -409,6 +409,68 @@ describe('a worker that re-registers after the failover transaction but before t
   }, 150_000);
 });
 
+describe('work dispatched to a re-registered zombie before its record appears', () => {
+  // Same window as above, and a run dispatched into it: the zombie is the only worker, takes the
+  // run, then exits on its record. That attempt was not part of the failover transaction (it did
+  // not exist yet); it must still be failed over and re-run, not left `running` on a dead worker.
+  test('is taken over after the zombie exits and re-run elsewhere, without overlap', async () => {
+    cluster = await TestCluster.create({ zkProxies: true });
+    const c = cluster;
+    const crashing = await c.startMaster({ SCHED_TEST_HOOKS: 'crash-before-failover-record' });
+    await waitFor('the hooked master did not become leader', async () => {
+      const [row] = await c.query<{ leader_key: string | null }>(`SELECT leader_key FROM cluster_state`);
+      if (row?.leader_key !== crashing.key) throw new Error(`leader ${row?.leader_key}`);
+    });
+    const successor = await c.startMaster();
+    const victim = await c.startWorker();
+    const first = await startOnVictim(c, join(c.dataRoot, 'marks-1.log'), 40);
+    pidWatch = new PidWatch(first.pid);
+    const survivor = await c.startWorker();
+    for (const p of victim.zkProxyList) p.setMode('blackhole');
+    expect((await exitOf(c, crashing, 60_000)).signal).toBe('SIGKILL');
+    await runSucceeds(c); // the first run was re-run on the survivor
+    await survivor.child.stop(10_000);
+
+    // The zombie heals, re-registers, and is the only worker when the next run comes.
+    for (const p of victim.zkProxyList) p.setMode('pass');
+    await waitFor('the worker did not re-register', () =>
+      victim.child.waitForOutput(/"generation":2,"msg":"registered"/, 100),
+    );
+    const marks = join(c.dataRoot, 'marks-2.log');
+    await c.apply(heartbeatTask(marks, 40));
+    await c.trigger('zombie-task');
+    const exit = await exitOf(c, victim, 60_000);
+    expect(exit.code).toBe(EXIT_FAILED_OVER);
+    const late = readMarks(marks).find((m) => m.kind === 'start' && m.attempt === 1);
+    expect(late, 'the zombie started the late run before its record appeared').toBeDefined();
+    pidWatch.stop();
+    pidWatch = new PidWatch((late as Mark).pid);
+
+    const fresh = await c.startWorker();
+    const rows = await waitFor('the late run was not re-run', async () => {
+      const r = await c.query<AttemptRow>(
+        `SELECT attempt, state, worker_key, error, started_at, ended_at FROM task_attempts
+          WHERE run_id = (SELECT max(id) FROM runs) ORDER BY attempt`,
+      );
+      if (r.length < 2 || r[1]?.state !== 'succeeded') throw new Error(JSON.stringify(r));
+      return r;
+    });
+    expectNoOverlap(marks, pidWatch, rows);
+    expect(rows[0]).toMatchObject({ attempt: 1, state: 'failed-over', worker_key: victim.key });
+    expect(rows[1]).toMatchObject({ attempt: 2, state: 'succeeded', worker_key: fresh.key });
+    expect(rows).toHaveLength(2);
+    await waitFor('the late run did not succeed', async () => {
+      const states = await runStates(c);
+      if (states.join() !== 'succeeded,succeeded') throw new Error(JSON.stringify(states));
+    });
+    console.log(
+      `late attempt: ${rows[0]?.error}; successor: ${
+        /took over work left on worker/.test(successor.child.output()) ? 'took over leftovers' : 'no takeover'
+      }`,
+    );
+  }, 200_000);
+});
+
 describe('a worker daemon frozen by SIGSTOP past the session timeout', () => {
   test('the task supervisor kills its task before the re-run; after SIGCONT the daemon exits 3', async () => {
     cluster = await TestCluster.create();

@@ -8,7 +8,7 @@ import type {
   RegistryPaths,
   ZkSession,
 } from '@sched/registry';
-import { withTransaction } from '@sched/store';
+import { type Db, withTransaction } from '@sched/store';
 import type pg from 'pg';
 import { notifyOwners } from '../runs/run-wake-channel.js';
 import {
@@ -148,10 +148,15 @@ export class FailoverCoordinator {
     }
     for (const ref of await listReferencedIncarnations(this.opts.pool)) {
       if (this.pending.has(ref.key) || this.isRegistered(ref.role, ref.key)) continue;
-      if (await this.opts.records.read(ref.role, ref.key)) continue;
+      // Already failed over, yet still referenced: work that reached the incarnation after its
+      // failover transaction (it had re-registered before its record appeared, then exited on
+      // the record). It is taken over like the rest, after the same delay.
+      const recorded = (await this.opts.records.read(ref.role, ref.key)) !== undefined;
       this.log.info(
         { role: ref.role, node: ref.key },
-        `${ref.role} ${ref.key} is referenced by active work but not registered; failing it over in ${this.opts.delayMs} ms`,
+        recorded
+          ? `${ref.role} ${ref.key} was failed over but active work still references it; taking that work over in ${this.opts.delayMs} ms`
+          : `${ref.role} ${ref.key} is referenced by active work but not registered; failing it over in ${this.opts.delayMs} ms`,
       );
       this.schedule(ref.role, ref.key, epoch);
     }
@@ -186,39 +191,43 @@ export class FailoverCoordinator {
       this.log.info({ role, node: key }, `${role} ${key} is registered again; no failover`);
       return 'reregistered';
     }
-    const existing = await this.opts.records.read(role, key);
-    if (existing) {
-      await markRecorded(this.opts.pool, key);
-      return 'already-recorded';
-    }
-    const incarnation = this.describe(role, key);
-    const graceful = this.lastSeen.get(key)?.heartbeat.state === 'DRAINING';
     const liveMasters = this.opts.masters
       .list()
       .map((m) => m.key)
       .filter((k) => k !== key)
       .sort();
+    const existing = await this.opts.records.read(role, key);
+    if (existing) {
+      await markRecorded(this.opts.pool, key);
+      // Work that reached it after its failover transaction (a re-registered zombie that exited
+      // when its record appeared) would otherwise stay active forever: take it over too.
+      const left = await withTransaction(this.opts.pool, async (tx) => {
+        await lockLeaderEpoch(tx, epoch);
+        const taken = await this.takeOver(tx, role, key, liveMasters);
+        await notifyOwners(tx, taken.wake);
+        return taken;
+      });
+      if (left.tasks > 0 || left.runs > 0) {
+        this.log.warn(
+          { role, node: key, tasks: left.tasks, runs: left.runs, epoch },
+          `took over work left on ${role} ${key} after its failover: ${left.tasks} task attempt(s) re-queued, ${left.runs} run(s) re-assigned`,
+        );
+      }
+      return 'already-recorded';
+    }
+    const incarnation = this.describe(role, key);
+    const graceful = this.lastSeen.get(key)?.heartbeat.state === 'DRAINING';
 
     const result = await withTransaction(this.opts.pool, async (tx) => {
       await lockLeaderEpoch(tx, epoch);
       const done = await getFailover(tx, key);
-      if (done) return { row: done, fresh: false };
-      let tasks = 0;
-      let runs = 0;
-      const wake = new Map<string, number[]>();
-      const add = (owner: string | null, runId: number) => {
-        const k = owner ?? '*';
-        wake.set(k, [...(wake.get(k) ?? []), runId]);
-      };
-      if (role === 'worker') {
-        const taken = await failOverWorkerAttempts(tx, key);
-        tasks = taken.length;
-        for (const t of taken) add(t.owner, t.runId);
-      } else {
-        const moved = await reassignRunsOf(tx, key, liveMasters);
-        runs = moved.length;
-        for (const m of moved) add(m.owner, m.runId);
+      if (done) {
+        // Failed over before, record not yet written (the sweep writes it): take over anything
+        // that reached it since, then go on to the record.
+        await notifyOwners(tx, (await this.takeOver(tx, role, key, liveMasters)).wake);
+        return { row: done, fresh: false };
       }
+      const { tasks, runs, wake } = await this.takeOver(tx, role, key, liveMasters);
       if (graceful && tasks === 0 && runs === 0) return { row: null, fresh: false };
       await insertFailover(tx, incarnation, epoch, this.opts.leaderKey);
       await setFailoverCounts(tx, key, tasks, runs);
@@ -243,6 +252,28 @@ export class FailoverCoordinator {
     await this.writeRecord(result.row);
     this.opts.onFailover?.(role, key, { tasks: result.row.tasks, runs: result.row.runs });
     return 'failed-over';
+  }
+
+  /** Step 3's workload part: a worker's active attempts become failed-over, a master's active runs move. */
+  private async takeOver(
+    tx: Db,
+    role: MemberRole,
+    key: string,
+    liveMasters: string[],
+  ): Promise<{ tasks: number; runs: number; wake: Map<string, number[]> }> {
+    const wake = new Map<string, number[]>();
+    const add = (owner: string | null, runId: number) => {
+      const k = owner ?? '*';
+      wake.set(k, [...(wake.get(k) ?? []), runId]);
+    };
+    if (role === 'worker') {
+      const taken = await failOverWorkerAttempts(tx, key);
+      for (const t of taken) add(t.owner, t.runId);
+      return { tasks: taken.length, runs: 0, wake };
+    }
+    const moved = await reassignRunsOf(tx, key, liveMasters);
+    for (const m of moved) add(m.owner, m.runId);
+    return { tasks: 0, runs: moved.length, wake };
   }
 
   private async writeRecord(row: FailoverRow): Promise<void> {
