@@ -43,8 +43,10 @@ import {
  *
  * Reconciliation sweep (at term start and every `sweepIntervalMs`): failovers whose record was
  * never written get it now; every incarnation that active runs/attempts still reference but
- * that is neither registered nor failed over is scheduled as if its znode had just gone. So a
- * leader that dies at any point loses nothing and repeats nothing.
+ * that is not registered is scheduled as if its znode had just gone. So a leader that dies at
+ * any point loses nothing and repeats nothing. That includes an incarnation already failed
+ * over: work can reach it after its failover transaction (it re-registered before its record
+ * appeared, then exited on the record); that leftover work is taken over the same way.
  */
 
 export interface FailoverCoordinatorOptions {
