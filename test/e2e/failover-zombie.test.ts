@@ -1,6 +1,9 @@
 // Issue 6, acceptance 2 and 3: zombie workers. A worker cut off from ZooKeeper (black-holed
 // proxy) or frozen (SIGSTOP) past the session timeout is failed over; its task must be dead
 // before the re-run starts, and the zombie must exit (code 3) once it learns of its record.
+// Variants around the heal: within the failover delay (the leader cancels; the worker stays),
+// after the failover transaction but before the record (it re-registers, then exits on the
+// record), and a run dispatched to it in that window (taken over once it is gone).
 //
 // The task appends to a marks file: `start <attempt> <pid> <ns> <run>`, then `hb <attempt> <pid>
 // <ns>` every 100 ms, then `end <attempt> <pid> <ns>`. Timestamps are `date +%s%N` on this
