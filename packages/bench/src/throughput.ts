@@ -100,8 +100,8 @@ async function measureSched(
       SCHED_LOG_LEVEL: 'warn',
       SCHED_WORKER_CAPACITY: '2000',
       SCHED_DB_POOL_SIZE: '8',
-      ...(opts.profileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${opts.profileDir}` } : {}),
     },
+    ...(opts.profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] } : {}),
   });
   try {
     await cluster.startMaster();

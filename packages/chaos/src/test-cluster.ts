@@ -61,6 +61,8 @@ export interface ClusterOptions {
   pgServer?: Pick<PgServer, 'url'>;
   /** Also append each daemon's output to `<logDir>/<name>.log` (kept for debugging). */
   logDir?: string;
+  /** Extra `node` options for every daemon (e.g. `--cpu-prof` for the throughput profile). */
+  nodeArgs?: string[];
 }
 
 export class TestCluster {
@@ -132,7 +134,7 @@ export class TestCluster {
     }
     const child = spawnProcess(
       process.execPath,
-      [role === 'master' ? binaries.master : binaries.worker, 'start'],
+      [...(this.opts.nodeArgs ?? []), role === 'master' ? binaries.master : binaries.worker, 'start'],
       {
         name,
         ...(this.opts.logDir ? { logFile: join(this.opts.logDir, `${name}.log`) } : {}),
