@@ -8,7 +8,8 @@ const MAX_REPORTS = 2_000;
 /**
  * `POST /v1/reports` (docs/transport.md): a worker's attempt reports. Answers
  * `{ acked: [reportId…], rejected: [{ reportId, code, message }…] }`; both lists are final for
- * the worker (drop them from the spool). A database failure answers 503 and nothing is acked.
+ * the worker (drop them from the spool). When every report of a batch is rejected the answer is
+ * 422 with the same lists. A database failure answers 503 and nothing is acked.
  */
 export function reportRoutes(applier: Pick<ReportApplier, 'apply'>): Route[] {
   return [
@@ -45,6 +46,21 @@ export function reportRoutes(applier: Pick<ReportApplier, 'apply'>): Route[] {
             });
           } else throw new HttpError(400, 'REQUEST_INVALID', `reports[${i}]: ${problem}`);
         });
+        if (valid.length === 0 && rejected.length > 0) {
+          // Nothing in the batch can ever apply: a 4xx, still listing the rejected reports so the
+          // worker drops them from its spool instead of retrying them forever.
+          return {
+            status: 422,
+            body: {
+              error: {
+                code: 'REPORTS_INVALID',
+                message: `every report was rejected: ${rejected[0]?.message}`,
+              },
+              acked: [],
+              rejected,
+            },
+          };
+        }
         let outcome: Awaited<ReturnType<ReportApplier['apply']>>;
         try {
           outcome = await applier.apply(valid);

@@ -37,6 +37,11 @@ export function httpReportTransport(
           signal: AbortSignal.timeout(timeoutMs),
         });
         const text = await res.text();
+        if (res.status === 422) {
+          // Every report of the batch was rejected: final, like a 200's `rejected` list.
+          const ack = parseAck(text);
+          if (ack) return ack;
+        }
         if (res.status !== 200) {
           errors.push(`${address}: HTTP ${res.status} ${text.slice(0, 200)}`);
           continue;
@@ -56,4 +61,13 @@ export function httpReportTransport(
       retriable: true,
     });
   };
+}
+
+function parseAck(text: string): ReportAck | null {
+  try {
+    const body = JSON.parse(text) as Partial<ReportAck>;
+    return Array.isArray(body.acked) && Array.isArray(body.rejected) ? (body as ReportAck) : null;
+  } catch {
+    return null;
+  }
 }
