@@ -66,7 +66,9 @@ export function httpReportTransport(
 function parseAck(text: string): ReportAck | null {
   try {
     const body = JSON.parse(text) as Partial<ReportAck>;
-    return Array.isArray(body.acked) && Array.isArray(body.rejected) ? (body as ReportAck) : null;
+    return Array.isArray(body.acked) && Array.isArray(body.rejected)
+      ? { acked: body.acked, rejected: body.rejected }
+      : null;
   } catch {
     return null;
   }
