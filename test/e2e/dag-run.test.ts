@@ -1,6 +1,8 @@
 // Issue 5, acceptance 1: a fan-out/fan-in DAG runs end to end on real daemons (one master, two
 // workers as child processes); a failing task retries with its backoff and then fails the run;
 // its downstream tasks never start.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { eventually } from '@sched/testkit';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { TestCluster } from './cluster.js';
@@ -143,5 +145,31 @@ describe('DAG runs on real daemons', () => {
     expect((a3.started_ms as number) - (a2.ended_ms as number)).toBeLessThan(6_000);
     expect(attempts.some((a) => a.task_name === 'after')).toBe(false);
     expect(attempts.find((a) => a.task_name === 'independent')?.state).toBe('succeeded');
+  });
+
+  test('logs: the full output stays in a file on the worker, the tail is stored with the result', async () => {
+    await cluster.apply({
+      name: 'chatty',
+      // About 290 KB of output: more than the stored tail (64 KiB).
+      tasks: [{ name: 'talk', type: 'shell', command: 'seq 1 50000' }],
+    });
+    await cluster.trigger('chatty');
+    const run = await waitForRun('chatty');
+    expect(run.state).toBe('succeeded');
+    const [attempt] = await cluster.query<{ id: number; worker_key: string; log_tail: string }>(
+      `SELECT id, worker_key, log_tail FROM task_attempts WHERE run_id = $1`,
+      [run.id],
+    );
+    const tail = attempt?.log_tail ?? '';
+    expect(tail).toContain('\n50000\n');
+    expect(tail).not.toContain('\n1\n2\n3\n');
+    expect(Buffer.byteLength(tail)).toBeLessThanOrEqual(64 * 1024 + 512);
+    const worker = cluster.workers.find((w) => w.key === attempt?.worker_key);
+    const file = join(cluster.dataRoot, worker?.name ?? '?', 'logs', `${attempt?.id}.log`);
+    const full = readFileSync(file, 'utf8');
+    const numbers = full.split('\n').filter((l) => /^\d+$/.test(l));
+    expect(numbers).toHaveLength(50_000);
+    expect(numbers[0]).toBe('1');
+    expect(numbers.at(-1)).toBe('50000');
   });
 });
