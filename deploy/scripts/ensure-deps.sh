@@ -40,3 +40,6 @@ fi
 
 say "building (tsc -b)"
 npx --no-install tsc -b
+# npm links the sched-* commands (node_modules/.bin) at install time, before the build has made
+# their targets, so it cannot mark them executable then: do it now that they exist.
+chmod +x packages/cli/dist/bin/*.js
