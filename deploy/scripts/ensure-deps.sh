@@ -40,6 +40,10 @@ fi
 
 say "building (tsc -b)"
 npx --no-install tsc -b
-# npm links the sched-* commands (node_modules/.bin) at install time, before the build has made
-# their targets, so it cannot mark them executable then: do it now that they exist.
+# npm links the sched-* commands (node_modules/.bin) at install time, but skips them while the
+# build has not yet made their targets (a fresh clone): link them now that they exist, so that
+# `npx sched-ctl` works in this folder.
+if [ ! -e node_modules/.bin/sched-ctl ]; then
+  npm rebuild @sched/cli --no-audit --no-fund --loglevel=error >/dev/null
+fi
 chmod +x packages/cli/dist/bin/*.js
