@@ -21,7 +21,7 @@ interface Options {
 }
 
 function parseArgs(args: string[]): Options {
-  const opts: Options = { schedules: 1000, seconds: 60, warmup: 3, batch: 125, prestage: 300 };
+  const opts: Options = { schedules: 1000, seconds: 60, warmup: 3, batch: 250, prestage: 300 };
   for (let i = 0; i < args.length; i += 2) {
     const flag = args[i] as string;
     const n = Number(args[i + 1]);

@@ -47,7 +47,7 @@ export interface ScheduleFirerOptions {
   scanIntervalMs: number;
   /** At most this many schedules are read per scan. @defaultValue 20000 */
   scanLimit: number;
-  /** At most this many schedules go in one fire statement; larger sets are split and sent in parallel. @defaultValue 125 */
+  /** At most this many schedules go in one fire statement; larger sets are split and sent in parallel. @defaultValue 250 */
   batchMax: number;
   /** How often queued runs (concurrency `queue`) are checked for release. @defaultValue 1000 */
   queueSweepMs: number;
@@ -64,7 +64,7 @@ export const DEFAULT_FIRER_OPTIONS = {
   lookAheadMs: 5000,
   scanIntervalMs: 1000,
   scanLimit: 20_000,
-  batchMax: 125,
+  batchMax: 250,
   queueSweepMs: 1000,
   prestageMs: 300,
 } satisfies ScheduleFirerOptions;
