@@ -46,6 +46,11 @@ export interface ChaosOptions {
   quiesceTimeoutMs?: number;
   /** Faults at a time. @defaultValue 2 */
   maxConcurrentFaults?: number;
+  /**
+   * Negative control: every task escapes its process group (`setsid -w`), so neither self-fencing
+   * nor the task supervisor can kill it; the checker must then report overlapping executions.
+   */
+  escapeTasks?: boolean;
 }
 
 export interface ChaosReport {
@@ -90,10 +95,17 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       SCHED_LOG_LEVEL: 'info',
     },
   });
+  if (opts.escapeTasks)
+    log('negative control: tasks escape their process groups; expect overlapping executions');
   log(`seed ${opts.seed}; nemesis for ${Math.round(opts.durationMs / 1000)} s; daemon logs in ${logDir}`);
   const keeper = new ClusterKeeper(cluster, log);
   // Separate streams, so the trigger loop's timing does not shift the nemesis's choices.
-  const workload = new Workload(cluster, new SeededRandom(opts.seed ^ 0x5bd1e995), logDir);
+  const workload = new Workload(
+    cluster,
+    new SeededRandom(opts.seed ^ 0x5bd1e995),
+    logDir,
+    opts.escapeTasks ?? false,
+  );
   const nemesis = new Nemesis(
     keeper,
     new SeededRandom(opts.seed),
@@ -136,7 +148,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       await sleep(1000);
     }
     // Orphaned task processes (a worker killed before its supervisor existed) may still be
-    // writing; the longest task is ~9 s.
+    // writing; the longest task is ~15 s (healing and settling took longer).
     await sleep(1000);
 
     // The task log names daemons by node (`worker-2.3`); this maps them to incarnation keys.

@@ -14,10 +14,11 @@ interface MainOptions {
   seed: number;
   ensemble: boolean;
   concurrency: number;
+  escapeTasks: boolean;
 }
 
 const usage =
-  'usage: npm run chaos -- [--duration 3m] [--seed N] [--ensemble] [--concurrency N (faults at a time, default 2)]';
+  'usage: npm run chaos -- [--duration 3m] [--seed N] [--ensemble] [--concurrency N (faults at a time, default 2)] [--escape-tasks (negative control: tasks escape their process group; overlaps must be reported)]';
 
 function parseArgs(args: string[]): MainOptions {
   const opts: MainOptions = {
@@ -25,11 +26,16 @@ function parseArgs(args: string[]): MainOptions {
     seed: Math.floor(Math.random() * 2 ** 31),
     ensemble: false,
     concurrency: 2,
+    escapeTasks: false,
   };
   for (let i = 0; i < args.length; i++) {
     const flag = args[i];
     if (flag === '--ensemble') {
       opts.ensemble = true;
+      continue;
+    }
+    if (flag === '--escape-tasks') {
+      opts.escapeTasks = true;
       continue;
     }
     if (flag === '--help' || flag === '-h') {
@@ -70,6 +76,7 @@ async function main(): Promise<number> {
     zkConnect: zk.connectString,
     pgServer: pg,
     maxConcurrentFaults: opts.concurrency,
+    escapeTasks: opts.escapeTasks,
     zkDescription: opts.ensemble
       ? '3-server ZooKeeper ensemble (servers killed -9 and restarted)'
       : 'one ZooKeeper server',

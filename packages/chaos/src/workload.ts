@@ -1,6 +1,6 @@
 // The chaos workload: every-second schedules (two with misfire policy fire-all, whose every
 // fire time must get a run, and one with the default fire-once-now, whose gaps must end in a
-// misfire run) and periodic manual triggers, among them a long task (~9 s) that outlives the
+// misfire run) and periodic manual triggers, among them a long task (~15 s) that outlives the
 // session timeout + failover delay, so a worker killed or frozen while running it leaves a
 // task that must be dead before its re-run starts. Every task is the task-log script.
 import { join } from 'node:path';
@@ -36,13 +36,15 @@ export class Workload {
     private readonly cluster: TestCluster,
     private readonly random: SeededRandom,
     dir: string = cluster.dataRoot,
+    /** Negative control: tasks escape their process group (see taskCommand). */
+    private readonly escapeTasks = false,
   ) {
     this.taskLog = join(dir, 'tasks.log');
     this.script = join(dir, 'chaos-task.sh');
   }
 
   private command(ticks: number): string {
-    return taskCommand(this.script, this.taskLog, ticks);
+    return taskCommand(this.script, this.taskLog, ticks, this.escapeTasks);
   }
 
   /** Applies the workflows; their schedules start firing at the next second. */
@@ -71,7 +73,7 @@ export class Workload {
       {
         name: longWorkflow,
         tasks: [
-          { name: 'long', type: 'shell', command: this.command(18) },
+          { name: 'long', type: 'shell', command: this.command(30) },
           { name: 'short', type: 'shell', command: this.command(1), dependsOn: ['long'] },
         ],
       },
