@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { eventually, spawnProcess } from '@sched/testkit';
+import { eventually, registerCleanup, spawnProcess } from '@sched/testkit';
 import { expect, test } from 'vitest';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -91,6 +91,16 @@ test('sched-standalone: one command, a running demo, sched-ctl finds it, Ctrl-C 
 
   // Ctrl-C: everything it started (ZooKeeper, PostgreSQL and its backends) is gone.
   const tree = descendants(child.pid);
+  // Backstop if this test fails half-way: the servers run in their own process groups.
+  registerCleanup('standalone servers', async () => {
+    for (const p of tree) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
   expect(tree.length).toBeGreaterThanOrEqual(3);
   child.signal('SIGINT');
   const exit = await child.exited;

@@ -53,6 +53,32 @@ async function portOpen(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * A previous sched-standalone that was killed (SIGKILL, a crash) cannot stop its servers: they
+ * run in their own process groups. Before starting, stop the one recorded in `pidFile` if it is
+ * still running and is really ours (its command line names `marker`, our data folder).
+ */
+async function stopStale(pidFile: string, marker: string): Promise<void> {
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  let cmdline = '';
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return; // not running
+  }
+  if (!cmdline.includes(marker)) return;
+  process.stdout.write(`sched-standalone: stopping a server left running by an earlier run (pid ${pid})\n`);
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 100));
+  if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
+}
+
 function track(name: string, child: ChildProcess, port: number): EmbeddedServer {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
@@ -110,6 +136,8 @@ function findZooKeeperJar(): string {
 
 export async function startEmbeddedZooKeeper(dir: string, port: number): Promise<EmbeddedServer> {
   const jar = findZooKeeperJar();
+  const cfg = join(dir, 'zoo.cfg');
+  await stopStale(join(dir, 'zookeeper.pid'), cfg);
   if (await portOpen(port)) {
     throw new SchedError(
       'STANDALONE',
@@ -117,7 +145,6 @@ export async function startEmbeddedZooKeeper(dir: string, port: number): Promise
     );
   }
   mkdirSync(join(dir, 'data'), { recursive: true });
-  const cfg = join(dir, 'zoo.cfg');
   writeFileSync(
     cfg,
     [
@@ -146,6 +173,7 @@ export async function startEmbeddedZooKeeper(dir: string, port: number): Promise
     ],
     { detached: true, stdio: ['ignore', out, out] },
   );
+  writeFileSync(join(dir, 'zookeeper.pid'), `${child.pid}\n`);
   const server = track('ZooKeeper', child, port);
   await waitFor('ZooKeeper', logFile, () => ruok(port), child, 90_000);
   return server;
@@ -250,6 +278,8 @@ export async function startEmbeddedPostgres(
       throw new SchedError('STANDALONE', `initdb failed in ${data}: ${detail}`);
     }
   }
+  // postmaster.pid's first line is the server's pid; a leftover server of ours is stopped first.
+  await stopStale(join(data, 'postmaster.pid'), data);
   if (await portOpen(port)) {
     throw new SchedError(
       'STANDALONE',
