@@ -1,21 +1,12 @@
 import { SchedError } from '@sched/core';
+import { ROUTING_STRATEGIES } from '@sched/store';
 import type { WorkerView } from './worker-view.js';
 
-/** Every routing strategy a task may name in its definition (`routing: round-robin`). */
-export const ROUTING_STRATEGIES = [
-  'first',
-  'last',
-  'round-robin',
-  'random',
-  'weighted-round-robin',
-  'consistent-hash',
-  'least-frequently-used',
-  'least-recently-used',
-  'failover',
-  'busyover',
-  'sharding-broadcast',
-  'lowest-load',
-] as const;
+/**
+ * Every routing strategy a task may name in its definition (`routing: round-robin`): the list
+ * the definition validator accepts (store), so the two can never disagree.
+ */
+export { ROUTING_STRATEGIES };
 
 export type RoutingStrategyName = (typeof ROUTING_STRATEGIES)[number];
 

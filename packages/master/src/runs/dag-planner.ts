@@ -25,15 +25,10 @@
 // on its own, and the task is terminal when every shard is (succeeded only if all succeeded).
 // The first dispatch of a task carries no shard: the router decides how many shards there are.
 
-export type AttemptState =
-  | 'pending'
-  | 'dispatched'
-  | 'running'
-  | 'succeeded'
-  | 'failed'
-  | 'timed-out'
-  | 'killed'
-  | 'failed-over';
+/** Attempt states as stored (store's task_attempts.state). */
+export type { AttemptState } from '@sched/store';
+
+import type { AttemptState } from '@sched/store';
 
 export type TaskState =
   | 'waiting'
