@@ -1,3 +1,4 @@
+export { HttpError } from '@sched/core';
 export {
   type AttemptRequest,
   type HttpTask,
@@ -27,7 +28,6 @@ export {
   TaskSupervisor,
   type TaskSupervisorOptions,
 } from './executor/task-supervisor.js';
-export { HttpError } from './http/http-error.js';
 export { WorkerHttpServer, type WorkerHttpServerOptions } from './http/worker-http-server.js';
 export { AttemptLog } from './logs/attempt-log.js';
 export { LogStore, type LogStoreOptions } from './logs/log-store.js';

@@ -100,7 +100,12 @@ export class JsonHttpServer {
     this.maxBodyBytes = opts.maxBodyBytes ?? 4 * 1024 * 1024;
     this.server = createServer(
       { maxHeaderSize: 16 * 1024, keepAlive: true, requestTimeout: 30_000, headersTimeout: 15_000 },
-      (req, res) => void this.handle(req, res),
+      (req, res) =>
+        void this.handle(req, res).catch((err) => {
+          // Last resort: an unhandled rejection would end the process.
+          this.opts.logger?.error({ err }, `${this.opts.name} HTTP handler failed`);
+          res.destroy();
+        }),
     );
     this.server.keepAliveTimeout = 10_000;
     this.server.maxConnections = 1024;
@@ -293,6 +298,7 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
           `malformed HTTP request: ${err.code ?? err.message}`,
         );
   socket.end(response);
+  socket.destroySoon?.();
 }
 
 function digest(text: string): Buffer {

@@ -1,12 +1,9 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import { type Logger, SchedError } from '@sched/core';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HttpError, JsonHttpServer, type Logger, type RequestContext, type Route } from '@sched/core';
 import { type AttemptRequest, ID_PATTERN, parseAttemptRequest } from '../executor/attempt-request.js';
 import { InvalidRequestError, WorkerAtCapacityError, WorkerDrainingError } from '../executor/errors.js';
 import type { TaskExecutor } from '../executor/task-executor.js';
 import type { LogStore } from '../logs/log-store.js';
-import { errorBody, HttpError, rawErrorResponse } from './http-error.js';
 
 export interface WorkerHttpServerOptions {
   executor: TaskExecutor;
@@ -29,172 +26,92 @@ export interface WorkerHttpServerOptions {
   logger?: Logger;
 }
 
-const JSON_TYPE = 'application/json; charset=utf-8';
-
 /**
  * The worker's side of the master↔worker transport (docs/transport.md): HTTP/1.1 keep-alive with
- * JSON bodies on `node:http` (a handful of fixed routes do not need a framework, and the hot
- * dispatch path stays allocation-light). Every request is authenticated with the cluster secret;
- * anything malformed, oversized or unauthenticated gets a 4xx with `{ error: { code, message } }`
- * and never reaches the executor.
+ * JSON bodies, on the JSON HTTP server shared with the master (`@sched/core`: authentication with
+ * the cluster secret, body limits, clear 4xx answers for anything malformed, oversized or
+ * unauthenticated). Nothing that fails those checks reaches the executor.
+ *
+ * | route                               | what                                         |
+ * |-------------------------------------|----------------------------------------------|
+ * | GET  /v1/health                     | running/capacity/draining and node state     |
+ * | POST /v1/attempts                   | dispatch one attempt (idempotent on its id)  |
+ * | POST /v1/attempts/batch             | dispatch many; a malformed item refuses all  |
+ * | GET  /v1/attempts/{id}              | the attempt's snapshot                       |
+ * | POST /v1/attempts/{id}/cancel       | kill it (SIGTERM, grace, SIGKILL)            |
+ * | GET  /v1/attempts/{id}/log          | its log; `follow=true` streams until it ends |
  */
 export class WorkerHttpServer {
-  private readonly server: Server;
-  private readonly secretDigest: Buffer;
-  private readonly maxBodyBytes: number;
+  private readonly server: JsonHttpServer;
   private readonly maxBatch: number;
-  private readonly sockets = new Set<Socket>();
 
   constructor(private readonly opts: WorkerHttpServerOptions) {
-    if (!opts.secret) {
-      throw new SchedError(
-        'CONFIG_INVALID',
-        'cluster.secret: the worker HTTP endpoint needs the cluster secret (SCHED_CLUSTER_SECRET)',
-      );
-    }
-    this.secretDigest = digest(opts.secret);
-    this.maxBodyBytes = opts.maxBodyBytes ?? 4 * 1024 * 1024;
     this.maxBatch = opts.maxBatch ?? 1000;
-    this.server = createServer(
-      { maxHeaderSize: 16 * 1024, keepAlive: true, requestTimeout: 30_000, headersTimeout: 15_000 },
-      (req, res) =>
-        void this.handle(req, res).catch((err) => {
-          // Last resort: an unhandled rejection would end the worker process.
-          this.opts.logger?.error({ err }, 'worker HTTP handler failed');
-          res.destroy();
+    const attempt = (suffix: string) => new RegExp(`^/v1/attempts/(?!batch$)([^/]+)${suffix}$`);
+    const routes: Route[] = [
+      ...Object.entries(opts.publicGet ?? {}).map(
+        ([path, serve]): Route => ({
+          method: 'GET',
+          pattern: new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`),
+          public: true,
+          handle: async (ctx) => {
+            await serve(ctx.req, ctx.res);
+            return undefined;
+          },
         }),
-    );
-    this.server.keepAliveTimeout = 10_000;
-    this.server.maxConnections = 1024;
-    this.server.on('connection', (socket) => {
-      this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
+      ),
+      { method: 'GET', pattern: /^\/v1\/health$/, handle: () => ({ status: 200, body: this.health() }) },
+      {
+        method: 'POST',
+        pattern: /^\/v1\/attempts$/,
+        handle: async (ctx) => this.dispatchOne(await ctx.json()),
+      },
+      {
+        method: 'POST',
+        pattern: /^\/v1\/attempts\/batch$/,
+        handle: async (ctx) => this.dispatchBatch(await ctx.json()),
+      },
+      {
+        method: 'GET',
+        pattern: attempt(''),
+        handle: (ctx) => {
+          const id = attemptIdOf(ctx);
+          const snapshot = this.opts.executor.snapshot(id);
+          if (!snapshot) throw new HttpError(404, 'NOT_FOUND', `attempt ${id} is not known on this worker`);
+          return { status: 200, body: snapshot };
+        },
+      },
+      {
+        method: 'POST',
+        pattern: attempt('/cancel'),
+        handle: async (ctx) => this.cancel(attemptIdOf(ctx), await ctx.json({ optional: true })),
+      },
+      {
+        method: 'GET',
+        pattern: attempt('/log'),
+        handle: async (ctx) => {
+          await this.streamLog(attemptIdOf(ctx), ctx.query, ctx.req, ctx.res);
+          return undefined;
+        },
+      },
+    ];
+    this.server = new JsonHttpServer({
+      name: 'worker',
+      secret: opts.secret,
+      routes,
+      ...(opts.maxBodyBytes === undefined ? {} : { maxBodyBytes: opts.maxBodyBytes }),
+      ...(opts.logger ? { logger: opts.logger } : {}),
     });
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) =>
-      this.onClientError(err, socket as Socket),
-    );
   }
 
   /** Listens on `host:port` (port 0 picks a free one) and returns the bound address. */
-  async listen(port: number, host = '127.0.0.1'): Promise<{ host: string; port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = this.server.address() as AddressInfo;
-    return { host, port: address.port };
+  listen(port: number, host = '127.0.0.1'): Promise<{ host: string; port: number }> {
+    return this.server.listen(port, host);
   }
 
   /** Stops listening and closes every connection (log followers included). */
-  async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    for (const s of this.sockets) s.destroy();
-    await closed;
-  }
-
-  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    let response: string;
-    if (err.code === 'HPE_HEADER_OVERFLOW') {
-      response = rawErrorResponse(
-        431,
-        'Request Header Fields Too Large',
-        'HEADERS_TOO_LARGE',
-        'request headers exceed 16 KiB',
-      );
-    } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      response = rawErrorResponse(
-        408,
-        'Request Timeout',
-        'REQUEST_TIMEOUT',
-        'the request was not received in time',
-      );
-    } else {
-      response = rawErrorResponse(
-        400,
-        'Bad Request',
-        'BAD_REQUEST',
-        `malformed HTTP request (${err.code ?? err.message})`,
-      );
-    }
-    socket.end(response);
-    socket.destroySoon?.();
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    try {
-      const open = this.opts.publicGet?.[(req.url ?? '').split('?')[0] as string];
-      if (open && req.method === 'GET') return await open(req, res);
-      if (!this.authenticated(req.headers.authorization)) {
-        throw new HttpError(
-          401,
-          'UNAUTHENTICATED',
-          'missing or wrong cluster secret; send Authorization: Bearer <secret>',
-          {
-            headers: { 'WWW-Authenticate': 'Bearer' },
-          },
-        );
-      }
-      const { path, query } = parseTarget(req.url);
-      const method = req.method ?? '';
-      if (path === '/v1/health') {
-        allow(method, ['GET']);
-        return send(res, 200, this.health());
-      }
-      if (path === '/v1/attempts') {
-        allow(method, ['POST']);
-        return this.dispatchOne(await this.readJson(req), res);
-      }
-      if (path === '/v1/attempts/batch') {
-        allow(method, ['POST']);
-        return this.dispatchBatch(await this.readJson(req), res);
-      }
-      const m = /^\/v1\/attempts\/([^/]+)(\/cancel|\/log)?$/.exec(path);
-      if (m) {
-        let attemptId: string;
-        try {
-          attemptId = decodeURIComponent(m[1] as string);
-        } catch {
-          throw new HttpError(400, 'REQUEST_INVALID', 'attempt id in the path is not valid percent-encoding');
-        }
-        if (!ID_PATTERN.test(attemptId)) {
-          throw new HttpError(
-            400,
-            'REQUEST_INVALID',
-            `attempt id ${JSON.stringify(attemptId.slice(0, 80))} is malformed`,
-          );
-        }
-        if (m[2] === '/cancel') {
-          allow(method, ['POST']);
-          return this.cancel(attemptId, await this.readJson(req, { optional: true }), res);
-        }
-        if (m[2] === '/log') {
-          allow(method, ['GET']);
-          return await this.streamLog(attemptId, query, req, res);
-        }
-        allow(method, ['GET']);
-        const snapshot = this.opts.executor.snapshot(attemptId);
-        if (!snapshot)
-          throw new HttpError(404, 'NOT_FOUND', `attempt ${attemptId} is not known on this worker`);
-        return send(res, 200, snapshot);
-      }
-      throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${path.slice(0, 200)}; see docs/transport.md`);
-    } catch (err) {
-      this.fail(req, res, err);
-    }
-  }
-
-  private authenticated(header: string | undefined): boolean {
-    if (!header?.startsWith('Bearer ')) return false;
-    // Digests have a fixed length, so the comparison time says nothing about the secret's length either.
-    return timingSafeEqual(digest(header.slice(7)), this.secretDigest);
+  close(): Promise<void> {
+    return this.server.close();
   }
 
   private health(): Record<string, unknown> {
@@ -209,7 +126,7 @@ export class WorkerHttpServer {
     };
   }
 
-  private dispatchOne(body: unknown, res: ServerResponse): void {
+  private dispatchOne(body: unknown): { status: number; body: unknown } {
     let request: AttemptRequest;
     try {
       request = parseAttemptRequest(body);
@@ -219,10 +136,10 @@ export class WorkerHttpServer {
       throw err;
     }
     const outcome = this.dispatch(request);
-    send(res, outcome.status, outcome.body);
+    return outcome;
   }
 
-  private dispatchBatch(body: unknown, res: ServerResponse): void {
+  private dispatchBatch(body: unknown): { status: number; body: unknown } {
     const attempts = (body as { attempts?: unknown } | null)?.attempts;
     if (typeof body !== 'object' || body === null || !Array.isArray(attempts)) {
       throw new HttpError(400, 'REQUEST_INVALID', 'attempts: expected { "attempts": [ …attempt requests ] }');
@@ -251,7 +168,7 @@ export class WorkerHttpServer {
       const { status, body: b } = this.dispatch(r as AttemptRequest);
       return { status, ...(b as object) };
     });
-    send(res, 200, { results });
+    return { status: 200, body: { results } };
   }
 
   /** One validated dispatch: the status and body it gets. Never throws. */
@@ -279,7 +196,7 @@ export class WorkerHttpServer {
     }
   }
 
-  private cancel(attemptId: string, body: unknown, res: ServerResponse): void {
+  private cancel(attemptId: string, body: unknown): { status: number; body: unknown } {
     let reason = 'cancelled by the master';
     if (body !== undefined) {
       const r = (body as { reason?: unknown } | null)?.reason;
@@ -295,7 +212,7 @@ export class WorkerHttpServer {
     }
     const snapshot = this.opts.executor.cancel(attemptId, reason);
     if (!snapshot) throw new HttpError(404, 'NOT_FOUND', `attempt ${attemptId} is not known on this worker`);
-    send(res, 200, { attemptId, state: snapshot.state });
+    return { status: 200, body: { attemptId, state: snapshot.state } };
   }
 
   private async streamLog(
@@ -349,100 +266,14 @@ export class WorkerHttpServer {
       if (!req.destroyed) res.end();
     }
   }
-
-  /** Reads and parses a JSON body under the size limit. `optional`: an empty body gives undefined. */
-  private async readJson(req: IncomingMessage, opts: { optional?: boolean } = {}): Promise<unknown> {
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > this.maxBodyBytes) {
-      throw new HttpError(
-        413,
-        'BODY_TOO_LARGE',
-        `request body of ${declared} bytes exceeds ${this.maxBodyBytes} bytes`,
-      );
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > this.maxBodyBytes) {
-        throw new HttpError(413, 'BODY_TOO_LARGE', `request body exceeds ${this.maxBodyBytes} bytes`);
-      }
-      chunks.push(chunk);
-    }
-    if (size === 0) {
-      if (opts.optional) return undefined;
-      throw new HttpError(400, 'REQUEST_INVALID', 'request body is empty; expected a JSON object');
-    }
-    const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-    if (type !== 'application/json') {
-      throw new HttpError(
-        415,
-        'UNSUPPORTED_MEDIA_TYPE',
-        `Content-Type must be application/json, got ${JSON.stringify(type)}`,
-      );
-    }
-    try {
-      return JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
-    } catch (err) {
-      throw new HttpError(400, 'BAD_JSON', `request body is not valid JSON: ${(err as Error).message}`);
-    }
-  }
-
-  private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-    let status = 500;
-    let body: string;
-    const headers: Record<string, string> = { 'Content-Type': JSON_TYPE };
-    if (err instanceof HttpError) {
-      status = err.status;
-      body = errorBody(err.code, err.message, err.extra.issues);
-      Object.assign(headers, err.extra.headers);
-    } else {
-      this.opts.logger?.error({ err, url: req.url }, 'worker HTTP request failed');
-      body = errorBody('INTERNAL', 'internal error on the worker');
-    }
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    // The request body may be unread (refused before reading, or too large): do not keep the
-    // connection, or its leftover bytes would be parsed as the next request.
-    if (!req.complete) headers.Connection = 'close';
-    res.writeHead(status, { ...headers, 'Content-Length': String(Buffer.byteLength(body)) });
-    res.end(body);
-    if (!req.complete) res.once('finish', () => req.socket.destroySoon?.());
-  }
 }
 
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
-
-function parseTarget(url: string | undefined): { path: string; query: URLSearchParams } {
-  try {
-    const u = new URL(url ?? '/', 'http://worker');
-    return { path: u.pathname, query: u.searchParams };
-  } catch {
-    throw new HttpError(400, 'BAD_REQUEST', 'malformed request target');
+function attemptIdOf(ctx: RequestContext): string {
+  const id = ctx.params[0] ?? '';
+  if (!ID_PATTERN.test(id)) {
+    throw new HttpError(400, 'REQUEST_INVALID', `attempt id ${JSON.stringify(id.slice(0, 80))} is malformed`);
   }
-}
-
-function allow(method: string, allowed: string[]): void {
-  if (!allowed.includes(method)) {
-    throw new HttpError(
-      405,
-      'METHOD_NOT_ALLOWED',
-      `method ${method} is not allowed here; allowed: ${allowed.join(', ')}`,
-      {
-        headers: { Allow: allowed.join(', ') },
-      },
-    );
-  }
-}
-
-function send(res: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value);
-  res.writeHead(status, { 'Content-Type': JSON_TYPE, 'Content-Length': String(Buffer.byteLength(body)) });
-  res.end(body);
+  return id;
 }
 
 function errorOutcome(
