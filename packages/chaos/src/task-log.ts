@@ -29,12 +29,12 @@ export function writeTaskScript(path: string): void {
 }
 
 /**
- * The shell command of a chaos task that runs for about `ticks` × 0.5 s. With `escape`, the
+ * The shell command of a chaos task that runs for about `ticks` × 0.5 s. With `escapeGroup`, the
  * script runs in a new session (`setsid -w`), out of reach of the worker's process-group kills:
  * a negative control, to see the checker report the overlaps such a task causes.
  */
-export function taskCommand(scriptPath: string, logPath: string, ticks: number, escape = false): string {
-  return `${escape ? 'setsid -w ' : ''}sh ${scriptPath} ${logPath} ${ticks}`;
+export function taskCommand(scriptPath: string, logPath: string, ticks: number, escapeGroup = false): string {
+  return `${escapeGroup ? 'setsid -w ' : ''}sh ${scriptPath} ${logPath} ${ticks}`;
 }
 
 /** One execution of a task attempt: one shell process, from its start line to its last line. */

@@ -79,6 +79,8 @@ interface PendingSend {
   fallbacks: Target[];
 }
 
+const MAX_SENDS_IN_FLIGHT = 4;
+
 export class RunDriver {
   private readonly dirty = new Set<number>();
   private readonly seen = new Set<number>();
@@ -87,6 +89,10 @@ export class RunDriver {
   private readonly clock: Clock;
   private readonly batchSize: number;
   private loop: Promise<void> | null = null;
+  /** Dispatches in flight: the next batch is planned while workers answer (bounded). */
+  private readonly sending = new Set<Promise<void>>();
+  /** Dispatched attempts whose delivery failed with an error: sent again on the run's next drive. */
+  private readonly undelivered = new Set<number>();
   private sweepTimer: NodeJS.Timeout | null = null;
   private started = false;
 
@@ -113,6 +119,7 @@ export class RunDriver {
     this.timers.clear();
     this.dirty.clear();
     await this.loop;
+    await Promise.all(this.sending);
   }
 
   /** Marks runs as possibly changed; they are driven soon. Unknown or foreign ids are harmless. */
@@ -226,7 +233,8 @@ export class RunDriver {
       for (const a of runAttempts) {
         const task = tasks.get(a.taskName);
         if (!task) continue;
-        if (a.state === 'pending' || (firstTime && a.state === 'dispatched' && a.workerKey)) {
+        const resend = firstTime || this.undelivered.delete(a.id);
+        if (a.state === 'pending' || (resend && a.state === 'dispatched' && a.workerKey)) {
           const send = this.resendOf(run, def, task, a, workers);
           if (send) resends.push(send);
           else if (a.state === 'pending') this.wakeLater(run.id, this.opts.noWorkerRetryMs ?? 1_000);
@@ -266,7 +274,21 @@ export class RunDriver {
         fallbacks: n.fallbacks,
       });
     }
-    await this.send(sends);
+    // The intents are persisted: sending can overlap with planning the next batch. A slow
+    // worker then delays only its own attempts, not the whole driver.
+    if (sends.length > 0) {
+      const p = this.send(sends)
+        .catch((err) => {
+          this.opts.logger.warn({ err }, 'sending dispatches failed; sending them again shortly');
+          for (const x of sends) {
+            this.undelivered.add(x.attemptId);
+            this.wakeLater(x.run.id, this.opts.noWorkerRetryMs ?? 1_000);
+          }
+        })
+        .finally(() => this.sending.delete(p));
+      this.sending.add(p);
+      if (this.sending.size >= MAX_SENDS_IN_FLIGHT) await Promise.race(this.sending);
+    }
 
     const ended = await finishRuns(db, owner, toFinish);
     for (const r of toFinish) {

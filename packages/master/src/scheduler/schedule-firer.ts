@@ -430,7 +430,12 @@ export class ScheduleFirer {
       await client.query('COMMIT');
       return outcomes;
     } catch (err) {
-      if (!connectionError) await client.query('ROLLBACK').catch(() => {});
+      if (!connectionError) {
+        // A ROLLBACK that fails means the connection is broken: destroy it, do not pool it.
+        await client.query('ROLLBACK').catch((rollbackErr: Error) => {
+          connectionError = rollbackErr;
+        });
+      }
       throw err;
     } finally {
       client.off('error', onError);
