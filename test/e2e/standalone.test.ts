@@ -41,12 +41,17 @@ function cleanEnv(): Record<string, string> {
 }
 
 async function startStandalone(cwd: string) {
+  // Its output also goes to a file in its folder, kept for diagnosis if the test fails.
+  const log = join(cwd, 'standalone-output.log');
   const child = spawnProcess(process.execPath, [bin('sched-standalone')], {
     cwd,
     replaceEnv: true,
-    env: cleanEnv(),
+    env: { ...cleanEnv(), SCHED_LOG_LEVEL: 'info' },
+    logFile: log,
   });
-  await child.waitForOutput(/ready in [\d.]+ s/, 180_000);
+  await child.waitForOutput(/ready in [\d.]+ s/, 180_000).catch((err) => {
+    throw new Error(`${(err as Error).message}\n(full output: ${log})`);
+  });
   return child;
 }
 
