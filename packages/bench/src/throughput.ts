@@ -201,9 +201,10 @@ export async function run(args: string[]): Promise<void> {
     const boss = await measurePgBoss(url, opts.runs);
     console.log(`pg-boss send → work → complete: ${boss.jobsPerSecond} jobs/s (${boss.seconds} s)`);
     const best = Math.max(one.runsPerSecond, two.runsPerSecond);
+    const worst = Math.min(one.runsPerSecond, two.runsPerSecond);
     const ratio = round(best / boss.jobsPerSecond, 2);
     console.log(
-      `ratio sched ÷ pg-boss: ${ratio} (target ≥ 1.0); target ≥ 3000 runs/s: ${best >= 3000 ? 'met' : 'NOT met'}`,
+      `ratio sched ÷ pg-boss: ${ratio} (target ≥ 1.0); target ≥ 3000 runs/s in both set-ups: ${worst >= 3000 ? 'met' : 'NOT met'}`,
     );
     console.log(
       JSON.stringify({
