@@ -10,6 +10,7 @@ export * from './queries/attempt-queries.js';
 export * from './queries/cluster-state-queries.js';
 export * from './queries/command-queries.js';
 export * from './queries/fire-queries.js';
+export * from './queries/rerun-queries.js';
 export * from './queries/run-queries.js';
 export * from './queries/schedule-queries.js';
 export * from './queries/trigger-batch-queries.js';

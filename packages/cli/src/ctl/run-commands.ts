@@ -113,14 +113,21 @@ export function runCommands(program: Command): void {
 
   run
     .command('rerun')
-    .description('Run an ended run again (same workflow version and parameters) as a new run')
+    .description(
+      'Run an ended run again (same workflow version and parameters) as a new run: every task, or with --from-failed only the tasks that did not succeed',
+    )
     .argument('<id>', 'run id')
+    .option(
+      '--from-failed',
+      "run only the tasks that did not succeed; the others' successes are carried over",
+    )
     .option('--json', 'print JSON { commandId, rerunOf, runId }')
     .action(async function (this: Command, id: string) {
       await withContext(this, async (ctx, opts) => {
         const r = await ctx.api<{ commandId: number; rerunOf: number; runId: number | null }>({
           method: 'POST',
           path: `/v1/runs/${runId(id)}/rerun`,
+          ...(opts.fromFailed ? { body: { fromFailed: true } } : {}),
         });
         if (opts.json) return printJson(r);
         process.stdout.write(

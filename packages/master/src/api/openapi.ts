@@ -190,9 +190,17 @@ export const openApiDocument = {
     },
     '/v1/runs/{id}/rerun': {
       post: {
-        summary: 'Re-run an ended run',
+        summary: 'Re-run an ended run: every task, or with fromFailed only the tasks that did not succeed',
         parameters: [idParam('run id')],
-        responses: { 202: ok('queued'), ...errors(401, 404, 409) },
+        requestBody: {
+          required: false,
+          content: {
+            'application/json': {
+              schema: { type: 'object', properties: { fromFailed: { type: 'boolean', default: false } } },
+            },
+          },
+        },
+        responses: { 202: ok('queued'), ...errors(400, 401, 404, 409) },
       },
     },
     '/v1/attempts/{id}/log': {

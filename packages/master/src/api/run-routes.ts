@@ -137,9 +137,22 @@ export function runRoutes(deps: ApiDeps): Route[] {
             `run ${id} is still ${run.state}; re-run it once it has ended`,
           );
         }
+        const body = (await ctx.json({ optional: true })) as { fromFailed?: unknown } | undefined;
+        if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) {
+          throw new HttpError(400, 'REQUEST_INVALID', 'body: expected { "fromFailed"?: boolean } or nothing');
+        }
+        const fromFailed = body?.fromFailed ?? false;
+        if (typeof fromFailed !== 'boolean') {
+          throw new HttpError(
+            400,
+            'REQUEST_INVALID',
+            `fromFailed: expected true or false, got ${JSON.stringify(fromFailed)}`,
+          );
+        }
         const commandId = await enqueueCommand(pool(), {
           kind: 'rerun',
           runId: id,
+          fromFailed,
           requestedBy: `api@${deps.node.key}`,
         });
         const runIds = await waitForCommandRuns(pool(), commandId, deps.commandWaitMs ?? 5_000);

@@ -2,6 +2,7 @@ import { type Clock, createLogger, type Logger, systemClock } from '@sched/core'
 import {
   type CommandRow,
   CronSchedule,
+  carryOverSucceededAttempts,
   claimNextCommand,
   claimTriggerCommands,
   getRun,
@@ -224,6 +225,8 @@ export class CommandProcessor {
             rerunOf: original.id,
           }),
         ]);
+        // From the failed tasks: the new run starts with the original's successes (same transaction).
+        if (cmd.fromFailed && ids[0] !== undefined) await carryOverSucceededAttempts(tx, original.id, ids[0]);
         return { ...base, runIds: ids };
       }
       case 'backfill': {

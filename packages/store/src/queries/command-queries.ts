@@ -17,6 +17,8 @@ export interface CommandRow {
   rangeStartMs: number | null;
   rangeEndMs: number | null;
   requestedBy: string | null;
+  /** rerun only: run again only the tasks that did not succeed. */
+  fromFailed: boolean;
 }
 
 export interface NewCommand {
@@ -27,6 +29,8 @@ export interface NewCommand {
   rangeStartMs?: number | null;
   rangeEndMs?: number | null;
   requestedBy?: string | null;
+  /** rerun only: run again only the tasks that did not succeed. @defaultValue false */
+  fromFailed?: boolean;
 }
 
 const ms = (v: number | null | undefined) => (v === null || v === undefined ? null : new Date(v));
@@ -35,8 +39,8 @@ const ms = (v: number | null | undefined) => (v === null || v === undefined ? nu
 export async function enqueueCommand(db: Db, c: NewCommand): Promise<number> {
   const { rows } = await db.query<{ id: number }>(
     `WITH c AS (
-       INSERT INTO commands (kind, workflow_id, run_id, params, range_start, range_end, requested_by)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
+       INSERT INTO commands (kind, workflow_id, run_id, params, range_start, range_end, requested_by, from_failed)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
      )
      SELECT id, pg_notify('sched_commands', id::text) FROM c`,
     [
@@ -47,6 +51,7 @@ export async function enqueueCommand(db: Db, c: NewCommand): Promise<number> {
       ms(c.rangeStartMs),
       ms(c.rangeEndMs),
       c.requestedBy ?? null,
+      c.fromFailed ?? false,
     ],
   );
   return (rows[0] as { id: number }).id;
@@ -58,7 +63,7 @@ export async function claimNextCommand(db: Db): Promise<CommandRow | null> {
     `DELETE FROM commands WHERE id = (SELECT id FROM commands ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
      RETURNING id, kind, workflow_id, run_id, params,
                (extract(epoch from range_start) * 1000)::bigint AS start_ms,
-               (extract(epoch from range_end) * 1000)::bigint AS end_ms, requested_by`,
+               (extract(epoch from range_end) * 1000)::bigint AS end_ms, requested_by, from_failed`,
   );
   const r = rows[0];
   return r
@@ -71,6 +76,7 @@ export async function claimNextCommand(db: Db): Promise<CommandRow | null> {
         rangeStartMs: r.start_ms,
         rangeEndMs: r.end_ms,
         requestedBy: r.requested_by,
+        fromFailed: r.from_failed,
       }
     : null;
 }
