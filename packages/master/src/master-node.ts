@@ -5,6 +5,7 @@ import {
   JsonHttpServer,
   type Logger,
   type Route,
+  redactUrl,
   SCHED_VERSION,
   type SchedConfig,
   SchedError,
@@ -148,7 +149,16 @@ export class MasterNode {
     }
 
     // 1. The database: migrate (under an advisory lock; concurrent masters are safe), then a pool.
-    await migrate(config.db.url);
+    try {
+      await migrate(config.db.url);
+    } catch (err) {
+      throw new SchedError(
+        'DB_UNREACHABLE',
+        `cannot prepare PostgreSQL at ${redactUrl(config.db.url)}: ${(err as Error).message}; ` +
+          'check db.url (SCHED_DB_URL, --db-url) and that PostgreSQL is running',
+        { cause: err },
+      );
+    }
     this.pool = createPool(config.db.url, { max: config.db.poolSize, applicationName: 'sched-master' });
 
     // 2. The HTTP endpoint decides the advertised port (0 = pick a free one) and so the identity.

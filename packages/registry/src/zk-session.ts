@@ -160,9 +160,13 @@ export class ZkSession extends TypedEmitter<ZkSessionEvents> {
       await session.waitFor((s) => isLive(s), limit);
     } catch (err) {
       await session.close();
-      throw new TimeoutError(`could not connect to ZooKeeper at ${opts.connectString} within ${limit} ms`, {
-        cause: err,
-      });
+      throw new TimeoutError(
+        `could not connect to ZooKeeper at ${opts.connectString} within ${limit} ms; ` +
+          'check zk.connect (SCHED_ZK, --zk) and that ZooKeeper is running',
+        {
+          cause: err,
+        },
+      );
     }
     return session;
   }
