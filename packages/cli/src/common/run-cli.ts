@@ -7,8 +7,12 @@ import { type Command, CommanderError } from 'commander';
  * 2 for usage/config/definition problems, 1 for anything else. `SCHED_DEBUG=1` adds the stack.
  */
 export async function runCli(program: Command, argv: string[] = process.argv): Promise<void> {
-  program.exitOverride();
-  program.configureOutput({ outputError: (str, write) => write(str) });
+  // Subcommands do not inherit these once created, so set them on every command of the tree.
+  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+  for (const c of all(program)) {
+    c.exitOverride();
+    c.configureOutput({ outputError: (str, write) => write(str) });
+  }
   try {
     await program.parseAsync(argv);
   } catch (err) {
