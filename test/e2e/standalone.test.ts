@@ -4,6 +4,7 @@
 // leaves no process behind; a restart reuses the data.
 import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,9 +121,21 @@ test('sched-standalone: one command, a running demo, sched-ctl finds it, Ctrl-C 
     { timeoutMs: 20_000 },
   );
 
-  // A restart reuses the data: the examples are unchanged, and earlier runs are still there.
+  // A restart reuses the data: the examples are unchanged, and earlier runs are still there —
+  // even when something else took the old ZooKeeper port meanwhile (here: a listener that accepts
+  // and never answers, the worst case): the restart moves to a new port and says so.
+  const state = JSON.parse(readFileSync(join(cwd, '.sched-data/standalone.json'), 'utf8')) as {
+    zkPort: number;
+  };
+  const squatter = createServer(() => {});
+  await new Promise<void>((r) => squatter.listen(state.zkPort, '127.0.0.1', () => r()));
+  registerCleanup('port squatter', () => new Promise<void>((r) => squatter.close(() => r())));
   const again = await startStandalone(cwd);
   expect(again.output()).toMatch(/workflow hello unchanged/);
+  const moved = JSON.parse(readFileSync(join(cwd, '.sched-data/standalone.json'), 'utf8')) as {
+    zkPort: number;
+  };
+  expect(moved.zkPort).not.toBe(state.zkPort);
   again.signal('SIGINT');
   expect((await again.exited).code).toBe(0);
 });

@@ -42,9 +42,14 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function portOpen(port: number): Promise<boolean> {
+/** Whether something listens on 127.0.0.1:`port`. */
+export async function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
+    socket.setTimeout(2_000, () => {
+      socket.destroy();
+      resolve(true); // accepted but silent: in use all the same
+    });
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);
@@ -182,6 +187,8 @@ export async function startEmbeddedZooKeeper(dir: string, port: number): Promise
 function ruok(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1', () => socket.end('ruok'));
+    // Something that accepts and never answers (not ZooKeeper) must not hang the start.
+    socket.setTimeout(2_000, () => socket.destroy());
     let reply = '';
     socket.on('data', (d) => {
       reply += d.toString();

@@ -10,6 +10,7 @@ import { addConfigOptions, configFromOptions } from '../common/config-flags.js';
 import {
   type EmbeddedServer,
   freePort,
+  portOpen,
   startEmbeddedPostgres,
   startEmbeddedZooKeeper,
 } from './embedded-servers.js';
@@ -77,9 +78,13 @@ export function standaloneCommand(program: Command): void {
       try {
         const t0 = Date.now();
         const previous = readState(dataDir);
+        // The ports of the previous run are kept (sched-ctl and bookmarks keep working), unless
+        // something else took one meanwhile: then a new one, and standalone.json says which.
+        const port = async (previousPort: number | undefined) =>
+          previousPort !== undefined && !(await portOpen(previousPort)) ? previousPort : freePort();
         const state: StandaloneState = {
-          zkPort: previous.zkPort ?? (await freePort()),
-          pgPort: previous.pgPort ?? (await freePort()),
+          zkPort: await port(previous.zkPort),
+          pgPort: await port(previous.pgPort),
           secret: previous.secret ?? randomBytes(24).toString('base64url'),
           root: '/sched',
           zk: '',
