@@ -7,6 +7,7 @@ import { FailoverRecords, RegistryPaths, ZkSession } from '@sched/registry';
 import { eventually } from '@sched/testkit';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { TestCluster } from './cluster.js';
+import { ctlJson } from './ctl-helpers.js';
 
 let cluster: TestCluster;
 
@@ -94,4 +95,18 @@ test('kill -9 of a busy worker: its attempt is failed over and the task runs aga
   } finally {
     await session.close();
   }
+
+  // What the operator sees: `sched-ctl failover list --json` (architecture §10 shape).
+  const listed = await ctlJson<
+    { role: string; address: string; startTime: number; failedOverAt: string; by: string }[]
+  >(cluster, ['failover', 'list']);
+  expect(listed).toEqual([
+    expect.objectContaining({
+      role: 'worker',
+      address: victim.address,
+      startTime: Number(victim.key.split('_')[1]),
+      by: cluster.masters[0]?.key,
+    }),
+  ]);
+  expect(Number.isNaN(Date.parse(listed[0]?.failedOverAt ?? ''))).toBe(false);
 });
