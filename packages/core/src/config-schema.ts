@@ -272,6 +272,17 @@ const workerSection = z.strictObject({
     type: 'duration',
     description: 'Time between SIGTERM and SIGKILL when a task is stopped.',
   }),
+  logRetention: withDefault(duration(), '7d', {
+    env: 'SCHED_WORKER_LOG_RETENTION',
+    type: 'duration',
+    description: "How long finished attempts' log files are kept on the worker (purged hourly).",
+  }),
+  logMaxBytes: withDefault(integer(1024, 1024 * 1024 * 1024), String(64 * 1024 * 1024), {
+    env: 'SCHED_WORKER_LOG_MAX_BYTES',
+    type: 'integer',
+    description:
+      "Cap of one attempt's log file in bytes; output beyond it is dropped (the tail is still kept).",
+  }),
 });
 
 const logSection = z.strictObject({
@@ -306,7 +317,14 @@ export interface SchedConfig {
   node: { host: string; port: number; dataDir: string };
   heartbeat: { intervalMs: number };
   failover: { delayMs: number; retentionMs: number };
-  worker: { groups: string[]; capacity: number; weight: number; killGraceMs: number };
+  worker: {
+    groups: string[];
+    capacity: number;
+    weight: number;
+    killGraceMs: number;
+    logRetentionMs: number;
+    logMaxBytes: number;
+  };
   log: { level: LogLevel };
 }
 
@@ -341,6 +359,8 @@ export const configSchema = z
         capacity: worker.capacity,
         weight: worker.weight,
         killGraceMs: worker.killGrace,
+        logRetentionMs: worker.logRetention,
+        logMaxBytes: worker.logMaxBytes,
       },
       log: { level: log.level as LogLevel },
     }),

@@ -35,7 +35,14 @@ describe('loadConfig', () => {
       node: { host: '127.0.0.1', port: 0, dataDir: '.sched-data' },
       heartbeat: { intervalMs: 5_000 },
       failover: { delayMs: 5_000, retentionMs: 7 * 86_400_000 },
-      worker: { groups: ['default'], capacity: 8, weight: 1, killGraceMs: 5_000 },
+      worker: {
+        groups: ['default'],
+        capacity: 8,
+        weight: 1,
+        killGraceMs: 5_000,
+        logRetentionMs: 604_800_000,
+        logMaxBytes: 67_108_864,
+      },
       log: { level: 'info' },
     });
   });
@@ -83,7 +90,14 @@ log:
       node: { host: 'worker-1.example', port: 7070, dataDir: '/var/lib/sched' },
       heartbeat: { intervalMs: 1_500 },
       failover: { delayMs: 12_000, retentionMs: 2 * 86_400_000 },
-      worker: { groups: ['default', 'gpu'], capacity: 2, weight: 3, killGraceMs: 250 },
+      worker: {
+        groups: ['default', 'gpu'],
+        capacity: 2,
+        weight: 3,
+        killGraceMs: 250,
+        logRetentionMs: 604_800_000,
+        logMaxBytes: 67_108_864,
+      },
       log: { level: 'debug' },
     });
   });
@@ -151,6 +165,8 @@ node: { port: 1111 }
         SCHED_WORKER_CAPACITY: '16',
         SCHED_WORKER_WEIGHT: '5',
         SCHED_KILL_GRACE: '1s',
+        SCHED_WORKER_LOG_RETENTION: '2d',
+        SCHED_WORKER_LOG_MAX_BYTES: '1048576',
         SCHED_LOG_LEVEL: 'warn',
         SCHED_RUN_ID: 'not a config variable',
         SCHED_LOG_LEVELZ: 'ignored',
@@ -169,7 +185,14 @@ node: { port: 1111 }
       node: { host: '10.1.2.3', port: 8080, dataDir: 'data' },
       heartbeat: { intervalMs: 2_000 },
       failover: { delayMs: 9_000, retentionMs: 3_600_000 },
-      worker: { groups: ['default', 'gpu', 'etl'], capacity: 16, weight: 5, killGraceMs: 1_000 },
+      worker: {
+        groups: ['default', 'gpu', 'etl'],
+        capacity: 16,
+        weight: 5,
+        killGraceMs: 1_000,
+        logRetentionMs: 172_800_000,
+        logMaxBytes: 1_048_576,
+      },
       log: { level: 'warn' },
     });
     expect(loadConfig({ env: { SCHED_ZK: '', SCHED_PORT: '' } })).toEqual(loadConfig({ env: {} }));
@@ -191,13 +214,16 @@ worker:
     expect(err.issues).toEqual([
       { path: 'zk.sessionTimeout', message: `invalid duration "ten seconds"; ${ACCEPTED_DURATIONS}` },
       { path: 'node.port', message: 'invalid value 99999; accepted: an integer from 0 to 65535' },
-      { path: 'worker.capacty', message: 'unknown key; accepted here: groups, capacity, weight, killGrace' },
+      {
+        path: 'worker.capacty',
+        message: 'unknown key; accepted here: groups, capacity, weight, killGrace, logRetention, logMaxBytes',
+      },
     ]);
     expect(err.message.split('\n')).toEqual([
       `invalid configuration (config file ${path}): 3 problems`,
       `  - zk.sessionTimeout: invalid duration "ten seconds"; ${ACCEPTED_DURATIONS}`,
       '  - node.port: invalid value 99999; accepted: an integer from 0 to 65535',
-      '  - worker.capacty: unknown key; accepted here: groups, capacity, weight, killGrace',
+      '  - worker.capacty: unknown key; accepted here: groups, capacity, weight, killGrace, logRetention, logMaxBytes',
     ]);
   });
 

@@ -52,7 +52,7 @@ export interface WorkerNodeOptions {
   config: SchedConfig;
   logger: Logger;
   clock?: Clock;
-  /** Finished attempt logs older than this are purged. @defaultValue 7 days */
+  /** Finished attempt logs older than this are purged. @defaultValue config `worker.logRetention` */
   logRetentionMs?: number;
   /** How often logs are purged. @defaultValue 1 hour */
   logPurgeIntervalMs?: number;
@@ -139,7 +139,8 @@ export class WorkerNode {
     });
     this.logs = new LogStore({
       dir: join(dataDir, 'logs'),
-      retentionMs: this.opts.logRetentionMs,
+      retentionMs: this.opts.logRetentionMs ?? config.worker.logRetentionMs,
+      maxBytesPerAttempt: config.worker.logMaxBytes,
       clock: this.clock,
     });
     this.executor = new TaskExecutor({
