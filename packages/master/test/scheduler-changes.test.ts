@@ -1,14 +1,7 @@
-import { ScheduleFirer } from '@sched/master';
 import { applyDefinitions, compileDefinitions, setWorkflowPaused } from '@sched/store';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  applyScheduledWorkflows,
-  migratedDatabase,
-  quietLogger,
-  runsOf,
-  sleep,
-} from './scheduler-fixtures.js';
+import { applyScheduledWorkflows, migratedDatabase, runsOf, sleep, soleFirer } from './scheduler-fixtures.js';
 
 // A schedule changed or paused while a master is firing it: the revision in the fire CAS makes
 // the firer drop its stale copy, so the old cron never fires after the change is committed.
@@ -20,15 +13,7 @@ beforeAll(async () => {
 });
 afterAll(async () => drop?.());
 
-const firer = (self: string) =>
-  new ScheduleFirer({
-    pool,
-    self,
-    liveMasters: () => [self],
-    leaseValid: () => true,
-    logger: quietLogger,
-    options: { scanIntervalMs: 200, lookAheadMs: 3000 },
-  });
+const firer = (self: string) => soleFirer(pool, self, { scanIntervalMs: 200, lookAheadMs: 3000 });
 
 describe('schedule changes while firing', () => {
   it('a new cron takes over at once; the old one never fires after the change', async () => {

@@ -1,4 +1,5 @@
 import { createLogger } from '@sched/core';
+import { ScheduleFirer } from '@sched/master';
 import { applyDefinitions, compileDefinitions, createPool, migrate } from '@sched/store';
 import { createDatabase } from '@sched/testkit';
 import type pg from 'pg';
@@ -84,3 +85,19 @@ export async function runsOf(pool: pg.Pool, prefix: string) {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const wholeSecondAfter = (ms: number) => Math.floor(ms / 1000) * 1000 + 1000;
+
+/** A firer that is the only live master and always holds its lease. */
+export function soleFirer(
+  pool: pg.Pool,
+  self: string,
+  options: ConstructorParameters<typeof ScheduleFirer>[0]['options'],
+): ScheduleFirer {
+  return new ScheduleFirer({
+    pool,
+    self,
+    liveMasters: () => [self],
+    leaseValid: () => true,
+    logger: quietLogger,
+    options,
+  });
+}

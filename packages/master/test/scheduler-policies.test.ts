@@ -1,4 +1,4 @@
-import { CommandProcessor, ScheduleFirer } from '@sched/master';
+import { CommandProcessor } from '@sched/master';
 import { claimNextCommand, countCommands, enqueueCommand } from '@sched/store';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import {
   quietLogger,
   runsOf,
   sleep,
+  soleFirer,
 } from './scheduler-fixtures.js';
 
 // Misfire and concurrency policies and durable commands, against a real PostgreSQL.
@@ -20,15 +21,7 @@ beforeAll(async () => {
 afterAll(async () => drop?.());
 
 const OPTIONS = { scanIntervalMs: 200, lookAheadMs: 2000, queueSweepMs: 200 };
-const firer = (self: string) =>
-  new ScheduleFirer({
-    pool,
-    self,
-    liveMasters: () => [self],
-    leaseValid: () => true,
-    logger: quietLogger,
-    options: OPTIONS,
-  });
+const firer = (self: string) => soleFirer(pool, self, OPTIONS);
 
 /** Fire times in seconds relative to the first, and the trigger of each. */
 function timeline(runs: { fire_ms: number; trigger: string }[]) {
