@@ -172,4 +172,29 @@ describe('DAG runs on real daemons', () => {
     expect(numbers[0]).toBe('1');
     expect(numbers.at(-1)).toBe('50000');
   });
+
+  test('concurrency queue: scheduled runs of one workflow run one after another, never overlapping', async () => {
+    await cluster.apply({
+      name: 'one-at-a-time',
+      schedule: { cron: '* * * * * ?', concurrency: 'queue' },
+      tasks: [{ name: 'slow', type: 'shell', command: 'sleep 1.5' }],
+    });
+    const runs = await eventually(
+      async () => {
+        const rows = await cluster.query<{ started_ms: number; ended_ms: number }>(
+          `SELECT (extract(epoch FROM r.started_at) * 1000)::float8 AS started_ms,
+                  (extract(epoch FROM r.ended_at) * 1000)::float8 AS ended_ms
+             FROM runs r JOIN workflows w ON w.id = r.workflow_id
+            WHERE w.name = 'one-at-a-time' AND r.state = 'succeeded' ORDER BY r.started_at`,
+        );
+        if (rows.length < 3) throw new Error(`only ${rows.length} queued runs done`);
+        return rows;
+      },
+      { timeoutMs: 40_000, intervalMs: 500 },
+    );
+    await cluster.query(`UPDATE schedules SET paused = true, revision = revision + 1`);
+    for (let i = 1; i < runs.length; i++) {
+      expect(runs[i]?.started_ms as number).toBeGreaterThanOrEqual(runs[i - 1]?.ended_ms as number);
+    }
+  });
 });

@@ -203,6 +203,8 @@ export class RunDriver {
     const resends: PendingSend[] = [];
     const toStart: number[] = [];
     const toFinish: { id: number; state: 'succeeded' | 'failed' | 'cancelled' }[] = [];
+    // Only workflows with concurrency `queue` can have queued runs to release when one ends.
+    const queueing = new Set<number>();
     const cancelled: number[] = [];
 
     for (const run of runs) {
@@ -211,6 +213,7 @@ export class RunDriver {
         this.opts.logger.error({ runId: run.id }, 'run refers to a definition version that does not exist');
         continue;
       }
+      if (def.schedule?.concurrency === 'queue') queueing.add(run.workflowId);
       const runAttempts = byRun.get(run.id) ?? [];
       const firstTime = !this.seen.has(run.id);
       this.seen.add(run.id);
@@ -295,7 +298,8 @@ export class RunDriver {
       this.seen.delete(r.id);
       this.opts.onRunEnded?.(r.id, r.state);
     }
-    await this.releaseQueues(ended);
+    // (The firer's periodic queue sweep covers a workflow whose policy changed since.)
+    await this.releaseQueues(ended.filter((wf) => queueing.has(wf)));
   }
 
   private async ensureDefinitions(runs: DriveRun[]): Promise<void> {
