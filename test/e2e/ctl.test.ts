@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FailoverRecords, RegistryPaths, ZkSession } from '@sched/registry';
 import { createPool } from '@sched/store';
-import { eventually } from '@sched/testkit';
+import { eventually, FaultProxy } from '@sched/testkit';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { z } from 'zod';
 import { type DaemonHandle, TestCluster } from './cluster.js';
@@ -369,6 +369,32 @@ describe('sched-ctl against a running cluster', { timeout: 180_000 }, () => {
     const human = await runCtl(['db', 'migrate'], { env: ctlEnv(cluster) });
     expect(human.code).toBe(0);
     expect(human.stdout).toContain('up to date');
+  });
+
+  test('node.peerMap: sched-ctl dials a master through the address the map gives; a bad map is refused', async () => {
+    // Each master is reachable through a forwarder; the map sends sched-ctl there.
+    const proxies = await Promise.all(
+      [master, master2].map((m) => {
+        const [host, port] = m.address.split(':');
+        return FaultProxy.start({ host: host as string, port: Number(port) });
+      }),
+    );
+    const peerMap = [master, master2].map((m, i) => `${m.address}=${proxies[i]?.address}`).join(',');
+    const env = { ...ctlEnv(cluster), SCHED_PEER_MAP: peerMap };
+    const listed = await runCtl(['workflow', 'list', '--json'], { env });
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(proxies.reduce((n, p) => n + p.acceptedConnections(), 0)).toBeGreaterThan(0);
+    // With the forwarders refusing, no master is reached: the map is really what is dialled.
+    for (const p of proxies) p.setMode('down');
+    const refused = await runCtl(['workflow', 'list'], { env });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain(proxies[0]?.address);
+    const bad = await runCtl(['workflow', 'list'], {
+      env: { ...ctlEnv(cluster), SCHED_PEER_MAP: `${master.address}` },
+    });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(`SCHED_PEER_MAP (node.peerMap): invalid entry "${master.address}" (no "=")`);
+    await Promise.all(proxies.map((p) => p.close()));
   });
 
   test('with no variables, .sched-data/standalone.json in the working folder finds the cluster', async () => {

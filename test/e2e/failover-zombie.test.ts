@@ -1,5 +1,7 @@
-// Issue 6, acceptance 2 and 3: zombie workers. A worker cut off from ZooKeeper (black-holed
-// proxy) or frozen (SIGSTOP) past the session timeout is failed over; its task must be dead
+// Issue 6, acceptance 2 and 3: zombie workers. A worker cut off from ZooKeeper and from the
+// masters (every link of it black-holed: its ZooKeeper proxies, the proxy the masters dispatch to
+// it through, its own proxies to the masters) or frozen (SIGSTOP) past the session timeout is
+// failed over; its task must be dead
 // before the re-run starts, and the zombie must exit (code 3) once it learns of its record.
 // Variants around the heal: within the failover delay (the leader cancels; the worker stays),
 // after the failover transaction but before the record (it re-registers, then exits on the
@@ -201,9 +203,30 @@ function expectNoOverlap(marks: string, watch: PidWatch, rows: AttemptRow[]) {
   return { lastOfFirstMs: nsToMs(lastOfFirst.ns), secondStartMs };
 }
 
-describe('a worker black-holed from ZooKeeper past the session timeout', () => {
+/**
+ * The victim is reachable only through its proxies: masters dispatch to its inbound proxy (the
+ * address it registered) and it reports through its own outbound proxies, so black-holing
+ * `linkProxies` cuts it off from the masters as well as from ZooKeeper.
+ */
+function expectTrafficThroughProxies(victim: DaemonHandle) {
+  expect(victim.address).toBe(victim.inboundProxy?.address);
+  expect(victim.address).not.toBe(victim.listenAddress);
+  expect(
+    victim.inboundProxy?.acceptedConnections(),
+    'dispatches came through the inbound proxy',
+  ).toBeGreaterThan(0);
+  const outbound = [...victim.outboundProxies.values()];
+  expect(outbound.length).toBeGreaterThan(0);
+  expect(
+    outbound.reduce((n, p) => n + p.acceptedConnections(), 0),
+    'reports went through the outbound proxies',
+  ).toBeGreaterThan(0);
+  expect(victim.linkProxies).toEqual([...victim.zkProxyList, victim.inboundProxy, ...outbound]);
+}
+
+describe('a worker black-holed from ZooKeeper and the masters past the session timeout', () => {
   test('its task is dead before the re-run starts; on healing it finds its record and exits 3', async () => {
-    cluster = await TestCluster.create({ zkProxies: true });
+    cluster = await TestCluster.create({ zkProxies: true, peerProxies: true });
     const c = cluster;
     await c.startMaster();
     const victim = await c.startWorker();
@@ -212,8 +235,10 @@ describe('a worker black-holed from ZooKeeper past the session timeout', () => {
     pidWatch = new PidWatch(first.pid);
     const survivor = await c.startWorker();
 
+    expectTrafficThroughProxies(victim);
+
     const blackholedAt = Date.now();
-    for (const p of victim.zkProxyList) p.setMode('blackhole');
+    c.partition(victim, 'blackhole');
 
     // The worker notices on its own (local lease), with no word from the server.
     await waitFor('victim did not fence itself', () =>
@@ -225,19 +250,18 @@ describe('a worker black-holed from ZooKeeper past the session timeout', () => {
       return r;
     });
     const t = expectNoOverlap(marks, pidWatch, rows);
+    // The worker's own report of the fenced attempt cannot reach a master through the black
+    // hole: the leader fails the attempt over, after the session timeout and the delay.
     expect(rows[0]).toMatchObject({ attempt: 1, state: 'failed-over', worker_key: victim.key });
+    expect(rows[0]?.error).toMatch(/was lost \(its ZooKeeper session ended\)/);
     expect(rows[1]).toMatchObject({ attempt: 2, state: 'succeeded', worker_key: survivor.key });
     expect(rows).toHaveLength(2);
-    // The leader fails the incarnation over all the same (its record is what the zombie finds on
-    // healing). The masters were not partitioned from the worker here, so its own report of the
-    // fenced attempt usually reached them first: then the leader had nothing left to re-queue.
     const record = await waitFor('no failover record', async () => {
       const r = await readRecord(c, victim.key);
       if (!r) throw new Error('not yet');
       return r;
     });
-    const reportedByWorker = /lost its ZooKeeper session/.test(rows[0]?.error ?? '');
-    expect(record).toMatchObject({ role: 'worker', pid: victim.child.pid, tasks: reportedByWorker ? 0 : 1 });
+    expect(record).toMatchObject({ role: 'worker', pid: victim.child.pid, tasks: 1 });
     const failedOverAt = Date.parse(record?.failedOverAt ?? '');
     expect(failedOverAt - blackholedAt).toBeGreaterThanOrEqual(
       SESSION_TIMEOUT_MS + FAILOVER_DELAY_MS - 1_000,
@@ -247,7 +271,7 @@ describe('a worker black-holed from ZooKeeper past the session timeout', () => {
     expect(victim.child.running).toBe(true);
 
     const healedAt = Date.now();
-    for (const p of victim.zkProxyList) p.setMode('pass');
+    c.partition(victim, 'pass');
     const exit = await exitOf(c, victim, 30_000);
     expect(exit.code).toBe(EXIT_FAILED_OVER);
     expect(victim.child.output()).toMatch(/was failed over at .* by .*; killing its tasks and exiting/);
@@ -264,7 +288,7 @@ describe('a worker black-holed from ZooKeeper past the session timeout', () => {
 
 describe('a worker that heals after its znode is gone but before the leader acts (within the failover delay)', () => {
   test('it re-registers with the same key; the leader cancels; its task was dead before the re-run; it stays', async () => {
-    cluster = await TestCluster.create({ zkProxies: true });
+    cluster = await TestCluster.create({ zkProxies: true, peerProxies: true });
     const c = cluster;
     const master = await c.startMaster();
     const victim = await c.startWorker();
@@ -273,15 +297,17 @@ describe('a worker that heals after its znode is gone but before the leader acts
     pidWatch = new PidWatch(first.pid);
     const survivor = await c.startWorker();
 
+    expectTrafficThroughProxies(victim);
+
     const blackholedAt = Date.now();
-    for (const p of victim.zkProxyList) p.setMode('blackhole');
+    c.partition(victim, 'blackhole');
     // The server expires the session; the leader sees the znode go and starts waiting.
     const leftRe = new RegExp(`worker ${victim.key} left the registry; failing it over in`);
     await waitFor('the leader did not see the znode go', () => master.child.waitForOutput(leftRe, 100));
     const removedAt = Date.now();
     await sleep(1_000);
     const healedAt = Date.now();
-    for (const p of victim.zkProxyList) p.setMode('pass');
+    c.partition(victim, 'pass');
 
     // Within the delay, the same incarnation is registered again: the leader cancels.
     await waitFor('the leader did not cancel', () =>
@@ -346,7 +372,7 @@ describe('a worker that re-registers after the failover transaction but before t
   // between, finds no record, re-registers with the same key, and must exit once the record
   // appears (architecture §8: "if the record appears later, exit then").
   test('it re-registers, then exits 3 when the record appears; no overlap, nothing failed over twice', async () => {
-    cluster = await TestCluster.create({ zkProxies: true });
+    cluster = await TestCluster.create({ zkProxies: true, peerProxies: true });
     const c = cluster;
     const crashing = await c.startMaster({ SCHED_TEST_HOOKS: 'crash-before-failover-record' });
     await waitFor('the hooked master did not become leader', async () => {
@@ -360,8 +386,10 @@ describe('a worker that re-registers after the failover transaction but before t
     pidWatch = new PidWatch(first.pid);
     const survivor = await c.startWorker();
 
+    expectTrafficThroughProxies(victim);
+
     const blackholedAt = Date.now();
-    for (const p of victim.zkProxyList) p.setMode('blackhole');
+    c.partition(victim, 'blackhole');
     // The leader commits the failover, then dies before writing the record.
     const crash = await exitOf(c, crashing, 60_000);
     expect(crash.signal).toBe('SIGKILL');
@@ -374,7 +402,7 @@ describe('a worker that re-registers after the failover transaction but before t
     expect(await readRecord(c, victim.key)).toBeUndefined();
 
     const healedAt = Date.now();
-    for (const p of victim.zkProxyList) p.setMode('pass');
+    c.partition(victim, 'pass');
     await waitFor('the worker did not re-register', () =>
       victim.child.waitForOutput(/"generation":2,"msg":"registered"/, 100),
     );
@@ -415,45 +443,58 @@ describe('a worker that re-registers after the failover transaction but before t
 describe('work dispatched to a re-registered zombie before its record appears', () => {
   // Same window as above, and a run dispatched into it: the zombie is the only worker, takes the
   // run, then exits on its record. That attempt was not part of the failover transaction (it did
-  // not exist yet); it must still be failed over and re-run, not left `running` on a dead worker.
+  // not exist yet, and it went to the newer registration); it must still be failed over and re-run,
+  // not left `running` on a dead worker. The crashing leader has a longer session (8 s), so its
+  // successor — whose sweep writes the record — takes over 8 s after the crash: the window
+  // between the zombie's re-registration and its record is several seconds wide.
   test('is taken over after the zombie exits and re-run elsewhere, without overlap', async () => {
-    cluster = await TestCluster.create({ zkProxies: true });
+    cluster = await TestCluster.create({ zkProxies: true, peerProxies: true });
     const c = cluster;
-    const crashing = await c.startMaster({ SCHED_TEST_HOOKS: 'crash-before-failover-record' });
+    const crashing = await c.startMaster({
+      SCHED_TEST_HOOKS: 'crash-before-failover-record',
+      SCHED_ZK_SESSION_TIMEOUT: '8s',
+    });
     await waitFor('the hooked master did not become leader', async () => {
       const [row] = await c.query<{ leader_key: string | null }>(`SELECT leader_key FROM cluster_state`);
       if (row?.leader_key !== crashing.key) throw new Error(`leader ${row?.leader_key}`);
     });
     const successor = await c.startMaster();
     const victim = await c.startWorker();
-    const first = await startOnVictim(c, join(c.dataRoot, 'marks-1.log'), 40);
-    pidWatch = new PidWatch(first.pid);
+    const firstMarks = join(c.dataRoot, 'marks-1.log');
+    const first = await startOnVictim(c, firstMarks, 40);
+    const firstWatch = new PidWatch(first.pid);
     const survivor = await c.startWorker();
-    for (const p of victim.zkProxyList) p.setMode('blackhole');
+    expectTrafficThroughProxies(victim);
+    c.partition(victim, 'blackhole');
     expect((await exitOf(c, crashing, 60_000)).signal).toBe('SIGKILL');
-    await runSucceeds(c); // the first run was re-run on the survivor
+    const crashedAt = Date.now();
+    // The first run's owner is gone: its re-run waits for the successor to fail that master over.
+    // Only the zombie will be left to take the next run.
     await survivor.child.stop(10_000);
 
-    // The zombie heals, re-registers, and is the only worker when the next run comes.
-    for (const p of victim.zkProxyList) p.setMode('pass');
+    // The zombie heals and re-registers with the same key (no record yet).
+    c.partition(victim, 'pass');
     await waitFor('the worker did not re-register', () =>
       victim.child.waitForOutput(/"generation":2,"msg":"registered"/, 100),
     );
+    expect(await readRecord(c, victim.key)).toBeUndefined();
     const marks = join(c.dataRoot, 'marks-2.log');
-    await c.apply(heartbeatTask(marks, 40));
-    await c.trigger('zombie-task');
+    await c.apply({ ...heartbeatTask(marks, 40), name: 'late-task' });
+    await c.trigger('late-task');
     const exit = await exitOf(c, victim, 60_000);
+    const exitedAt = Date.now();
     expect(exit.code).toBe(EXIT_FAILED_OVER);
     const late = readMarks(marks).find((m) => m.kind === 'start' && m.attempt === 1);
     expect(late, 'the zombie started the late run before its record appeared').toBeDefined();
-    pidWatch.stop();
+    firstWatch.stop();
     pidWatch = new PidWatch((late as Mark).pid);
 
     const fresh = await c.startWorker();
     const rows = await waitFor('the late run was not re-run', async () => {
       const r = await c.query<AttemptRow>(
-        `SELECT attempt, state, worker_key, error, started_at, ended_at FROM task_attempts
-          WHERE run_id = (SELECT max(id) FROM runs) ORDER BY attempt`,
+        `SELECT a.attempt, a.state, a.worker_key, a.error, a.started_at, a.ended_at
+           FROM task_attempts a JOIN runs r ON r.id = a.run_id JOIN workflows w ON w.id = r.workflow_id
+          WHERE w.name = 'late-task' ORDER BY a.attempt`,
       );
       if (r.length < 2 || r[1]?.state !== 'succeeded') throw new Error(JSON.stringify(r));
       return r;
@@ -462,12 +503,21 @@ describe('work dispatched to a re-registered zombie before its record appears', 
     expect(rows[0]).toMatchObject({ attempt: 1, state: 'failed-over', worker_key: victim.key });
     expect(rows[1]).toMatchObject({ attempt: 2, state: 'succeeded', worker_key: fresh.key });
     expect(rows).toHaveLength(2);
-    await waitFor('the late run did not succeed', async () => {
+    // Both runs end succeeded; the first one's attempt 1 was failed over exactly once.
+    await waitFor('the runs did not succeed', async () => {
       const states = await runStates(c);
       if (states.join() !== 'succeeded,succeeded') throw new Error(JSON.stringify(states));
     });
+    const firstRows = await c.query<{ attempt: number; state: string }>(
+      `SELECT a.attempt, a.state FROM task_attempts a JOIN runs r ON r.id = a.run_id JOIN workflows w
+          ON w.id = r.workflow_id WHERE w.name = 'zombie-task' ORDER BY a.attempt`,
+    );
+    expect(firstRows).toEqual([
+      { attempt: 1, state: 'failed-over' },
+      { attempt: 2, state: 'succeeded' },
+    ]);
     console.log(
-      `late attempt: ${rows[0]?.error}; successor: ${
+      `late attempt: ${rows[0]?.error}; zombie exit 3 ${exitedAt - crashedAt} ms after the leader crash; successor: ${
         /took over work left on worker/.test(successor.child.output()) ? 'took over leftovers' : 'no takeover'
       }`,
     );

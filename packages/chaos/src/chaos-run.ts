@@ -85,6 +85,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const logDir = mkdtempSync(join(tmpdir(), 'sched-chaos-'));
   const cluster = await TestCluster.create({
     zkProxies: true,
+    peerProxies: true,
     logDir,
     ...(opts.zkConnect ? { zkConnect: opts.zkConnect } : {}),
     ...(opts.pgServer ? { pgServer: opts.pgServer } : {}),

@@ -44,7 +44,7 @@ export class ClusterKeeper {
   private closed = false;
 
   constructor(
-    private readonly cluster: TestCluster,
+    readonly cluster: TestCluster,
     private readonly log: (line: string) => void,
     counts: { masters: number; workers: number } = { masters: 3, workers: 3 },
   ) {
@@ -61,7 +61,9 @@ export class ClusterKeeper {
   }
 
   async startAll(): Promise<void> {
-    // Masters one by one, so the first is the leader; workers together.
+    // Every slot's inbound proxy first (with peer proxies), so each daemon gets an outbound
+    // proxy to every peer slot. Masters one by one, so the first is the leader; workers together.
+    for (const slot of this.slots) await this.cluster.reserveSlot(slot.role, slot.name);
     for (const slot of this.of('master')) await this.start(slot);
     await Promise.all(this.of('worker').map((slot) => this.start(slot)));
   }
@@ -77,7 +79,9 @@ export class ClusterKeeper {
       try {
         const env = { CHAOS_NODE: node };
         const handle =
-          slot.role === 'master' ? await this.cluster.startMaster(env) : await this.cluster.startWorker(env);
+          slot.role === 'master'
+            ? await this.cluster.startMaster(env, slot.name)
+            : await this.cluster.startWorker(env, slot.name);
         if (slot.generation > 1) this.restarts += 1;
         slot.handle = handle;
         slot.expectExit = false;
@@ -108,8 +112,6 @@ export class ClusterKeeper {
         atMs: Date.now(),
       });
       this.log(`${slot.name} (${handle.key}) exited by itself: code ${exit.code}, signal ${exit.signal}`);
-      // Let the old proxies go; a fresh incarnation gets its own.
-      void Promise.all(handle.zkProxyList.map((p) => p.close()));
       void sleep(1000).then(() => (this.closed || slot.state !== 'down' ? undefined : this.start(slot)));
     });
   }
@@ -121,7 +123,6 @@ export class ClusterKeeper {
     slot.expectExit = true;
     await handle.child.kill9();
     slot.state = 'down';
-    await Promise.all(handle.zkProxyList.map((p) => p.close()));
   }
 
   /** Number of the role's slots that are faulted or not up. */

@@ -2,8 +2,10 @@
 //
 //   kind       what it does to one daemon (or ZooKeeper server)          undone by
 //   kill       kill -9 of the daemon's process group                     a fresh incarnation after 0.5–6 s
-//   blackhole  its ZooKeeper proxies stop forwarding, sockets stay open  proxies back to pass
-//   cut        its ZooKeeper connections are reset, new ones refused     proxies back to pass
+//   blackhole  every proxy on its links stops forwarding, sockets stay   proxies back to pass
+//              open: ZooKeeper, the masters/workers it talks to, and
+//              those that talk to it (TestCluster `linkProxies`)
+//   cut        the same links are reset, new connections refused         proxies back to pass
 //   pause      SIGSTOP of the daemon                                     SIGCONT
 //   zk-kill    (ensemble only) kill -9 of one ZooKeeper server           restart on the same port and data
 //
@@ -140,9 +142,9 @@ export class Nemesis {
         await sleep(spanMs, signal);
         handle.child.resume();
       } else {
-        for (const p of handle.zkProxyList) p.setMode(kind === 'blackhole' ? 'blackhole' : 'down');
+        this.keeper.cluster.partition(handle, kind === 'blackhole' ? 'blackhole' : 'down');
         await sleep(spanMs, signal);
-        for (const p of handle.zkProxyList) p.setMode('pass');
+        this.keeper.cluster.partition(handle, 'pass');
       }
       // After a long span the daemon was failed over and should exit as a zombie; keep the slot
       // counted as faulted meanwhile, so the nemesis does not take the rest of its role down too.

@@ -1,7 +1,17 @@
 // A real sched cluster for end-to-end tests: masters and workers as child processes (the built
 // `sched-master` / `sched-worker` binaries), each in its own process group, against the shared
 // ZooKeeper (own chroot) and PostgreSQL (own database) of the test run, or private servers.
-// Optional fault proxies sit between each daemon and ZooKeeper / the other daemons.
+// Optional fault proxies sit between each daemon and ZooKeeper (`zkProxies`) and on every link
+// between masters and workers (`peerProxies`), so one daemon can be cut off from everything.
+//
+// Peer proxies: each daemon *slot* (a name that successive incarnations share, e.g. `worker-2`)
+// has an inbound proxy in front of its HTTP endpoint; the daemon advertises the proxy's port
+// (SCHED_ADVERTISE_PORT), so every peer reaches it through it. Each daemon also gets its own
+// outbound proxy to the inbound proxy of every slot of the other role that exists when it
+// starts, and dials those (SCHED_PEER_MAP). Partitioning a daemon (`linkProxies`) = its
+// ZooKeeper proxies + its inbound proxy + its outbound proxies: masters cannot dispatch to it,
+// it cannot report to them, and ZooKeeper hears nothing from it. Reserve every slot first
+// (`reserveSlot`) so that daemons started earlier also have outbound proxies to later slots.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +27,7 @@ import {
 import {
   type ChildHandle,
   createDatabase,
+  type FaultMode,
   FaultProxy,
   type PgServer,
   registerCleanup,
@@ -37,9 +48,14 @@ export interface DaemonHandle {
   role: 'master' | 'worker';
   name: string;
   child: ChildHandle;
+  /** Slot the daemon fills: its inbound proxy is shared with the slot's other incarnations. */
+  slot: string;
   /** Incarnation key `host:port_startTime`, from the start-up line. */
   key: string;
+  /** Registered (advertised) `host:port`: the inbound proxy's with `peerProxies`. */
   address: string;
+  /** `host:port` the daemon's HTTP endpoint is bound to. */
+  listenAddress: string;
   /** Proxy between this daemon and ZooKeeper, when the cluster was made with `zkProxies`. */
   zkProxy: FaultProxy | undefined;
   /**
@@ -48,6 +64,12 @@ export interface DaemonHandle {
    * Empty without `zkProxies`; `zkProxy` is the first.
    */
   zkProxyList: FaultProxy[];
+  /** With `peerProxies`: the proxy every peer reaches this daemon through (its slot's). */
+  inboundProxy: FaultProxy | undefined;
+  /** With `peerProxies`: this daemon's own proxies to the peer slots, by slot name. */
+  outboundProxies: Map<string, FaultProxy>;
+  /** Every proxy on this daemon's links (ZooKeeper, inbound, outbound): set them all to partition it. */
+  linkProxies: FaultProxy[];
 }
 
 export interface ClusterOptions {
@@ -61,6 +83,8 @@ export interface ClusterOptions {
   pgServer?: Pick<PgServer, 'url'>;
   /** Also append each daemon's output to `<logDir>/<name>.log` (kept for debugging). */
   logDir?: string;
+  /** Put fault proxies on the master↔worker links too (see the top of this file). @defaultValue false */
+  peerProxies?: boolean;
   /** Extra `node` options for every daemon (e.g. `--cpu-prof` for the throughput profile). */
   nodeArgs?: string[];
 }
@@ -70,6 +94,8 @@ export class TestCluster {
   readonly workers: DaemonHandle[] = [];
   readonly secret = 'test-cluster-secret';
   private counter = 0;
+  /** Inbound proxies of the peer slots (with `peerProxies`), by slot name. */
+  private readonly slots = new Map<string, { role: 'master' | 'worker'; inbound: FaultProxy }>();
 
   private constructor(
     readonly zkConnect: string,
@@ -110,17 +136,42 @@ export class TestCluster {
     };
   }
 
-  async startMaster(env: Record<string, string> = {}): Promise<DaemonHandle> {
-    return this.start('master', env);
+  /**
+   * Starts a master. `slot` names the place it fills (default: a fresh one per daemon); with
+   * `peerProxies`, a restarted daemon given its predecessor's slot keeps the same advertised port.
+   */
+  async startMaster(env: Record<string, string> = {}, slot?: string): Promise<DaemonHandle> {
+    return this.start('master', env, slot);
   }
 
-  async startWorker(env: Record<string, string> = {}): Promise<DaemonHandle> {
-    return this.start('worker', env);
+  async startWorker(env: Record<string, string> = {}, slot?: string): Promise<DaemonHandle> {
+    return this.start('worker', env, slot);
   }
 
-  private async start(role: 'master' | 'worker', env: Record<string, string>): Promise<DaemonHandle> {
+  /**
+   * With `peerProxies`: creates the slot's inbound proxy now, so daemons of the other role started
+   * from now on get an outbound proxy to it (its connections wait until a daemon fills the slot).
+   */
+  async reserveSlot(role: 'master' | 'worker', slot: string): Promise<FaultProxy | undefined> {
+    if (!this.opts.peerProxies) return undefined;
+    const known = this.slots.get(slot);
+    if (known) {
+      if (known.role !== role) throw new Error(`slot ${slot} is a ${known.role} slot, not a ${role} slot`);
+      return known.inbound;
+    }
+    const inbound = await FaultProxy.start();
+    this.slots.set(slot, { role, inbound });
+    return inbound;
+  }
+
+  private async start(
+    role: 'master' | 'worker',
+    env: Record<string, string>,
+    slotName?: string,
+  ): Promise<DaemonHandle> {
     this.counter += 1;
     const name = `${role}-${this.counter}`;
+    const slot = slotName ?? name;
     const zkProxyList: FaultProxy[] = [];
     let zk = this.zkChrooted;
     if (this.opts.zkProxies) {
@@ -132,6 +183,24 @@ export class TestCluster {
       }
       zk = `${zkProxyList.map((p) => p.address).join(',')}${this.chroot}`;
     }
+    const inboundProxy = await this.reserveSlot(role, slot);
+    const outboundProxies = new Map<string, FaultProxy>();
+    const peerEnv: Record<string, string> = {};
+    if (inboundProxy) {
+      // Connections for the new incarnation wait until it listens (the old one is gone).
+      inboundProxy.setTarget(undefined);
+      const map: string[] = [];
+      for (const [peer, { role: peerRole, inbound }] of this.slots) {
+        if (peerRole === role) continue;
+        const out = await FaultProxy.start({ host: inbound.host, port: inbound.port });
+        outboundProxies.set(peer, out);
+        map.push(`${inbound.address}=${out.address}`);
+      }
+      peerEnv.SCHED_ADVERTISE_PORT = String(inboundProxy.port);
+      if (map.length > 0) peerEnv.SCHED_PEER_MAP = map.join(',');
+    }
+    const closeOwnProxies = () =>
+      Promise.all([...zkProxyList, ...outboundProxies.values()].map((p) => p.close()));
     const child = spawnProcess(
       process.execPath,
       [...(this.opts.nodeArgs ?? []), role === 'master' ? binaries.master : binaries.worker, 'start'],
@@ -142,31 +211,55 @@ export class TestCluster {
           ...this.baseEnv(),
           SCHED_ZK: zk,
           SCHED_DATA_DIR: join(this.dataRoot, name),
+          ...peerEnv,
           ...env,
         },
       },
     );
     let line: string;
     try {
-      line = await child.waitForOutput(new RegExp(`^sched-${role} (\\S+) listening on (\\S+),`, 'm'), 30_000);
+      line = await child.waitForOutput(startLine(role), 30_000);
     } catch (error) {
       // A daemon that did not come up is not left behind half-started.
       await child.kill9();
-      await Promise.all(zkProxyList.map((p) => p.close()));
+      await closeOwnProxies();
       throw error;
     }
-    const m = new RegExp(`sched-${role} (\\S+) listening on (\\S+),`).exec(line);
+    const m = startLine(role).exec(line);
+    const listenAddress = m?.[2] ?? '';
+    const address = m?.[3] ?? listenAddress;
+    if (inboundProxy) {
+      if (address !== inboundProxy.address)
+        throw new Error(`${name} advertised ${address}, not its inbound proxy ${inboundProxy.address}`);
+      const port = Number(listenAddress.slice(listenAddress.lastIndexOf(':') + 1));
+      inboundProxy.setTarget({ host: '127.0.0.1', port });
+    }
+    // An exited incarnation's own proxies are of no more use (the slot's inbound one is kept).
+    void child.exited.then(closeOwnProxies, closeOwnProxies);
     const handle: DaemonHandle = {
       role,
       name,
+      slot,
       child,
       key: m?.[1] ?? '',
-      address: m?.[2] ?? '',
+      address,
+      listenAddress,
       zkProxy: zkProxyList[0],
       zkProxyList,
+      inboundProxy,
+      outboundProxies,
+      linkProxies: [...zkProxyList, ...(inboundProxy ? [inboundProxy] : []), ...outboundProxies.values()],
     };
     (role === 'master' ? this.masters : this.workers).push(handle);
     return handle;
+  }
+
+  /**
+   * Sets every proxy on the daemon's links (`linkProxies`) to `mode`: `blackhole` or `down`
+   * partitions it from ZooKeeper and the other daemons, `pass` heals it.
+   */
+  partition(handle: DaemonHandle, mode: FaultMode): void {
+    for (const proxy of handle.linkProxies) proxy.setMode(mode);
   }
 
   /** Validates and applies workflow definitions (as `sched-ctl workflow apply` does). */
@@ -198,5 +291,11 @@ export class TestCluster {
       [...this.workers, ...this.masters].map((d) => (d.child.running ? d.child.stop(5_000) : null)),
     );
     await this.pool.end().catch(() => {});
+    await Promise.all([...this.slots.values()].map(({ inbound }) => inbound.close()));
   }
+}
+
+/** `sched-<role> KEY listening on LISTEN[ (advertised as ADDRESS)], …`, as the start commands print it. */
+function startLine(role: 'master' | 'worker'): RegExp {
+  return new RegExp(`^sched-${role} (\\S+) listening on (\\S+)(?: \\(advertised as (\\S+)\\))?,`, 'm');
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ACCEPTED_DURATIONS, formatDuration, parseDuration } from './duration.js';
-import { isValidHost } from './identity.js';
+import { isValidAddress, isValidHost } from './identity.js';
 
 /**
  * The one schema for sched's configuration, as users write it (file keys, `SCHED_*`
@@ -123,6 +123,38 @@ const nameList = custom<string[]>((value) => {
   return [...new Set(items as string[])];
 });
 
+const PEER_MAP_ACCEPTED =
+  'registered=reachable pairs of host:port addresses (in the environment: comma-separated, e.g. 10.0.0.5:5678=203.0.113.7:15678; in a file: a mapping)';
+
+/** Peer address rewrites: `a=b,c=d` (environment, flags) or a mapping `{a: b}` (file). */
+const peerMap = custom<Record<string, string>>((value) => {
+  let pairs: [unknown, unknown][];
+  if (typeof value === 'string') {
+    pairs = [];
+    for (const item of value.split(',').map((s) => s.trim())) {
+      if (item === '') continue;
+      const eq = item.indexOf('=');
+      if (eq < 0) return { error: `invalid entry ${shown(item)} (no "="); accepted: ${PEER_MAP_ACCEPTED}` };
+      pairs.push([item.slice(0, eq).trim(), item.slice(eq + 1).trim()]);
+    }
+  } else if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    pairs = Object.entries(value);
+  } else {
+    return { error: `invalid value ${shown(value)}; accepted: ${PEER_MAP_ACCEPTED}` };
+  }
+  const out: Record<string, string> = {};
+  for (const [from, to] of pairs) {
+    for (const address of [from, to]) {
+      if (typeof address !== 'string' || !isValidAddress(address))
+        return { error: `invalid address ${shown(address)}; accepted: ${PEER_MAP_ACCEPTED}` };
+    }
+    if (Object.hasOwn(out, from as string))
+      return { error: `address ${shown(from)} is mapped twice; accepted: ${PEER_MAP_ACCEPTED}` };
+    out[from as string] = to as string;
+  }
+  return out;
+});
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -222,6 +254,18 @@ const nodeSection = z.strictObject({
     type: 'integer',
     description: 'Port this node listens on; `0` picks a free port.',
   }),
+  advertisePort: optional(integer(1, 65535), {
+    env: 'SCHED_ADVERTISE_PORT',
+    type: 'integer',
+    description:
+      'Port this node registers for others to reach it (and so part of its identity), when a forwarder (NAT, a port mapping, a proxy) sends that port to `node.port`; default: the port it listens on.',
+  }),
+  peerMap: optional(peerMap, {
+    env: 'SCHED_PEER_MAP',
+    type: 'list of `registered=reachable` address pairs',
+    description:
+      'Rewrites applied before connecting to another node: the `host:port` a master or worker registered → the `host:port` to dial instead (peers behind NAT or a port mapping; sched-ctl uses it too). Unlisted addresses are dialled as registered.',
+  }),
   dataDir: withDefault(text('a non-empty path'), '.sched-data', {
     env: 'SCHED_DATA_DIR',
     type: 'path',
@@ -314,7 +358,15 @@ export interface SchedConfig {
   zk: { connect: string; root: string; sessionTimeoutMs: number; requestTimeoutMs: number; auth?: string };
   db: { url?: string; poolSize: number };
   cluster: { secret?: string };
-  node: { host: string; port: number; dataDir: string };
+  node: {
+    host: string;
+    port: number;
+    /** Registered port when it differs from the listen port (a forwarder in between). */
+    advertisePort?: number;
+    dataDir: string;
+    /** Registered address → address to dial (empty when unset). */
+    peerMap: Record<string, string>;
+  };
   heartbeat: { intervalMs: number };
   failover: { delayMs: number; retentionMs: number };
   worker: {
@@ -351,7 +403,13 @@ export const configSchema = z
       },
       db: { ...(db.url === undefined ? {} : { url: db.url }), poolSize: db.poolSize },
       cluster: cluster.secret === undefined ? {} : { secret: cluster.secret },
-      node: { host: node.host, port: node.port, dataDir: node.dataDir },
+      node: {
+        host: node.host,
+        port: node.port,
+        ...(node.advertisePort === undefined ? {} : { advertisePort: node.advertisePort }),
+        dataDir: node.dataDir,
+        peerMap: node.peerMap ?? {},
+      },
       heartbeat: { intervalMs: heartbeat.interval },
       failover: { delayMs: failover.delay, retentionMs: failover.retention },
       worker: {

@@ -92,3 +92,23 @@ export function parseIncarnationKey(key: string): ParsedIncarnationKey {
   }
   return { host, port: Number(portText), address, startTime: Number(startText) };
 }
+
+/** Whether `address` is `host:port` with a valid host and a port in 1..65535. */
+export function isValidAddress(address: string): boolean {
+  const colon = address.lastIndexOf(':');
+  if (colon < 0) return false;
+  const portText = address.slice(colon + 1);
+  return isValidHost(address.slice(0, colon)) && /^\d{1,5}$/.test(portText) && isValidPort(Number(portText));
+}
+
+/**
+ * Peer address rewrites (`node.peerMap`, like ioredis' `natMap`): the address a peer registered
+ * in ZooKeeper → the address to dial instead, for peers that are reachable only through a
+ * forwarder (NAT, a port mapping, a proxy). Addresses not in the map are dialled as registered.
+ */
+export type PeerMap = Readonly<Record<string, string>>;
+
+/** The address to connect to for a peer registered at `address`. */
+export function dialAddress(peerMap: PeerMap | undefined, address: string): string {
+  return (peerMap && Object.hasOwn(peerMap, address) ? peerMap[address] : undefined) ?? address;
+}

@@ -30,11 +30,14 @@ export {
   sendJson,
 } from './http/json-http-server.js';
 export {
+  dialAddress,
   type Incarnation,
   incarnationAddress,
   incarnationKey,
+  isValidAddress,
   isValidHost,
   type ParsedIncarnationKey,
+  type PeerMap,
   parseIncarnationKey,
 } from './identity.js';
 export { type CreateLoggerOptions, createLogger, type Logger, redactConfig, redactUrl } from './logger.js';

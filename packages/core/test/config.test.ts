@@ -32,7 +32,7 @@ describe('loadConfig', () => {
       zk: { connect: '127.0.0.1:2181', root: '/sched', sessionTimeoutMs: 10_000, requestTimeoutMs: 10_000 },
       db: { poolSize: 10 },
       cluster: {},
-      node: { host: '127.0.0.1', port: 0, dataDir: '.sched-data' },
+      node: { host: '127.0.0.1', port: 0, dataDir: '.sched-data', peerMap: {} },
       heartbeat: { intervalMs: 5_000 },
       failover: { delayMs: 5_000, retentionMs: 7 * 86_400_000 },
       worker: {
@@ -62,7 +62,12 @@ db:
   poolSize: 4
 cluster:
   secret: s3cret
-node: { host: worker-1.example, port: 7070, dataDir: /var/lib/sched }
+node:
+  host: worker-1.example
+  port: 7070
+  advertisePort: 17070
+  dataDir: /var/lib/sched
+  peerMap: { '10.0.0.5:5678': '203.0.113.7:15678' }
 heartbeat:
   interval: 1.5s
 failover:
@@ -87,7 +92,13 @@ log:
       },
       db: { url: 'postgres://sched:pw@10.0.0.9:5432/sched', poolSize: 4 },
       cluster: { secret: 's3cret' },
-      node: { host: 'worker-1.example', port: 7070, dataDir: '/var/lib/sched' },
+      node: {
+        host: 'worker-1.example',
+        port: 7070,
+        advertisePort: 17070,
+        dataDir: '/var/lib/sched',
+        peerMap: { '10.0.0.5:5678': '203.0.113.7:15678' },
+      },
       heartbeat: { intervalMs: 1_500 },
       failover: { delayMs: 12_000, retentionMs: 2 * 86_400_000 },
       worker: {
@@ -157,6 +168,8 @@ node: { port: 1111 }
         SCHED_CLUSTER_SECRET: 'k',
         SCHED_HOST: '10.1.2.3',
         SCHED_PORT: '8080',
+        SCHED_ADVERTISE_PORT: '18080',
+        SCHED_PEER_MAP: '10.0.0.5:5678=127.0.0.1:9001, w1.example:80=127.0.0.1:9002',
         SCHED_DATA_DIR: 'data',
         SCHED_HEARTBEAT_INTERVAL: '2s',
         SCHED_FAILOVER_DELAY: '9s',
@@ -182,7 +195,13 @@ node: { port: 1111 }
       },
       db: { url: 'postgresql://u:p@127.0.0.1:5433/db', poolSize: 3 },
       cluster: { secret: 'k' },
-      node: { host: '10.1.2.3', port: 8080, dataDir: 'data' },
+      node: {
+        host: '10.1.2.3',
+        port: 8080,
+        advertisePort: 18080,
+        dataDir: 'data',
+        peerMap: { '10.0.0.5:5678': '127.0.0.1:9001', 'w1.example:80': '127.0.0.1:9002' },
+      },
       heartbeat: { intervalMs: 2_000 },
       failover: { delayMs: 9_000, retentionMs: 3_600_000 },
       worker: {
@@ -244,6 +263,38 @@ worker:
     expect(err.issues[1]).toMatchObject({ path: 'zk.sessionTimeout', source: 'SCHED_ZK_SESSION_TIMEOUT' });
   });
 
+  test('a bad peer map or advertised port names the entry and what is accepted; nothing else is taken', () => {
+    const accepted =
+      'accepted: registered=reachable pairs of host:port addresses (in the environment: comma-separated, e.g. 10.0.0.5:5678=203.0.113.7:15678; in a file: a mapping)';
+    const cases: [Record<string, string>, string][] = [
+      [
+        { SCHED_PEER_MAP: '10.0.0.5:5678' },
+        `SCHED_PEER_MAP (node.peerMap): invalid entry "10.0.0.5:5678" (no "="); ${accepted}`,
+      ],
+      [
+        { SCHED_PEER_MAP: '10.0.0.5:5678=proxy' },
+        `SCHED_PEER_MAP (node.peerMap): invalid address "proxy"; ${accepted}`,
+      ],
+      [
+        { SCHED_PEER_MAP: 'a:1=b:2,a:1=c:3' },
+        `SCHED_PEER_MAP (node.peerMap): address "a:1" is mapped twice; ${accepted}`,
+      ],
+      [
+        { SCHED_PEER_MAP: '10.0.0.5:70000=127.0.0.1:1' },
+        `SCHED_PEER_MAP (node.peerMap): invalid address "10.0.0.5:70000"; ${accepted}`,
+      ],
+      [
+        { SCHED_ADVERTISE_PORT: '0' },
+        'SCHED_ADVERTISE_PORT (node.advertisePort): invalid value "0"; accepted: an integer from 1 to 65535',
+      ],
+    ];
+    for (const [env, message] of cases) {
+      expect(formatIssues(configError(() => loadConfig({ env })).issues)).toBe(message);
+    }
+    const listInFile = configError(() => loadConfig({ file: file('node:\n  peerMap: [a]\n'), env: {} }));
+    expect(formatIssues(listInFile.issues)).toBe(`node.peerMap: invalid value a list; ${accepted}`);
+  });
+
   test('the environment defaults to process.env', () => {
     const saved = process.env.SCHED_WORKER_CAPACITY;
     process.env.SCHED_WORKER_CAPACITY = '3';
@@ -274,7 +325,10 @@ worker:
         path: 'zk.sesionTimeout',
         message: 'unknown key; accepted here: connect, root, sessionTimeout, requestTimeout, auth',
       },
-      { path: 'node.hots', message: 'unknown key; accepted here: host, port, dataDir' },
+      {
+        path: 'node.hots',
+        message: 'unknown key; accepted here: host, port, advertisePort, peerMap, dataDir',
+      },
       {
         path: 'zookeeper',
         message: 'unknown key; accepted here: zk, db, cluster, node, heartbeat, failover, worker, log',

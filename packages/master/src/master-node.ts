@@ -69,7 +69,10 @@ export class MasterNode {
   readonly startTime: number;
   readonly pid = process.pid;
   key = '';
+  /** Registered `host:port` (the advertised port): what the cluster dials. */
   address = '';
+  /** `host:port` the HTTP endpoint is bound to (differs from `address` with `node.advertisePort`). */
+  listenAddress = '';
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly load = new HostLoadSampler();
@@ -174,14 +177,23 @@ export class MasterNode {
             return this.applier.apply(reports);
           },
         }),
-        ...apiRoutes({ node: this, secret, logger: this.log, clock: this.clock }),
+        ...apiRoutes({
+          node: this,
+          secret,
+          peerMap: config.node.peerMap,
+          logger: this.log,
+          clock: this.clock,
+        }),
         this.metrics.route(),
         ...(this.opts.routes?.(this) ?? []),
       ],
     });
     const bound = await this.http.listen(config.node.port, config.node.host);
-    this.address = `${config.node.host}:${bound.port}`;
-    this.key = incarnationKey({ host: config.node.host, port: bound.port, startTime: this.startTime });
+    // Others reach this node at its advertised port (a forwarder may stand in front of it).
+    const port = config.node.advertisePort ?? bound.port;
+    this.listenAddress = `${config.node.host}:${bound.port}`;
+    this.address = `${config.node.host}:${port}`;
+    this.key = incarnationKey({ host: config.node.host, port, startTime: this.startTime });
 
     // 3. The registry.
     this.paths = new RegistryPaths(config.zk.root);
@@ -201,7 +213,9 @@ export class MasterNode {
 
     // 4. Run driving, report applying, firing, commands.
     this.router = new WorkerRouter({ clock: this.clock });
-    this.client = this.metrics.instrumentClient(new HttpWorkerClient({ secret }));
+    this.client = this.metrics.instrumentClient(
+      new HttpWorkerClient({ secret, peerMap: config.node.peerMap }),
+    );
     this.driver = new RunDriver({
       db: this.pool,
       owner: this.key,

@@ -22,6 +22,11 @@
 //   down        cut + reject: existing connections reset, new ones refused.
 //   {delayMs}   every chunk is delivered `delayMs` later, order preserved (latency).
 //
+// The target may be unknown when the proxy starts (a daemon that will listen behind it, whose
+// port the proxy's own port is advertised for) and may change (the daemon restarted on another
+// port): connections that arrive while there is no target wait, paused, until setTarget()
+// gives one (or a `reject`/`down` mode or close() resets them).
+//
 // cutAfterRequest(match) is a one-shot fault on top of the mode (Curator's
 // ChaosMonkeyCnxnFactory): the next client chunk that `match` accepts is forwarded, the
 // server's reply is dropped, and the connection is reset once the reply has arrived (or
@@ -211,17 +216,22 @@ export class FaultProxy {
   private readonly open = new Set<ProxiedConnection>();
   private accepted = 0;
   private closedProxy = false;
+  /** Client sockets accepted while there was no target, waiting (paused) for one. */
+  private readonly waiting = new Set<Socket>();
   /** @internal the armed cutAfterRequest, taken by the first connection whose chunk matches. */
   pendingCut: PendingCut | undefined;
 
   private constructor(
     private readonly server: Server,
-    readonly target: { host: string; port: number },
+    private currentTarget: { host: string; port: number } | undefined,
     readonly port: number,
   ) {}
 
-  /** Starts a proxy on a random 127.0.0.1 port forwarding to `target`; closed at the end of the test file. */
-  static async start(target: { host: string; port: number }): Promise<FaultProxy> {
+  /**
+   * Starts a proxy on a random 127.0.0.1 port forwarding to `target` (or, without one, holding
+   * connections until `setTarget`); closed at the end of the test file.
+   */
+  static async start(target?: { host: string; port: number }): Promise<FaultProxy> {
     // Half-open sockets on both sides, so a FIN is forwarded as a FIN and the other
     // direction keeps flowing (a request sent with FIN still gets its reply).
     const server = createServer({ allowHalfOpen: true, noDelay: true });
@@ -253,12 +263,31 @@ export class FaultProxy {
     return this.currentMode;
   }
 
+  /** Where connections are forwarded; undefined while new connections wait for a target. */
+  get target(): { host: string; port: number } | undefined {
+    return this.currentTarget;
+  }
+
+  /**
+   * Forwards new connections to `target` from now on (open ones stay where they are), and
+   * releases the connections waiting for a target. `undefined` makes new connections wait.
+   */
+  setTarget(target: { host: string; port: number } | undefined): void {
+    this.currentTarget = target;
+    if (!target) return;
+    for (const client of [...this.waiting]) {
+      this.waiting.delete(client);
+      if (!client.destroyed) this.forward(client, target);
+    }
+  }
+
   setMode(mode: FaultMode): void {
     validateMode(mode);
     const wasBlackhole = this.currentMode === 'blackhole';
     if (mode === 'cut' || mode === 'down') {
       for (const connection of [...this.open]) connection.reset();
     }
+    if (mode === 'cut' || mode === 'down' || mode === 'reject') this.resetWaiting();
     this.currentMode = mode;
     if (wasBlackhole && mode !== 'blackhole') {
       for (const connection of [...this.open]) connection.heal();
@@ -291,6 +320,7 @@ export class FaultProxy {
     if (this.closedProxy) return;
     this.closedProxy = true;
     for (const connection of [...this.open]) connection.reset();
+    this.resetWaiting();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
@@ -299,14 +329,30 @@ export class FaultProxy {
     this.open.delete(connection);
   }
 
+  private resetWaiting(): void {
+    for (const client of this.waiting) client.resetAndDestroy();
+    this.waiting.clear();
+  }
+
   private onConnection(client: Socket): void {
     this.accepted += 1;
     client.setNoDelay(true);
+    client.on('error', () => undefined);
     if (this.currentMode === 'reject' || this.currentMode === 'down' || this.closedProxy) {
-      client.on('error', () => undefined);
       client.resetAndDestroy();
       return;
     }
+    const target = this.currentTarget;
+    if (!target) {
+      client.pause();
+      this.waiting.add(client);
+      client.once('close', () => this.waiting.delete(client));
+      return;
+    }
+    this.forward(client, target);
+  }
+
+  private forward(client: Socket, target: { host: string; port: number }): void {
     const upstream = new Socket({ allowHalfOpen: true });
     upstream.setNoDelay(true);
     const connection = new ProxiedConnection(client, upstream, this);
@@ -315,7 +361,8 @@ export class FaultProxy {
     upstream.once('error', () => {
       if (upstream.connecting || upstream.bytesWritten === 0) connection.reset();
     });
-    upstream.connect({ host: this.target.host, port: this.target.port });
+    upstream.connect({ host: target.host, port: target.port });
+    client.resume();
   }
 }
 

@@ -200,6 +200,40 @@ describe('FaultProxy on a plain TCP echo server', () => {
     await proxy.close();
   });
 
+  it('without a target, holds connections (bytes included) until setTarget; retargeting moves new ones only', async () => {
+    const other = await startEcho();
+    // Earlier tests' server sides close asynchronously.
+    await eventually(() => expect(echo.sockets.size).toBe(0));
+    const proxy = await FaultProxy.start();
+    expect(proxy.target).toBeUndefined();
+    const early = await connectClient(proxy.port);
+    early.socket.write('early');
+    await early.events.expectQuiet(timing.forSleeping());
+    expect(echo.sockets.size).toBe(0);
+    proxy.setTarget({ host: '127.0.0.1', port: echo.port });
+    await early.events.expectSequence(['data:early']);
+    expect(echo.sockets.size).toBe(1);
+    proxy.setTarget({ host: '127.0.0.1', port: other.port });
+    const late = await connectClient(proxy.port);
+    late.socket.write('late');
+    await late.events.expectSequence(['data:late']);
+    expect(other.sockets.size).toBe(1);
+    // The early connection still reaches the first server.
+    early.socket.write('still');
+    await early.events.expectSequence(['data:still']);
+    expect(echo.sockets.size).toBe(1);
+    // A waiting connection is reset by `down`, like an established one.
+    proxy.setTarget(undefined);
+    const waiting = await connectClient(proxy.port);
+    proxy.setMode('down');
+    await waiting.events.expectSequence(['error:ECONNRESET', 'close']);
+    early.socket.destroy();
+    late.socket.destroy();
+    await proxy.close();
+    other.server.close();
+    for (const s of other.sockets) s.destroy();
+  });
+
   it('rejects an invalid mode with a clear message', async () => {
     const proxy = await FaultProxy.start({ host: '127.0.0.1', port: echo.port });
     expect(() => proxy.setMode('sever' as never)).toThrow(/mode must be 'pass'.*got "sever"/);

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import {
   type Clock,
+  dialAddress,
   HostLoadSampler,
   incarnationKey,
   type Logger,
@@ -73,7 +74,10 @@ export class WorkerNode {
   readonly startTime: number;
   readonly pid = process.pid;
   key = '';
+  /** Registered `host:port` (the advertised port): what the cluster dials. */
   address = '';
+  /** `host:port` the HTTP endpoint is bound to (differs from `address` with `node.advertisePort`). */
+  listenAddress = '';
   executor!: TaskExecutor;
   logs!: LogStore;
   sender!: ReportSender;
@@ -165,8 +169,11 @@ export class WorkerNode {
       publicGet: { '/metrics': (req, res) => this.metrics.serve(req, res), ...this.opts.publicGet },
     });
     const bound = await this.http.listen(config.node.port, config.node.host);
-    this.address = `${config.node.host}:${bound.port}`;
-    this.key = incarnationKey({ host: config.node.host, port: bound.port, startTime: this.startTime });
+    // Others reach this node at its advertised port (a forwarder may stand in front of it).
+    const port = config.node.advertisePort ?? bound.port;
+    this.listenAddress = `${config.node.host}:${bound.port}`;
+    this.address = `${config.node.host}:${port}`;
+    this.key = incarnationKey({ host: config.node.host, port, startTime: this.startTime });
     // Nothing may run before this worker is registered: a dispatch could only come from a
     // master that guessed the key, but the executor refuses until then anyway.
     this.executor.drain();
@@ -189,7 +196,10 @@ export class WorkerNode {
     // 4. Reports: replay the spool of earlier runs, then report every attempt of this one.
     this.sender = new ReportSender({
       spool: new ReportSpool(join(dataDir, 'spool'), this.log),
-      send: httpReportTransport({ masters: () => this.mastersView.list().map((m) => m.address), secret }),
+      send: httpReportTransport({
+        masters: () => this.mastersView.list().map((m) => dialAddress(config.node.peerMap, m.address)),
+        secret,
+      }),
       logger: this.log.child({ component: 'reports' }),
     });
     await this.sender.start();

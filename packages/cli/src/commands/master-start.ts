@@ -19,7 +19,7 @@ export function masterStartCommand(program: Command): void {
       crashBeforeFailoverRecord: hooks.includes('crash-before-failover-record'),
     });
     process.stdout.write(
-      `sched-master ${node.key} listening on ${node.address}, joined ZooKeeper ${config.zk.connect} root ${config.zk.root}\n`,
+      `sched-master ${node.key} listening on ${node.listenAddress}${node.address === node.listenAddress ? '' : ` (advertised as ${node.address})`}, joined ZooKeeper ${config.zk.connect} root ${config.zk.root}\n`,
     );
     const code = await runUntilSignalled(
       'sched-master',

@@ -17,7 +17,7 @@ export function workerStartCommand(program: Command): void {
     const logger = daemonLogger('sched-worker', config);
     const node = await WorkerNode.start({ config, logger });
     process.stdout.write(
-      `sched-worker ${node.key} listening on ${node.address}, joined ZooKeeper ${config.zk.connect} root ${config.zk.root}\n`,
+      `sched-worker ${node.key} listening on ${node.listenAddress}${node.address === node.listenAddress ? '' : ` (advertised as ${node.address})`}, joined ZooKeeper ${config.zk.connect} root ${config.zk.root}\n`,
     );
     const failedOver = node.terminated.then(({ reason }) => {
       logger.error({ reason }, 'this worker incarnation was failed over; exiting so a fresh one can start');

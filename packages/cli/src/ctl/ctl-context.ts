@@ -1,4 +1,4 @@
-import { NotFoundError, SchedError } from '@sched/core';
+import { dialAddress, NotFoundError, SchedError } from '@sched/core';
 import { readClusterStatus } from '@sched/master';
 import { RegistryPaths, ZkSession } from '@sched/registry';
 import { ApiClient, type ApiRequest, MasterUnreachableError } from './api-client.js';
@@ -98,7 +98,9 @@ export class CtlContext {
         `no live master is registered under ${this.paths.members('master')} in ZooKeeper ${this.cfg.config.zk.connect}; start one with \`sched-master start\``,
       );
     }
-    return [...status.masters].sort((a, b) => Number(b.leader) - Number(a.leader)).map((m) => m.address);
+    return [...status.masters]
+      .sort((a, b) => Number(b.leader) - Number(a.leader))
+      .map((m) => dialAddress(this.cfg.config.node.peerMap, m.address));
   }
 
   /** Closes the session, bounded: a command must not hang on a ZooKeeper that went away meanwhile. */

@@ -1,4 +1,4 @@
-import { type Clock, HttpError, type Logger } from '@sched/core';
+import { type Clock, HttpError, type Logger, type PeerMap } from '@sched/core';
 import type { MembersView, RegistryPaths, ZkSession } from '@sched/registry';
 import type pg from 'pg';
 
@@ -23,6 +23,8 @@ export interface ApiDeps {
   node: ApiNode;
   /** The cluster secret, to read task logs from workers. */
   secret: string;
+  /** Rewrites of worker addresses before dialling them (`node.peerMap`). */
+  peerMap?: PeerMap;
   logger: Logger;
   clock?: Clock;
   /** How long trigger/re-run wait for a master to claim the command and report the run id. @defaultValue 5000 */

@@ -1,5 +1,5 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { HttpError, type Route } from '@sched/core';
+import { dialAddress, HttpError, type Route } from '@sched/core';
 import { getAttempt } from '@sched/store';
 import { type ApiDeps, idParam } from './api-node.js';
 
@@ -30,7 +30,7 @@ export function attemptLogRoute(deps: ApiDeps, opts: { connectTimeoutMs?: number
       const { res } = ctx;
       if (attempt.workerAddress) {
         const upstream = await openWorkerLog(
-          attempt.workerAddress,
+          dialAddress(deps.peerMap, attempt.workerAddress),
           id,
           followText === 'true',
           deps.secret,

@@ -1,5 +1,5 @@
 import { Agent, request } from 'node:http';
-import { SchedError } from '@sched/core';
+import { dialAddress, type PeerMap, SchedError } from '@sched/core';
 import type { AttemptRequest } from '@sched/worker';
 
 /**
@@ -42,6 +42,8 @@ export interface HttpWorkerClientOptions {
   timeoutMs?: number;
   /** Sockets per worker. @defaultValue 8 */
   maxSockets?: number;
+  /** Registered worker address → address to dial (`node.peerMap`). */
+  peerMap?: PeerMap;
 }
 
 interface BatchResult {
@@ -55,11 +57,13 @@ export class HttpWorkerClient implements WorkerClient {
   private readonly agent: Agent;
   private readonly timeoutMs: number;
   private readonly auth: string;
+  private readonly peerMap: PeerMap | undefined;
 
   constructor(opts: HttpWorkerClientOptions) {
     this.agent = new Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 8, keepAliveMsecs: 5_000 });
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.auth = `Bearer ${opts.secret}`;
+    this.peerMap = opts.peerMap;
   }
 
   async dispatch(address: string, attempts: AttemptRequest[]): Promise<DispatchAnswer[]> {
@@ -111,7 +115,7 @@ export class HttpWorkerClient implements WorkerClient {
     path: string,
     payload: unknown,
   ): Promise<{ status: number; body: unknown }> {
-    const [host, portText] = splitAddress(address);
+    const [host, portText] = splitAddress(dialAddress(this.peerMap, address));
     const data = Buffer.from(JSON.stringify(payload));
     return new Promise((resolve, reject) => {
       const req = request(
