@@ -12,6 +12,7 @@ import { type Db, withTransaction } from '@sched/store';
 import type pg from 'pg';
 import { notifyOwners } from '../runs/run-wake-channel.js';
 import {
+  countAttemptsOfNewerRegistration,
   type FailedIncarnation,
   type FailoverRow,
   failOverWorkerAttempts,
@@ -21,6 +22,7 @@ import {
   listUnrecordedFailovers,
   lockLeaderEpoch,
   markRecorded,
+  newestAttemptRegistration,
   purgeFailovers,
   reassignRunsOf,
   setFailoverCounts,
@@ -30,13 +32,21 @@ import {
  * The leader's failover duty (architecture §8). For one leadership term:
  *
  * 1. When a master or worker znode disappears, wait `delayMs` (the zombie, if it is one, has
- *    fenced itself by then: docs/failover.md gives the timing argument).
+ *    fenced itself by then: docs/failover.md gives the timing argument). Remember the czxid of
+ *    the worker znode that went (its registration).
  * 2. If the same incarnation (address and startTime) is registered again, do nothing.
  * 3. In ONE PostgreSQL transaction fenced by the leader epoch: a worker's dispatched/running
  *    attempts become failed-over (their owners are woken and re-dispatch per the task's
  *    failover policy); a master's active runs are re-assigned to live masters (compare-and-set
  *    on owner) and their new owners woken. A `failovers` row records it.
  * 4. Write `/failover-finish-nodes/{role}/{key}`; mark the row recorded.
+ *
+ * Steps 2 and 3 are not atomic: the worker may register again (same key, new znode) right after
+ * the check and be sent new work before the transaction. So step 3 takes over only attempts of
+ * registrations known to be gone when the check found no znode — up to the newest of the removed
+ * znode's czxid and the czxids active attempts recorded before the check (attempts recording
+ * none count as old). Attempts dispatched to a newer registration are left to it: the worker
+ * exits when the record appears, its znode goes, and that removal takes them over after the delay.
  *
  * A graceful stop (last heartbeat DRAINING and nothing left to take over) is not a failover:
  * no row, no record. Steps 3–4 are idempotent (the row's primary key is the incarnation key).
@@ -80,6 +90,8 @@ type Outcome = 'failed-over' | 'graceful' | 'reregistered' | 'already-recorded';
 export class FailoverCoordinator {
   private readonly pending = new Map<string, NodeJS.Timeout>();
   private readonly lastSeen = new Map<string, Member>();
+  /** Per worker key, the newest registration (czxid) seen removed and not yet failed over. */
+  private readonly removedRegistrations = new Map<string, bigint>();
   private readonly log: Logger;
   private term: LeadershipTerm | undefined;
 
@@ -96,8 +108,12 @@ export class FailoverCoordinator {
     const onSeen = (m: Member) => this.lastSeen.set(m.key, m);
     const onRemoved = (m: Member) => {
       this.lastSeen.set(m.key, m);
+      if (m.role === 'worker') {
+        const known = this.removedRegistrations.get(m.key);
+        if (known === undefined || m.czxid > known) this.removedRegistrations.set(m.key, m.czxid);
+      }
       this.log.info(
-        { role: m.role, node: m.key, delayMs: this.opts.delayMs },
+        { role: m.role, node: m.key, czxid: m.czxid.toString(), delayMs: this.opts.delayMs },
         `${m.role} ${m.key} left the registry; failing it over in ${this.opts.delayMs} ms unless it re-registers`,
       );
       this.schedule(m.role, m.key, epoch);
@@ -129,6 +145,7 @@ export class FailoverCoordinator {
       clearInterval(purgeTimer);
       for (const t of this.pending.values()) clearTimeout(t);
       this.pending.clear();
+      this.removedRegistrations.clear();
       for (const v of views) {
         v.off('added', onSeen);
         v.off('updated', onSeen);
@@ -188,6 +205,14 @@ export class FailoverCoordinator {
   /** Fails one incarnation over (steps 2–4). */
   async failOver(role: MemberRole, key: string, epoch: number): Promise<Outcome> {
     this.assertTerm();
+    // The registrations this failover may take attempts from, named BEFORE the check below: if
+    // the check then finds no znode, every one of them is gone for good (a registration that
+    // comes back is a new znode with a larger czxid). A worker that registers again after the
+    // check and is sent work before the transaction keeps that work.
+    const removed = this.removedRegistrations.get(key) ?? null;
+    this.removedRegistrations.delete(key);
+    const upTo =
+      role === 'worker' ? newest(removed, await newestAttemptRegistration(this.opts.pool, key)) : null;
     // Ask ZooKeeper itself, not only the view: a re-registration must cancel the failover.
     if (await this.opts.session.exists(this.opts.paths.member(role, key))) {
       this.log.info({ role, node: key }, `${role} ${key} is registered again; no failover`);
@@ -205,10 +230,11 @@ export class FailoverCoordinator {
       // when its record appeared) would otherwise stay active forever: take it over too.
       const left = await withTransaction(this.opts.pool, async (tx) => {
         await lockLeaderEpoch(tx, epoch);
-        const taken = await this.takeOver(tx, role, key, liveMasters);
+        const taken = await this.takeOver(tx, role, key, liveMasters, upTo);
         await notifyOwners(tx, taken.wake);
         return taken;
       });
+      this.logLeftToNewerRegistration(key, left.newer, upTo);
       if (left.tasks > 0 || left.runs > 0) {
         this.log.warn(
           { role, node: key, tasks: left.tasks, runs: left.runs, epoch },
@@ -226,16 +252,18 @@ export class FailoverCoordinator {
       if (done) {
         // Failed over before, record not yet written (the sweep writes it): take over anything
         // that reached it since, then go on to the record.
-        await notifyOwners(tx, (await this.takeOver(tx, role, key, liveMasters)).wake);
-        return { row: done, fresh: false };
+        const taken = await this.takeOver(tx, role, key, liveMasters, upTo);
+        await notifyOwners(tx, taken.wake);
+        return { row: done, fresh: false, newer: taken.newer };
       }
-      const { tasks, runs, wake } = await this.takeOver(tx, role, key, liveMasters);
-      if (graceful && tasks === 0 && runs === 0) return { row: null, fresh: false };
+      const { tasks, runs, wake, newer } = await this.takeOver(tx, role, key, liveMasters, upTo);
+      if (graceful && tasks === 0 && runs === 0 && newer === 0) return { row: null, fresh: false, newer };
       await insertFailover(tx, incarnation, epoch, this.opts.leaderKey);
       await setFailoverCounts(tx, key, tasks, runs);
       await notifyOwners(tx, wake);
-      return { row: await getFailover(tx, key), fresh: true };
+      return { row: await getFailover(tx, key), fresh: true, newer };
     });
+    this.logLeftToNewerRegistration(key, result.newer, upTo);
 
     if (!result.row) {
       this.log.info({ role, node: key }, `${role} ${key} deregistered gracefully; nothing to fail over`);
@@ -256,26 +284,43 @@ export class FailoverCoordinator {
     return 'failed-over';
   }
 
-  /** Step 3's workload part: a worker's active attempts become failed-over, a master's active runs move. */
+  /**
+   * Step 3's workload part: a worker's active attempts of registrations up to `upTo` become
+   * failed-over (`newer` counts those of newer registrations, left alone), a master's active
+   * runs move.
+   */
   private async takeOver(
     tx: Db,
     role: MemberRole,
     key: string,
     liveMasters: string[],
-  ): Promise<{ tasks: number; runs: number; wake: Map<string, number[]> }> {
+    upTo: bigint | null,
+  ): Promise<{ tasks: number; runs: number; newer: number; wake: Map<string, number[]> }> {
     const wake = new Map<string, number[]>();
     const add = (owner: string | null, runId: number) => {
       const k = owner ?? '*';
       wake.set(k, [...(wake.get(k) ?? []), runId]);
     };
     if (role === 'worker') {
-      const taken = await failOverWorkerAttempts(tx, key);
+      // No registration known (no removal seen, no attempt recording one): only attempts that
+      // record none are the failed incarnation's for sure.
+      const bound = upTo ?? 0n;
+      const taken = await failOverWorkerAttempts(tx, key, bound);
       for (const t of taken) add(t.owner, t.runId);
-      return { tasks: taken.length, runs: 0, wake };
+      const newer = await countAttemptsOfNewerRegistration(tx, key, bound);
+      return { tasks: taken.length, runs: 0, newer, wake };
     }
     const moved = await reassignRunsOf(tx, key, liveMasters);
     for (const m of moved) add(m.owner, m.runId);
-    return { tasks: 0, runs: moved.length, wake };
+    return { tasks: 0, runs: moved.length, newer: 0, wake };
+  }
+
+  private logLeftToNewerRegistration(key: string, newer: number, upTo: bigint | null): void {
+    if (newer === 0) return;
+    this.log.info(
+      { role: 'worker', node: key, tasks: newer, czxid: (upTo ?? 0n).toString() },
+      `worker ${key} registered again before its failover: ${newer} task attempt(s) dispatched to its new registration are left to it (taken over if that registration goes too)`,
+    );
   }
 
   private async writeRecord(row: FailoverRow): Promise<void> {
@@ -321,4 +366,11 @@ export class FailoverCoordinator {
       this.log.info({ records: removed.length, rows }, 'purged failover records older than the retention');
     }
   }
+}
+
+/** The larger of two czxids, either of which may be unknown. */
+function newest(a: bigint | null, b: bigint | null): bigint | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return a > b ? a : b;
 }

@@ -50,22 +50,59 @@ export async function insertFailover(
   return (rowCount ?? 0) === 1;
 }
 
-/** Worker: its dispatched/running attempts become failed-over. Returns (run id, owner) of each. */
+/**
+ * The newest worker registration (czxid) that active attempts of `workerKey` were dispatched to;
+ * null when none records one. Read before the re-registration check, it names registrations that
+ * existed before that check: if the check then finds no znode, every one of them is gone.
+ */
+export async function newestAttemptRegistration(db: Db, workerKey: string): Promise<bigint | null> {
+  const { rows } = await db.query<{ czxid: string | null }>(
+    `SELECT max(worker_czxid)::text AS czxid FROM task_attempts
+      WHERE worker_key = $1 AND state IN ('dispatched', 'running')`,
+    [workerKey],
+  );
+  const czxid = rows[0]?.czxid ?? null;
+  return czxid === null ? null : BigInt(czxid);
+}
+
+/**
+ * Worker: its dispatched/running attempts become failed-over — those of registrations up to
+ * `upToCzxid` (the newest one known to be gone) and those that record none. An attempt
+ * dispatched to a newer registration of the same key (the worker came back with a new session
+ * after the re-registration check) is left alone: that registration is alive, or its removal is
+ * failed over in turn. Returns (run id, owner) of each attempt taken over.
+ */
 export async function failOverWorkerAttempts(
   db: Db,
   workerKey: string,
+  upToCzxid: bigint,
 ): Promise<{ attemptId: number; runId: number; owner: string | null }[]> {
   const { rows } = await db.query<{ id: number; run_id: number; owner: string | null }>(
     `WITH u AS (
        UPDATE task_attempts SET state = 'failed-over', ended_at = clock_timestamp(),
               error = 'worker ' || $1 || ' was lost (its ZooKeeper session ended); failed over'
         WHERE worker_key = $1 AND state IN ('dispatched', 'running')
+          AND (worker_czxid IS NULL OR worker_czxid <= $2::bigint)
        RETURNING id, run_id
      )
      SELECT u.id, u.run_id, r.owner FROM u JOIN runs r ON r.id = u.run_id`,
-    [workerKey],
+    [workerKey, upToCzxid.toString()],
   );
   return rows.map((r) => ({ attemptId: r.id, runId: r.run_id, owner: r.owner }));
+}
+
+/** Active attempts of `workerKey` dispatched to a registration newer than `thanCzxid` (left to it). */
+export async function countAttemptsOfNewerRegistration(
+  db: Db,
+  workerKey: string,
+  thanCzxid: bigint,
+): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM task_attempts
+      WHERE worker_key = $1 AND state IN ('dispatched', 'running') AND worker_czxid > $2::bigint`,
+    [workerKey, thanCzxid.toString()],
+  );
+  return rows[0]?.n ?? 0;
 }
 
 /** Master: its active runs are re-assigned, spread over `to` (compare-and-set on owner). */

@@ -25,6 +25,8 @@ export interface DriveAttempt {
   state: AttemptState;
   workerAddress: string | null;
   workerKey: string | null;
+  /** czxid of the worker registration it was dispatched to; null when not known. */
+  workerCzxid: bigint | null;
   endedAtMs: number | null;
 }
 
@@ -57,7 +59,7 @@ export async function loadRunsToDrive(db: Db, owner: string, ids: number[]): Pro
 export async function loadAttemptsOfRuns(db: Db, runIds: number[]): Promise<DriveAttempt[]> {
   const { rows } = await db.query(
     `SELECT id, run_id, task_name, attempt, shard_index, shard_total, state, worker_address, worker_key,
-            (extract(epoch FROM ended_at) * 1000)::float8 AS ended_ms
+            worker_czxid::text AS worker_czxid, (extract(epoch FROM ended_at) * 1000)::float8 AS ended_ms
        FROM task_attempts WHERE run_id = ANY($1::bigint[]) ORDER BY run_id, task_name, shard_index, attempt`,
     [runIds],
   );
@@ -71,6 +73,7 @@ export async function loadAttemptsOfRuns(db: Db, runIds: number[]): Promise<Driv
     state: r.state,
     workerAddress: r.worker_address,
     workerKey: r.worker_key,
+    workerCzxid: r.worker_czxid === null ? null : BigInt(r.worker_czxid),
     endedAtMs: r.ended_ms === null ? null : Math.round(r.ended_ms),
   }));
 }
@@ -93,6 +96,19 @@ export function definitionKey(workflowId: number, version: number): string {
   return `${workflowId}@${version}`;
 }
 
+/**
+ * A worker incarnation chosen for an attempt. `czxid` is that of the registration znode the
+ * master chose it from (null when not known): the leader's failover of the key takes over only
+ * attempts of registrations it knows are gone, so one dispatched to a newer registration of the
+ * same key (the worker came back with a new session) is not failed over under it.
+ */
+export interface DispatchTarget {
+  address: string;
+  startTime: number;
+  key: string;
+  czxid: bigint | null;
+}
+
 export interface NewDispatch {
   runId: number;
   taskName: string;
@@ -100,12 +116,12 @@ export interface NewDispatch {
   shardIndex: number;
   shardTotal: number;
   /** null = no worker could be chosen now: the attempt is created `pending` and retried. */
-  worker: { address: string; startTime: number; key: string } | null;
+  worker: DispatchTarget | null;
 }
 
 /**
  * Persists the dispatch intent before anything is sent (architecture §7): one row per attempt,
- * `dispatched` with the chosen worker incarnation (or `pending` without one). Idempotent on
+ * `dispatched` with the chosen worker incarnation and registration (or `pending` without one). Idempotent on
  * (run, task, shard, attempt); only for runs this master still owns. Returns the created rows.
  */
 export async function insertAttempts(
@@ -116,13 +132,15 @@ export async function insertAttempts(
   if (list.length === 0) return [];
   const { rows } = await db.query(
     `INSERT INTO task_attempts (run_id, task_name, attempt, shard_index, shard_total, state,
-                                worker_address, worker_start_time, worker_key, dispatched_at)
+                                worker_address, worker_start_time, worker_key, worker_czxid, dispatched_at)
      SELECT n.run_id, n.task_name, n.attempt, n.shard_index, n.shard_total,
             CASE WHEN n.worker_key IS NULL THEN 'pending' ELSE 'dispatched' END,
-            n.worker_address, n.worker_start_time, n.worker_key,
+            n.worker_address, n.worker_start_time, n.worker_key, n.worker_czxid,
             CASE WHEN n.worker_key IS NULL THEN NULL ELSE clock_timestamp() END
-       FROM unnest($2::bigint[], $3::text[], $4::int[], $5::int[], $6::int[], $7::text[], $8::bigint[], $9::text[])
-            AS n(run_id, task_name, attempt, shard_index, shard_total, worker_address, worker_start_time, worker_key)
+       FROM unnest($2::bigint[], $3::text[], $4::int[], $5::int[], $6::int[], $7::text[], $8::bigint[], $9::text[],
+                   $10::bigint[])
+            AS n(run_id, task_name, attempt, shard_index, shard_total, worker_address, worker_start_time, worker_key,
+                 worker_czxid)
        JOIN runs r ON r.id = n.run_id AND r.owner = $1 AND r.state IN ('pending', 'running')
      ON CONFLICT (run_id, task_name, shard_index, attempt) DO NOTHING
      RETURNING id, run_id, task_name, shard_index, attempt`,
@@ -136,6 +154,7 @@ export async function insertAttempts(
       list.map((d) => d.worker?.address ?? null),
       list.map((d) => d.worker?.startTime ?? null),
       list.map((d) => d.worker?.key ?? null),
+      list.map((d) => czxidParam(d.worker?.czxid)),
     ],
   );
   return rows.map((r) => ({
@@ -149,24 +168,32 @@ export async function insertAttempts(
 
 /**
  * Moves an attempt that a worker refused (or that could not be delivered) to another worker, or
- * back to `pending` (worker null). Fenced on the worker it was given to: a report that already
- * moved it on (the worker did start it after all) wins.
+ * back to `pending` (worker null); also moves a `dispatched` attempt to the current registration
+ * of its worker before it is sent again. Fenced on the worker it was given to: a report that
+ * already moved it on (the worker did start it after all) wins, and so does the leader's
+ * failover (the row lock orders the two: after a move to a newer registration, that failover
+ * leaves the attempt alone; after the failover, the move finds it `failed-over` and does nothing).
  */
 export async function reassignAttempt(
   db: Db,
   id: number,
   fromWorkerKey: string | null,
-  to: { address: string; startTime: number; key: string } | null,
+  to: DispatchTarget | null,
 ): Promise<boolean> {
   const { rowCount } = await db.query(
     `UPDATE task_attempts
         SET state = CASE WHEN $3::text IS NULL THEN 'pending' ELSE 'dispatched' END,
-            worker_key = $3, worker_address = $4, worker_start_time = $5,
+            worker_key = $3, worker_address = $4, worker_start_time = $5, worker_czxid = $6::bigint,
             dispatched_at = CASE WHEN $3::text IS NULL THEN NULL ELSE clock_timestamp() END
       WHERE id = $1 AND state IN ('pending', 'dispatched') AND worker_key IS NOT DISTINCT FROM $2`,
-    [id, fromWorkerKey, to?.key ?? null, to?.address ?? null, to?.startTime ?? null],
+    [id, fromWorkerKey, to?.key ?? null, to?.address ?? null, to?.startTime ?? null, czxidParam(to?.czxid)],
   );
   return (rowCount ?? 0) === 1;
+}
+
+/** A czxid as pg gets it: a decimal string (a JS bigint is not serialized by pg). */
+function czxidParam(czxid: bigint | null | undefined): string | null {
+  return czxid == null ? null : czxid.toString();
 }
 
 /** Attempts of cancelled runs that never reached a worker end as killed. */

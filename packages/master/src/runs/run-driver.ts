@@ -7,6 +7,7 @@ import type { WorkerRouter } from '../routing/worker-router.js';
 import type { WorkerView } from '../routing/worker-view.js';
 import { type AttemptView, type PlannedTask, planRun } from './dag-planner.js';
 import {
+  type DispatchTarget,
   type DriveAttempt,
   type DriveRun,
   definitionKey,
@@ -34,15 +35,27 @@ import {
  * The first time this incarnation drives a run, attempts already `dispatched` are sent again
  * (dispatch is idempotent on the attempt id): the previous owner may have died between
  * persisting the intent and sending it.
+ *
+ * Every dispatch records the worker's registration (the czxid of its znode) next to its key. A
+ * worker that lost its session and came back keeps its key but has a new registration; the
+ * leader's failover of the old one leaves attempts of the new one alone (docs/failover.md). So
+ * an attempt is only ever sent to the registration recorded on its row: one recorded for a
+ * registration that is gone is moved to the current one first (fenced), then sent.
  */
+
+/** A live worker as the driver gets it: the router's view plus, when known, its registration. */
+export type RegisteredWorker = WorkerView & {
+  /** czxid of the worker's registration znode (`MembersView` member `czxid`). */
+  czxid?: bigint;
+};
 
 export interface RunDriverOptions {
   db: pg.Pool;
   /** This master's incarnation key (the `owner` of its runs). */
   owner: string;
   router: WorkerRouter;
-  /** Live workers from the registry. */
-  workers: () => readonly WorkerView[];
+  /** Live workers from the registry (with their registration czxid, so the failover can fence on it). */
+  workers: () => readonly RegisteredWorker[];
   client: WorkerClient;
   /** False while the registry lease is not valid: the driver then does nothing (self-fencing). */
   leaseValid: () => boolean;
@@ -60,11 +73,7 @@ export interface RunDriverOptions {
   batchSize?: number;
 }
 
-interface Target {
-  address: string;
-  startTime: number;
-  key: string;
-}
+type Target = DispatchTarget;
 
 interface PendingSend {
   attemptId: number;
@@ -74,9 +83,14 @@ interface PendingSend {
   attempt: number;
   shardIndex: number;
   shardTotal: number;
-  /** Worker it is assigned to now, then the fallbacks in order. */
+  /**
+   * Worker it is assigned to now, then the fallbacks in order. An empty target (key '') means
+   * "not assigned to a sendable registration yet": it is moved to its first fallback, fenced on
+   * `assignedKey` (the worker key its row has now), before anything is sent.
+   */
   target: Target;
   fallbacks: Target[];
+  assignedKey?: string | null;
 }
 
 const MAX_SENDS_IN_FLIGHT = 4;
@@ -199,6 +213,13 @@ export class RunDriver {
 
     const now = this.clock.now();
     const workers = this.opts.workers();
+    const registrations = new Map(workers.map((w) => [w.key, w.czxid ?? null]));
+    const targetOf = (w: WorkerView): Target => ({
+      address: w.address,
+      startTime: w.startTime,
+      key: w.key,
+      czxid: registrations.get(w.key) ?? null,
+    });
     const newDispatches: { d: NewDispatch; run: DriveRun; task: TaskDefinition; fallbacks: Target[] }[] = [];
     const resends: PendingSend[] = [];
     const toStart: number[] = [];
@@ -230,7 +251,7 @@ export class RunDriver {
 
       for (const action of plan.dispatch) {
         const task = tasks.get(action.taskName) as TaskDefinition;
-        for (const d of this.route(run, def, task, action, workers)) newDispatches.push(d);
+        for (const d of this.route(run, def, task, action, workers, targetOf)) newDispatches.push(d);
       }
       // Attempts persisted without a worker (none was free) or, on a first drive, already dispatched.
       for (const a of runAttempts) {
@@ -238,7 +259,7 @@ export class RunDriver {
         if (!task) continue;
         const resend = firstTime || this.undelivered.delete(a.id);
         if (a.state === 'pending' || (resend && a.state === 'dispatched' && a.workerKey)) {
-          const send = this.resendOf(run, def, task, a, workers);
+          const send = this.resendOf(run, def, task, a, workers, targetOf);
           if (send) resends.push(send);
           else if (a.state === 'pending') this.wakeLater(run.id, this.opts.noWorkerRetryMs ?? 1_000);
         }
@@ -319,6 +340,7 @@ export class RunDriver {
     task: TaskDefinition,
     action: { taskName: string; attempt: number; shard?: { index: number; total: number } },
     workers: readonly WorkerView[],
+    target: (w: WorkerView) => Target,
   ): { d: NewDispatch; run: DriveRun; task: TaskDefinition; fallbacks: Target[] }[] {
     const base = { runId: run.id, taskName: task.name, attempt: action.attempt };
     const plan = this.opts.router.route(workers, {
@@ -375,6 +397,7 @@ export class RunDriver {
     task: TaskDefinition,
     a: DriveAttempt,
     workers: readonly WorkerView[],
+    target: (w: WorkerView) => Target,
   ): PendingSend | null {
     const common = {
       attemptId: a.id,
@@ -389,7 +412,14 @@ export class RunDriver {
       const w = workers.find((x) => x.key === a.workerKey);
       // A worker that is gone is the failover coordinator's business, not the driver's.
       if (!w) return null;
-      return { ...common, target: target(w), fallbacks: [] };
+      const now = target(w);
+      if (a.workerCzxid !== null && now.czxid !== null && now.czxid !== a.workerCzxid) {
+        // Same incarnation, new registration (it lost its session and came back). Sent as it
+        // is, the attempt would run under the new registration while the leader's failover of
+        // the old one (which it belongs to on its row) may take it over: move it first.
+        return { ...common, target: UNASSIGNED, fallbacks: [now], assignedKey: a.workerKey };
+      }
+      return { ...common, target: now, fallbacks: [] };
     }
     const [first] = this.route(
       run,
@@ -397,12 +427,14 @@ export class RunDriver {
       task,
       { taskName: a.taskName, attempt: a.attempt, shard: { index: a.shardIndex, total: a.shardTotal } },
       workers,
+      target,
     );
     if (!first?.d.worker) return null;
     return {
       ...common,
-      target: { address: '', startTime: 0, key: '' },
+      target: UNASSIGNED,
       fallbacks: [first.d.worker, ...first.fallbacks],
+      assignedKey: null,
     };
   }
 
@@ -414,11 +446,12 @@ export class RunDriver {
     let round = sends;
     while (round.length > 0) {
       const retry: PendingSend[] = [];
-      // A resend of a pending attempt has an empty target: move it to its first fallback first.
+      // A resend of a pending attempt (or of one recorded for a gone registration) has an empty
+      // target: move it to its first fallback first.
       const ready: PendingSend[] = [];
       for (const s of round) {
         if (s.target.key === '') {
-          if (await this.moveToNext(s, null)) ready.push(s);
+          if (await this.moveToNext(s, s.assignedKey ?? null)) ready.push(s);
         } else ready.push(s);
       }
       const byWorker = new Map<string, PendingSend[]>();
@@ -509,9 +542,7 @@ function attemptKey(a: { runId: number; taskName: string; shardIndex: number; at
   return `${a.runId}|${a.taskName}|${a.shardIndex}|${a.attempt}`;
 }
 
-function target(w: WorkerView): Target {
-  return { address: w.address, startTime: w.startTime, key: w.key };
-}
+const UNASSIGNED: Target = { address: '', startTime: 0, key: '', czxid: null };
 
 function toPlannedTask(t: TaskDefinition): PlannedTask {
   return {

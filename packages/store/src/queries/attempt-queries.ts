@@ -100,17 +100,27 @@ export async function insertPendingAttempt(db: Db, a: NewAttempt): Promise<numbe
   return rows[0]?.id ?? null;
 }
 
-/** pending → dispatched with the chosen worker incarnation (the intent is persisted before sending). */
+/**
+ * pending → dispatched with the chosen worker incarnation (the intent is persisted before sending)
+ * and, when known, the czxid of the registration znode it was chosen from: the leader's failover
+ * of that key leaves alone attempts of a newer registration (docs/failover.md).
+ */
 export async function markAttemptDispatched(
   db: Db,
   id: number,
-  w: { workerAddress: string; workerStartTime: number; workerKey: string },
+  w: { workerAddress: string; workerStartTime: number; workerKey: string; workerCzxid?: bigint | null },
 ): Promise<boolean> {
   const { rowCount } = await db.query(
     `UPDATE task_attempts SET state = 'dispatched', worker_address = $2, worker_start_time = $3, worker_key = $4,
-            dispatched_at = clock_timestamp()
+            worker_czxid = $5::bigint, dispatched_at = clock_timestamp()
       WHERE id = $1 AND state = 'pending'`,
-    [id, w.workerAddress, w.workerStartTime, w.workerKey],
+    [
+      id,
+      w.workerAddress,
+      w.workerStartTime,
+      w.workerKey,
+      w.workerCzxid == null ? null : String(w.workerCzxid),
+    ],
   );
   return (rowCount ?? 0) === 1;
 }

@@ -1,0 +1,393 @@
+import { Writable } from 'node:stream';
+import { createLogger } from '@sched/core';
+import {
+  ensureLayout,
+  FailoverRecords,
+  LeaderElection,
+  MemberRegistration,
+  MembersView,
+  RegistryPaths,
+  type WorkerHeartbeat,
+  ZkSession,
+} from '@sched/registry';
+import { advanceLeaderEpoch, applyDefinitions, compileDefinitions, insertRuns } from '@sched/store';
+import { EventQueue, eventually, registerCleanup, sharedZooKeeper, timing, zkChroot } from '@sched/testkit';
+import type pg from 'pg';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { WorkerClient } from '../src/dispatch/worker-client.js';
+import { FailoverCoordinator } from '../src/failover/failover-coordinator.js';
+import { failOverWorkerAttempts } from '../src/failover/failover-queries.js';
+import { WorkerRouter } from '../src/routing/worker-router.js';
+import { insertAttempts } from '../src/runs/run-drive-queries.js';
+import { type RegisteredWorker, RunDriver } from '../src/runs/run-driver.js';
+import { migratedDatabase, quietLogger } from './scheduler-fixtures.js';
+
+/**
+ * The leader's failover fences on the worker's registration (docs/failover.md, the paragraph
+ * after the leader's step 4). The leader checks ZooKeeper for a re-registration,
+ * then runs its transaction; the two are not atomic. These tests put a re-registration and a
+ * dispatch to it exactly in between (the check is wrapped so the worker comes back right after
+ * ZooKeeper answered "no node"), with a real ZooKeeper, PostgreSQL, election and coordinator:
+ * the transaction must take over the old registration's attempts and leave the new one's, and
+ * when the new registration goes too its attempt is taken over, once.
+ */
+
+const DELAY_MS = 300;
+const SWEEP_MS = 250;
+const paths = new RegistryPaths('/sched');
+const LEADER = '127.0.0.1:7400_1700000000000';
+let pool: pg.Pool;
+let zkConnect: string;
+let workflowId: number;
+
+beforeAll(async () => {
+  const db = await migratedDatabase();
+  pool = db.pool;
+  registerCleanup('drop database', db.drop);
+  zkConnect = (await sharedZooKeeper()).connectString;
+  await applyDefinitions(
+    pool,
+    compileDefinitions([{ value: { name: 'fence', tasks: [{ name: 'only', type: 'noop' }] } }]),
+  );
+  const { rows } = await pool.query<{ id: number }>(`SELECT id FROM workflows WHERE name = 'fence'`);
+  workflowId = rows[0]?.id as number;
+});
+
+async function openSession(connect: string): Promise<ZkSession> {
+  const session = await ZkSession.connect({
+    connectString: connect,
+    sessionTimeoutMs: timing.session(),
+    connectTimeoutMs: timing.forWaiting(),
+  });
+  registerCleanup('close ZkSession', () => session.close());
+  return session;
+}
+
+/** A heartbeat for `key` (the worker fields are ignored in a master's). */
+function heartbeat(key: string): () => WorkerHeartbeat {
+  const [address = '', startTime = '0'] = key.split('_');
+  return () => ({
+    address,
+    startTime: Number(startTime),
+    pid: process.pid,
+    version: 'test',
+    cpu: 0,
+    memory: 0,
+    load: 0,
+    state: 'NORMAL',
+    reportedAt: new Date().toISOString(),
+    groups: ['default'],
+    weight: 1,
+    capacity: 4,
+    running: 0,
+  });
+}
+
+/** One registration of a worker incarnation: its own session, so closing it ends the registration. */
+async function registerWorker(connect: string, key: string): Promise<{ session: ZkSession; czxid: bigint }> {
+  const session = await openSession(connect);
+  const reg = new MemberRegistration(session, paths, {
+    role: 'worker',
+    key,
+    heartbeat: heartbeat(key),
+  });
+  registerCleanup('stop registration', () => reg.stop());
+  const { czxid } = await reg.start();
+  return { session, czxid };
+}
+
+interface Leader {
+  session: ZkSession;
+  records: FailoverRecords;
+  /** What onFailover reported (fresh failovers). */
+  failovers: EventQueue<{ key: string; tasks: number }>;
+  /** Every log line of the coordinator, parsed. */
+  logs: { msg: string; node?: string; tasks?: number }[];
+  /** Runs `fn` once, right after ZooKeeper answered the re-registration check for `key`. */
+  afterCheck(key: string, fn: () => Promise<void>): { fired: () => number };
+  /** Ends the term and leaves (the database is shared with the next test: no stray sweeps). */
+  stop(): Promise<void>;
+}
+
+/** A leader (election + coordinator) on its own session, registered as the only master. */
+async function startLeader(connect: string): Promise<Leader> {
+  const session = await openSession(connect);
+  await ensureLayout(session, paths);
+  const records = new FailoverRecords(session, paths);
+  const workers = new MembersView(session, paths, 'worker');
+  const masters = new MembersView(session, paths, 'master');
+  await Promise.all([workers.start(), masters.start()]);
+  await new MemberRegistration(session, paths, {
+    role: 'master',
+    key: LEADER,
+    heartbeat: heartbeat(LEADER),
+  }).start();
+
+  const logs: Leader['logs'] = [];
+  const logger = createLogger({
+    level: 'info',
+    pretty: false,
+    destination: new Writable({
+      write(chunk, _enc, done) {
+        for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line));
+        done();
+      },
+    }),
+  });
+  const failovers = new EventQueue<{ key: string; tasks: number }>();
+  const coordinator = new FailoverCoordinator({
+    pool,
+    session,
+    paths,
+    records,
+    masters,
+    workers,
+    leaderKey: LEADER,
+    delayMs: DELAY_MS,
+    retentionMs: 86_400_000,
+    sweepIntervalMs: SWEEP_MS,
+    logger,
+    onFailover: (_role, key, counts) => failovers.push({ key, tasks: counts.tasks }),
+  });
+  let running!: () => void;
+  const started = new Promise<void>((resolve) => {
+    running = resolve;
+  });
+  const election = new LeaderElection(session, paths, {
+    key: LEADER,
+    onLeadership: async (term) => {
+      await advanceLeaderEpoch(pool, Number(term.token), LEADER);
+      running(); // coordinator.run attaches its listeners synchronously, before this resumes anyone
+      await coordinator.run(term);
+    },
+  });
+  const stop = async () => {
+    await election.close();
+    workers.stop();
+    masters.stop();
+  };
+  registerCleanup('close election', stop);
+  election.start();
+  await started;
+
+  const realExists = session.exists.bind(session);
+  const hooks = new Map<string, { fn: () => Promise<void>; fired: number }>();
+  session.exists = async (path, watcher, opts) => {
+    const stat = await realExists(path, watcher, opts);
+    for (const [key, hook] of hooks) {
+      if (path === paths.member('worker', key) && hook.fired === 0) {
+        hook.fired++;
+        await hook.fn();
+      }
+    }
+    return stat;
+  };
+  return {
+    session,
+    records,
+    failovers,
+    logs,
+    afterCheck(key, fn) {
+      const hook = { fn, fired: 0 };
+      hooks.set(key, hook);
+      return { fired: () => hook.fired };
+    },
+    stop,
+  };
+}
+
+async function newRun(owner = LEADER): Promise<number> {
+  const [id] = await insertRuns(pool, [
+    {
+      workflowId,
+      workflowVersion: null,
+      fireTimeMs: null,
+      trigger: 'manual',
+      owner,
+      params: {},
+      commandId: null,
+      rerunOf: null,
+    },
+  ]);
+  return id as number;
+}
+
+/** What a master persists when it dispatches to `key` as registered with `czxid` (the driver's statement). */
+async function dispatch(runId: number, key: string, czxid: bigint | null, shard = 0): Promise<number> {
+  const [address = '', startTime = '0'] = key.split('_');
+  const [row] = await insertAttempts(pool, LEADER, [
+    {
+      runId,
+      taskName: 'only',
+      attempt: 1,
+      shardIndex: shard,
+      shardTotal: 4,
+      worker: { address, startTime: Number(startTime), key, czxid },
+    },
+  ]);
+  return row?.id as number;
+}
+
+async function attempt(id: number): Promise<{ state: string; ended: string | null; czxid: string | null }> {
+  const { rows } = await pool.query(
+    `SELECT state, ended_at::text AS ended, worker_czxid::text AS czxid FROM task_attempts WHERE id = $1`,
+    [id],
+  );
+  return rows[0];
+}
+
+const tookOver = (leader: Leader, key: string) =>
+  leader.logs.filter((l) => l.node === key && l.msg.startsWith('took over work left on worker'));
+
+describe('the worker failover fences on the registration czxid', () => {
+  it('an attempt dispatched to a registration made after the check is left to it, then taken over once when it goes', async () => {
+    const connect = await zkChroot({ connectString: zkConnect }, 'fence-removal');
+    const key = '127.0.0.1:7401_1700000000001';
+    const first = await registerWorker(connect, key);
+    const leader = await startLeader(connect);
+    try {
+      const runId = await newRun();
+      const old = await dispatch(runId, key, first.czxid, 0);
+      const legacy = await dispatch(runId, key, null, 1); // a row that records no registration
+
+      // The race: ZooKeeper says "no node", then the worker (same key, new session) registers
+      // again and a master dispatches to the new registration, then the transaction runs.
+      let second: { session: ZkSession; czxid: bigint } | undefined;
+      let fresh = 0;
+      const window = leader.afterCheck(key, async () => {
+        second = await registerWorker(connect, key);
+        fresh = await dispatch(runId, key, second.czxid, 2);
+      });
+      await first.session.close(); // its session ends: the znode goes, the leader's timer starts
+
+      expect(await leader.failovers.next()).toEqual({ key, tasks: 2 });
+      expect(window.fired()).toBe(1);
+      expect(second?.czxid).toBeGreaterThan(first.czxid);
+      expect((await attempt(old)).state).toBe('failed-over');
+      expect((await attempt(legacy)).state).toBe('failed-over');
+      expect(await attempt(fresh)).toMatchObject({ state: 'dispatched', czxid: String(second?.czxid) });
+      expect((await leader.records.read('worker', key))?.tasks).toBe(2);
+      expect(
+        leader.logs.some(
+          (l) => l.node === key && l.tasks === 1 && l.msg.includes('registered again before its failover'),
+        ),
+      ).toBe(true);
+      const endedOld = (await attempt(old)).ended;
+
+      // The zombie finds its record and exits: its new registration goes, and after the delay
+      // the attempt left to it is taken over — by the removal, exactly once.
+      await second?.session.close();
+      await eventually(async () => expect((await attempt(fresh)).state).toBe('failed-over'));
+      expect(tookOver(leader, key).map((l) => l.tasks)).toEqual([1]);
+      await timing.sleep(DELAY_MS + 3 * SWEEP_MS);
+      expect(tookOver(leader, key).map((l) => l.tasks)).toEqual([1]);
+      expect((await attempt(old)).ended).toBe(endedOld);
+      const { rows } = await pool.query(`SELECT key, tasks FROM failovers WHERE key = $1`, [key]);
+      expect(rows).toEqual([{ key, tasks: 2 }]);
+      await leader.failovers.expectQuiet(timing.forSleeping());
+    } finally {
+      await leader.stop();
+    }
+  });
+
+  it('without a removal event (the sweep finds the key), the bound is the newest registration its attempts recorded before the check', async () => {
+    const connect = await zkChroot({ connectString: zkConnect }, 'fence-sweep');
+    const key = '127.0.0.1:7402_1700000000002';
+    const first = await registerWorker(connect, key);
+    const runId = await newRun();
+    const old = await dispatch(runId, key, first.czxid, 0);
+    await first.session.close(); // gone before any leader watched it: only the sweep finds it
+
+    const leader = await startLeader(connect);
+    try {
+      let second: { session: ZkSession; czxid: bigint } | undefined;
+      let fresh = 0;
+      leader.afterCheck(key, async () => {
+        second = await registerWorker(connect, key);
+        fresh = await dispatch(runId, key, second.czxid, 1);
+      });
+
+      expect(await leader.failovers.next()).toEqual({ key, tasks: 1 });
+      expect((await attempt(old)).state).toBe('failed-over');
+      expect((await attempt(fresh)).state).toBe('dispatched');
+
+      await second?.session.close();
+      await eventually(async () => expect((await attempt(fresh)).state).toBe('failed-over'));
+      await timing.sleep(DELAY_MS + 3 * SWEEP_MS);
+      expect(tookOver(leader, key).map((l) => l.tasks)).toEqual([1]);
+    } finally {
+      await leader.stop();
+    }
+  });
+});
+
+describe('the run driver records the registration it dispatches to', () => {
+  // Its own owner: the runs of the failover tests above are not its to drive.
+  const DRIVER = '127.0.0.1:7404_1700000000004';
+  const key = '127.0.0.1:7403_1700000000003';
+  const view = (czxid: bigint): RegisteredWorker => ({
+    key,
+    address: '127.0.0.1:7403',
+    startTime: 1_700_000_000_003,
+    groups: ['default'],
+    weight: 1,
+    capacity: 4,
+    running: 0,
+    state: 'NORMAL',
+    cpu: 0,
+    memory: 0,
+    load: 0,
+    czxid,
+  });
+
+  function driver(
+    workers: RegisteredWorker[],
+    sent: { attemptId: string; worker: string | null }[],
+  ): RunDriver {
+    const client: WorkerClient = {
+      dispatch: async (_address, attempts) => {
+        for (const a of attempts) sent.push({ attemptId: a.attemptId, worker: a.worker });
+        return attempts.map((a) => ({ attemptId: a.attemptId, outcome: 'accepted' as const }));
+      },
+      cancel: async () => false,
+      close: () => {},
+    };
+    return new RunDriver({
+      db: pool,
+      owner: DRIVER,
+      router: new WorkerRouter(),
+      workers: () => workers,
+      client,
+      leaseValid: () => true,
+      logger: quietLogger,
+      sweepIntervalMs: 60_000,
+    });
+  }
+
+  it('stores the czxid, moves a dispatched attempt to the worker’s new registration before sending it again, and the failover of the old one leaves it', async () => {
+    const runId = await newRun(DRIVER);
+    const sent1: { attemptId: string; worker: string | null }[] = [];
+    const d1 = driver([view(1_000n)], sent1);
+    await d1.start();
+    d1.wake([runId]);
+    await eventually(() => expect(sent1).toHaveLength(1));
+    await d1.stop();
+    const id = Number(sent1[0]?.attemptId);
+    expect(await attempt(id)).toMatchObject({ state: 'dispatched', czxid: '1000' });
+
+    // The worker came back with a new registration; a master driving the run for the first
+    // time sends its dispatched attempts again — to the new registration, recorded first.
+    const sent2: { attemptId: string; worker: string | null }[] = [];
+    const d2 = driver([view(2_000n)], sent2);
+    await d2.start();
+    d2.wake([runId]);
+    await eventually(() => expect(sent2).toEqual([{ attemptId: String(id), worker: key }]));
+    await d2.stop();
+    expect(await attempt(id)).toMatchObject({ state: 'dispatched', czxid: '2000' });
+
+    // The leader's failover of the old registration (czxid 1000) now leaves it alone.
+    expect(await failOverWorkerAttempts(pool, key, 1_000n)).toEqual([]);
+    expect((await attempt(id)).state).toBe('dispatched');
+    expect((await failOverWorkerAttempts(pool, key, 2_000n)).map((a) => a.attemptId)).toEqual([id]);
+  });
+});
