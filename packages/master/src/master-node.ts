@@ -365,6 +365,7 @@ export class MasterNode {
         key: m.key,
         address: m.address,
         startTime: m.startTime,
+        czxid: m.czxid,
         groups: hb.groups ?? [],
         weight: hb.weight ?? 1,
         capacity: hb.capacity ?? 0,
