@@ -1,9 +1,13 @@
 export { HttpError } from '@sched/core';
 export {
   type AttemptRequest,
+  DISPATCH_SEQ_MAX,
   type HttpTask,
   type NoopTask,
   parseAttemptRequest,
+  parseRevokeRequest,
+  type RevokeItem,
+  type RevokeRequest,
   type ScriptTask,
   type ShellTask,
   type TaskSpec,
@@ -14,11 +18,17 @@ export type {
   AttemptState,
   FinalAttemptState,
 } from './executor/attempt-result.js';
-export { InvalidRequestError, WorkerAtCapacityError, WorkerDrainingError } from './executor/errors.js';
+export {
+  AttemptRevokedError,
+  InvalidRequestError,
+  WorkerAtCapacityError,
+  WorkerDrainingError,
+} from './executor/errors.js';
 export { isProcessAlive, livePidsInGroup, signalGroup, terminateGroup } from './executor/process-group.js';
 export { taskEnvironment } from './executor/task-environment.js';
 export {
   type ExecutorEvent,
+  type RevokedAttempt,
   type SubmitOutcome,
   TaskExecutor,
   type TaskExecutorOptions,

@@ -1,9 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { parseAttemptRequest } from '../src/executor/attempt-request.js';
+import {
+  type AttemptRequest,
+  parseAttemptRequest,
+  parseRevokeRequest,
+} from '../src/executor/attempt-request.js';
 import { TaskExecutor } from '../src/executor/task-executor.js';
 import { LogStore } from '../src/logs/log-store.js';
 import { attemptRequest, pidRuns, tempDir } from './helpers.js';
@@ -12,13 +16,14 @@ let dir: Awaited<ReturnType<typeof tempDir>>;
 let logs: LogStore;
 const GRACE = 300;
 
-function executor(capacity = 8, extra: { baseEnv?: Record<string, string> } = {}) {
+function executor(capacity = 8, extra: { baseEnv?: Record<string, string>; rememberFinished?: number } = {}) {
   return new TaskExecutor({
     capacity,
     killGraceMs: GRACE,
     logs,
     workDir: join(dir.path, 'work'),
     baseEnv: extra.baseEnv ?? { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    ...(extra.rememberFinished === undefined ? {} : { rememberFinished: extra.rememberFinished }),
   });
 }
 
@@ -380,6 +385,108 @@ describe('capacity, idempotency, draining', () => {
   });
 });
 
+describe('revoke: a dispatch whose answer was lost never starts late', () => {
+  /** A shell task that appends to a file: the file says how often it ran. */
+  function marked(name: string, extra: { attemptId?: string; dispatchSeq?: number } = {}) {
+    const mark = join(dir.path, name);
+    return {
+      mark,
+      req: attemptRequest(
+        { type: 'shell', command: 'echo ran >> "$MARK"' },
+        { params: { MARK: mark }, ...extra },
+      ),
+    };
+  }
+
+  test('an unknown attempt is revoked: the same or an earlier dispatch is refused and nothing runs; a later one runs', async () => {
+    const ex = executor(2);
+    const { mark, req } = marked('revoked-mark', { dispatchSeq: 2 });
+    expect(ex.revoke(req.attemptId, 2)).toEqual({ attemptId: req.attemptId, state: 'revoked' });
+    for (const seq of [2, 1, 0]) {
+      expect(() => ex.submit({ ...req, dispatchSeq: seq })).toThrow(
+        expect.objectContaining({
+          code: 'ATTEMPT_REVOKED',
+          retriable: false,
+          message: `attempt ${req.attemptId} (dispatch ${seq}) was revoked on this worker: a master found it was not delivered and gave it to another worker; not started`,
+        }),
+      );
+    }
+    expect([ex.started, ex.running, ex.snapshot(req.attemptId), existsSync(mark)]).toEqual([
+      0,
+      0,
+      undefined,
+      false,
+    ]);
+    // The master later gives the attempt to this worker again: a new assignment, a higher seq.
+    expect(ex.submit({ ...req, dispatchSeq: 3 })).toMatchObject({ accepted: true });
+    expect(await ex.result(req.attemptId)).toMatchObject({ state: 'succeeded' });
+    expect(readFileSync(mark, 'utf8')).toBe('ran\n');
+    // Now known: a copy of any dispatch is answered, not refused and not re-run.
+    expect(ex.submit({ ...req, dispatchSeq: 2 })).toMatchObject({
+      accepted: false,
+      snapshot: { state: 'succeeded' },
+    });
+    expect(ex.started).toBe(1);
+  });
+
+  test('a revoke never lowers the revoked seq', async () => {
+    const ex = executor(2);
+    const { mark, req } = marked('lowered-mark');
+    ex.revoke(req.attemptId, 5);
+    ex.revoke(req.attemptId, 1);
+    expect(() => ex.submit({ ...req, dispatchSeq: 5 })).toThrow(
+      expect.objectContaining({ code: 'ATTEMPT_REVOKED' }),
+    );
+    expect(ex.submit({ ...req, dispatchSeq: 6 }).accepted).toBe(true);
+    await ex.result(req.attemptId);
+    expect(readFileSync(mark, 'utf8')).toBe('ran\n');
+  });
+
+  test('a known attempt is not revoked: the revoke answers its state and it runs on', async () => {
+    const ex = executor(2);
+    const gate = join(dir.path, 'revoke-gate');
+    const req = attemptRequest(
+      { type: 'shell', command: `while [ ! -e "${gate}" ]; do sleep 0.02; done; echo finished` },
+      { dispatchSeq: 4 },
+    );
+    ex.submit(req);
+    expect(ex.revoke(req.attemptId, 4)).toMatchObject({ attemptId: req.attemptId, state: 'running' });
+    expect(ex.running).toBe(1);
+    writeFileSync(gate, '');
+    expect(await ex.result(req.attemptId)).toMatchObject({
+      state: 'succeeded',
+      logTail: expect.stringContaining('finished'),
+    });
+    expect(ex.revoke(req.attemptId, 4)).toMatchObject({ state: 'succeeded', result: { exitCode: 0 } });
+    // A resent copy of its dispatch is still answered from memory, not refused.
+    expect(ex.submit(req)).toMatchObject({ accepted: false, snapshot: { state: 'succeeded' } });
+  });
+
+  test('revoked ids are bounded: the oldest is forgotten first', async () => {
+    const ex = executor(2, { rememberFinished: 3 });
+    const reqs = ['a', 'b', 'c', 'd'].map((n) => marked(`unused-${n}`).req);
+    for (const r of reqs) ex.revoke(r.attemptId, 0);
+    // Revoking the second again makes it the most recent, so the next one pushes out the third.
+    ex.revoke(reqs[1]?.attemptId as string, 0);
+    const [a, b, c, d] = reqs as [AttemptRequest, AttemptRequest, AttemptRequest, AttemptRequest];
+    const e = marked('unused-e').req;
+    ex.revoke(e.attemptId, 0);
+    const refused = (r: AttemptRequest) => {
+      try {
+        ex.submit(r);
+        return false;
+      } catch (err) {
+        if ((err as { code?: string }).code === 'ATTEMPT_REVOKED') return true;
+        throw err;
+      }
+    };
+    expect([a, c, b, d, e].map(refused)).toEqual([false, false, true, true, true]);
+    // The forgotten ones ran.
+    await Promise.all([ex.result(a.attemptId), ex.result(c.attemptId)]);
+    expect(ex.started).toBe(2);
+  });
+});
+
 describe('dispatch request validation', () => {
   test('a valid body is parsed with defaults', () => {
     const req = parseAttemptRequest({
@@ -395,7 +502,70 @@ describe('dispatch request validation', () => {
       idempotencyKey: 'a1',
       params: {},
       timeoutMs: null,
+      dispatchSeq: 0,
     });
+  });
+
+  test('dispatchSeq: an integer 0..2^31-1, named when wrong, also inside a batch', () => {
+    const body = { attemptId: 'a1', runId: 'r1', taskName: 't', attempt: 1, task: { type: 'noop' } };
+    expect(parseAttemptRequest({ ...body, dispatchSeq: 7 }).dispatchSeq).toBe(7);
+    expect(parseAttemptRequest({ ...body, dispatchSeq: 2 ** 31 - 1 }).dispatchSeq).toBe(2 ** 31 - 1);
+    for (const bad of [-1, 1.5, '3', null, 2 ** 31, true]) {
+      expect(() => parseAttemptRequest({ ...body, dispatchSeq: bad })).toThrow(
+        expect.objectContaining({
+          code: 'REQUEST_INVALID',
+          issues: [
+            {
+              path: 'dispatchSeq',
+              message: expect.stringMatching(/^expected an integer in 0\.\.2147483647, got /),
+            },
+          ],
+        }),
+      );
+    }
+    expect(() => parseAttemptRequest({ ...body, dispatchSeq: -3 }, 'attempts[4]')).toThrow(
+      /attempts\[4\]\.dispatchSeq: expected an integer in 0\.\.2147483647, got -3/,
+    );
+  });
+
+  test('a revoke body: every bad field is named, nothing is returned', () => {
+    expect(
+      parseRevokeRequest({ worker: 'w:1_2', attempts: [{ attemptId: '123', dispatchSeq: 2 }] }, 10),
+    ).toEqual({ worker: 'w:1_2', attempts: [{ attemptId: '123', dispatchSeq: 2 }] });
+    expect(parseRevokeRequest({ attempts: [{ attemptId: 'a', dispatchSeq: 0 }] }, 10).worker).toBeNull();
+    const issuesOf = (body: unknown, max = 10) => {
+      try {
+        parseRevokeRequest(body, max);
+      } catch (err) {
+        return (err as { issues: { path: string }[] }).issues.map((i) => i.path);
+      }
+      throw new Error('accepted');
+    };
+    expect(issuesOf(null)).toEqual(['(body)']);
+    expect(issuesOf({ worker: 5, attempts: 'all' })).toEqual(['worker', 'attempts']);
+    expect(issuesOf({ attempts: [] })).toEqual(['attempts']);
+    expect(
+      issuesOf(
+        {
+          attempts: [
+            { attemptId: 'a', dispatchSeq: 0 },
+            { attemptId: 'b', dispatchSeq: 0 },
+          ],
+        },
+        1,
+      ),
+    ).toEqual(['attempts']);
+    expect(
+      issuesOf({
+        attempts: [
+          { attemptId: 'a', dispatchSeq: 1 },
+          { attemptId: 'b', dispatchSeq: -1 },
+          { attemptId: '../x', dispatchSeq: 1 },
+          { attemptId: 'c' },
+          'd',
+        ],
+      }),
+    ).toEqual(['attempts[1].dispatchSeq', 'attempts[2].attemptId', 'attempts[3].dispatchSeq', 'attempts[4]']);
   });
 
   test('every bad field is named with what is accepted', () => {

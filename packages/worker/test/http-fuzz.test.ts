@@ -131,6 +131,7 @@ function probe(i: number, r: () => number): Probe {
         ['POST', '/v1/attempts', validDispatch()],
         ['POST', '/v1/attempts/batch', { attempts: [validDispatch(), validDispatch()] }],
         ['POST', '/v1/attempts/x1/cancel', {}],
+        ['POST', '/v1/attempts/revoke', { worker: null, attempts: [{ attemptId: 'x1', dispatchSeq: 1 }] }],
         ['GET', '/v1/attempts/x1/log', undefined],
         ['GET', '/v1/health', undefined],
         ['DELETE', '/', undefined],
@@ -166,7 +167,21 @@ function probe(i: number, r: () => number): Probe {
         () => pick([null, 42, 'string', [], true]),
         () => ({ attempts: [valid, { ...valid, attemptId: '' }] }),
       ];
-      const variant = Math.floor(r() * 8);
+      // Revoke bodies: each wrong in one field, so none revokes anything.
+      const item = { attemptId: 'rv-1', dispatchSeq: 1 };
+      const revokeMutations: (() => unknown)[] = [
+        () => pick([null, 42, 'string', [], true, {}]),
+        () => ({ worker: null, attempts: pick([null, 'all', {}, []]) }),
+        () => ({ worker: pick([5, '', true, {}]), attempts: [item] }),
+        () => ({
+          worker: null,
+          attempts: [item, { ...item, dispatchSeq: pick([-1, 1.5, '2', null, 2 ** 31]) }],
+        }),
+        () => ({ worker: null, attempts: [{ ...item, attemptId: pick([null, 5, '', '../x', 'a b']) }] }),
+        () => ({ worker: null, attempts: [item, pick([null, 'rv-2', [], { attemptId: 'rv-2' }])] }),
+        () => ({ worker: null, attempts: Array.from({ length: 1001 }, () => item) }),
+      ];
+      const variant = Math.floor(r() * 9);
       const base = { kind: 'http' as const, method: 'POST', path: '/v1/attempts' };
       if (variant === 0) {
         return {
@@ -195,6 +210,15 @@ function probe(i: number, r: () => number): Probe {
       if (variant === 3) {
         return { ...base, label: `empty#${i}`, headers: auth(json), body: Buffer.alloc(0) };
       }
+      if (variant === 8) {
+        return {
+          ...base,
+          path: '/v1/attempts/revoke',
+          label: `revoke#${i}`,
+          headers: auth(json),
+          body: Buffer.from(JSON.stringify(pick(revokeMutations)())),
+        };
+      }
       const m = pick(mutations)();
       const isBatch = typeof m === 'object' && m !== null && 'attempts' in m;
       return {
@@ -215,6 +239,8 @@ function probe(i: number, r: () => number): Probe {
         ['DELETE', '/v1/attempts/a1'],
         ['GET', '/v1/attempts/a1/cancel'],
         ['POST', '/v1/health'],
+        ['GET', '/v1/attempts/revoke'],
+        ['PUT', '/v1/attempts/revoke'],
         ['GET', '/v1/attempts/%ZZ'],
         ['GET', '/v1/attempts/a%20b/log'],
         ['GET', '/v1/attempts/unknown-7/log'],
@@ -330,4 +356,13 @@ test(`${TOTAL} malformed or unauthenticated requests: each gets a 4xx JSON error
   expect(res.status).toBe(202);
   expect((await executor.result(ok.attemptId))?.state).toBe('succeeded');
   expect(existsSync(marker)).toBe(true);
+  // Nothing was revoked either: the attempts the refused revokes named still start.
+  for (const attemptId of ['rv-1', 'rv-2', 'x1']) {
+    const again = await fetch(`http://127.0.0.1:${port}/v1/attempts`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
+      body: JSON.stringify(attemptRequest({ type: 'noop' }, { attemptId, dispatchSeq: 1 })),
+    });
+    expect([attemptId, again.status]).toEqual([attemptId, 202]);
+  }
 }, 180_000);

@@ -1,3 +1,4 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { TaskExecutor } from '../src/executor/task-executor.js';
@@ -114,6 +115,193 @@ describe('worker HTTP endpoint', () => {
     expect(bad.status).toBe(400);
     expect(bad.json.error.issues[0].path).toBe('attempts[1].attemptId');
     expect(executor.started).toBe(started);
+  });
+
+  describe('revoke (a master lost the answer to a dispatch)', () => {
+    /** A dispatch whose shell task appends to a marker file: the file says how often it ran. */
+    function marked(name: string, dispatchSeq: number) {
+      const mark = join(dir.path, name);
+      const req = attemptRequest(
+        { type: 'shell', command: 'echo ran >> "$MARK"' },
+        { params: { MARK: mark }, worker: workerKey, dispatchSeq },
+      );
+      return { mark, req };
+    }
+    const revoke = (
+      attempts: { attemptId: string; dispatchSeq: number }[],
+      worker: string | null = workerKey,
+    ) => call('POST', '/v1/attempts/revoke', { worker, attempts });
+
+    test('an unknown attempt is revoked: its dispatch is refused (409) and never runs; a later assignment runs', async () => {
+      const { mark, req } = marked('revoke-http-1', 2);
+      const other = marked('revoke-http-2', 1);
+      const started = executor.started;
+      const r = await revoke([
+        { attemptId: req.attemptId, dispatchSeq: 2 },
+        { attemptId: other.req.attemptId, dispatchSeq: 1 },
+      ]);
+      expect([r.status, r.json]).toEqual([
+        200,
+        {
+          results: [
+            { attemptId: req.attemptId, state: 'revoked' },
+            { attemptId: other.req.attemptId, state: 'revoked' },
+          ],
+        },
+      ]);
+      // The late copy of the lost request arrives.
+      const late = await call('POST', '/v1/attempts', req);
+      expect([late.status, late.json]).toEqual([
+        409,
+        {
+          error: {
+            code: 'ATTEMPT_REVOKED',
+            message: `attempt ${req.attemptId} (dispatch 2) was revoked on this worker: a master found it was not delivered and gave it to another worker; not started`,
+          },
+        },
+      ]);
+      // In a batch, the revoked item is refused on its own; the others start.
+      const fresh = marked('revoke-http-3', 0);
+      const batch = await call('POST', '/v1/attempts/batch', { attempts: [other.req, fresh.req] });
+      expect(batch.status).toBe(200);
+      expect(batch.json.results).toEqual([
+        { status: 409, error: expect.objectContaining({ code: 'ATTEMPT_REVOKED' }) },
+        { status: 202, attemptId: fresh.req.attemptId, accepted: true, state: 'running', result: null },
+      ]);
+      await executor.result(fresh.req.attemptId);
+      expect(executor.started).toBe(started + 1);
+      expect((await call('GET', `/v1/attempts/${req.attemptId}`)).status).toBe(404);
+      expect([existsSync(mark), existsSync(other.mark), readFileSync(fresh.mark, 'utf8')]).toEqual([
+        false,
+        false,
+        'ran\n',
+      ]);
+      // The master gives the attempt to this worker again later: a higher seq starts.
+      const again = await call('POST', '/v1/attempts', { ...req, dispatchSeq: 3 });
+      expect([again.status, again.json.accepted]).toEqual([202, true]);
+      expect(await executor.result(req.attemptId)).toMatchObject({ state: 'succeeded' });
+      expect(readFileSync(mark, 'utf8')).toBe('ran\n');
+      // Revoking it now revokes nothing: it answers the state.
+      expect((await revoke([{ attemptId: req.attemptId, dispatchSeq: 3 }])).json).toEqual({
+        results: [{ attemptId: req.attemptId, state: 'succeeded' }],
+      });
+    });
+
+    test('a running attempt is not revoked: the answer is its state, and it runs on to the end', async () => {
+      const gate = join(dir.path, 'revoke-gate');
+      const req = attemptRequest(
+        { type: 'shell', command: `while [ ! -e "${gate}" ]; do sleep 0.02; done; echo through` },
+        { worker: workerKey, dispatchSeq: 5 },
+      );
+      expect((await call('POST', '/v1/attempts', req)).status).toBe(202);
+      const unknown = attemptRequest({ type: 'noop' }, { worker: workerKey, dispatchSeq: 5 });
+      const r = await revoke(
+        [
+          { attemptId: req.attemptId, dispatchSeq: 5 },
+          { attemptId: unknown.attemptId, dispatchSeq: 5 },
+        ],
+        null,
+      );
+      expect([r.status, r.json]).toEqual([
+        200,
+        {
+          results: [
+            { attemptId: req.attemptId, state: 'running' },
+            { attemptId: unknown.attemptId, state: 'revoked' },
+          ],
+        },
+      ]);
+      expect(executor.snapshot(req.attemptId)?.state).toBe('running');
+      writeFileSync(gate, '');
+      expect(await executor.result(req.attemptId)).toMatchObject({
+        state: 'succeeded',
+        logTail: expect.stringContaining('through'),
+      });
+      // A resent copy of its dispatch is answered as before.
+      expect((await call('POST', '/v1/attempts', req)).json).toMatchObject({
+        accepted: false,
+        state: 'succeeded',
+      });
+    });
+
+    test('a revoke addressed to another incarnation is refused whole (409); nothing is revoked', async () => {
+      const { mark, req } = marked('revoke-http-wrong', 1);
+      const r = await revoke(
+        [{ attemptId: req.attemptId, dispatchSeq: 1 }],
+        workerKey.replace(/_\d+$/, '_1600000000000'),
+      );
+      expect(r.status).toBe(409);
+      expect(r.json.error).toMatchObject({
+        code: 'WRONG_INCARNATION',
+        message: expect.stringContaining(`this worker is ${workerKey}`),
+      });
+      const dispatched = await call('POST', '/v1/attempts', req);
+      expect(dispatched.status).toBe(202);
+      await executor.result(req.attemptId);
+      expect(readFileSync(mark, 'utf8')).toBe('ran\n');
+    });
+
+    test('a malformed revoke is refused whole (400, the field named); nothing is revoked', async () => {
+      const { req } = marked('revoke-http-bad', 1);
+      const valid = { attemptId: req.attemptId, dispatchSeq: 1 };
+      const cases: [unknown, string[]][] = [
+        [[valid], ['(body)']],
+        [{ worker: workerKey }, ['attempts']],
+        [{ worker: workerKey, attempts: [] }, ['attempts']],
+        [{ worker: 7, attempts: [valid] }, ['worker']],
+        [
+          { worker: workerKey, attempts: [valid, { attemptId: 'b1', dispatchSeq: -1 }] },
+          ['attempts[1].dispatchSeq'],
+        ],
+        [
+          { worker: workerKey, attempts: [valid, { attemptId: 'b1', dispatchSeq: '2' }] },
+          ['attempts[1].dispatchSeq'],
+        ],
+        [
+          { worker: workerKey, attempts: [valid, { attemptId: 'b 1', dispatchSeq: 0 }] },
+          ['attempts[1].attemptId'],
+        ],
+        [
+          { worker: workerKey, attempts: [valid, { attemptId: 'b1' }, null] },
+          ['attempts[1].dispatchSeq', 'attempts[2]'],
+        ],
+      ];
+      for (const [body, paths] of cases) {
+        const r = await call('POST', '/v1/attempts/revoke', body);
+        expect([JSON.stringify(body), r.status, r.json.error.code]).toEqual([
+          JSON.stringify(body),
+          400,
+          'REQUEST_INVALID',
+        ]);
+        expect(r.json.error.issues.map((i: { path: string }) => i.path)).toEqual(paths);
+        expect(r.json.error.message).toContain(`${paths[0]}: `);
+      }
+      const tooMany = Array.from({ length: 1001 }, (_, i) => ({ attemptId: `many-${i}`, dispatchSeq: 0 }));
+      const big = await call('POST', '/v1/attempts/revoke', { worker: null, attempts: tooMany });
+      expect([big.status, big.json.error.message]).toEqual([
+        400,
+        'invalid request: attempts: expected 1..1000 attempts, got 1001',
+      ]);
+      // None of them revoked the valid item.
+      expect((await call('POST', '/v1/attempts', req)).status).toBe(202);
+      await executor.result(req.attemptId);
+    });
+
+    test('`revoke` and `batch` are routes, never attempt ids', async () => {
+      for (const path of ['/v1/attempts/revoke', '/v1/attempts/batch']) {
+        const r = await call('GET', path);
+        expect([path, r.status, r.json.error.code, r.headers.get('allow')]).toEqual([
+          path,
+          405,
+          'METHOD_NOT_ALLOWED',
+          'POST',
+        ]);
+      }
+      expect((await call('GET', '/v1/attempts/revoke/log')).status).toBe(404);
+      expect((await call('POST', '/v1/attempts/revoked/cancel')).json.error.message).toBe(
+        'attempt revoked is not known on this worker',
+      );
+    });
   });
 
   test('the log of a running attempt streams live over chunked HTTP until it ends', async () => {

@@ -59,13 +59,41 @@ export interface AttemptRequest {
   timeoutMs: number | null;
   /** Incarnation key of the worker the master chose; a worker refuses a dispatch meant for another incarnation. */
   worker: string | null;
+  /**
+   * Which assignment of the attempt this dispatch carries: the master's counter grows every time
+   * it gives the attempt to a worker anew. A revoke (`TaskExecutor.revoke`) refuses the copies of
+   * a dispatch up to the seq it names, so a later assignment to the same worker still starts.
+   * 0..2^31-1; 0 when the master does not send it.
+   */
+  dispatchSeq: number;
   task: TaskSpec;
+}
+
+/** Largest `dispatchSeq` (a PostgreSQL `integer`). */
+export const DISPATCH_SEQ_MAX = 2 ** 31 - 1;
+
+/** One attempt a master asks a worker to revoke (`POST /v1/attempts/revoke`). */
+export interface RevokeItem {
+  attemptId: string;
+  /** The assignment whose delivery was in doubt: copies of it, and of earlier ones, never start. */
+  dispatchSeq: number;
+}
+
+export interface RevokeRequest {
+  /** Incarnation key the master believes it talks to; null = not checked. */
+  worker: string | null;
+  attempts: RevokeItem[];
 }
 
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 const MAX_TEXT = 1024 * 1024;
+
+const ID_RULE = {
+  pattern: ID_PATTERN,
+  accepted: 'letters, digits, _ . : - (at most 128, starting with a letter or digit)',
+};
 
 class Checker {
   readonly issues: Issue[] = [];
@@ -153,12 +181,8 @@ export function parseAttemptRequest(input: unknown, path = ''): AttemptRequest {
   const body = c.object(input, path || '(body)');
   if (!body) throw new InvalidRequestError(c.issues);
 
-  const idRule = {
-    pattern: ID_PATTERN,
-    accepted: 'letters, digits, _ . : - (at most 128, starting with a letter or digit)',
-  };
-  const attemptId = c.string(body.attemptId, at('attemptId'), idRule);
-  const runId = c.string(body.runId, at('runId'), idRule);
+  const attemptId = c.string(body.attemptId, at('attemptId'), ID_RULE);
+  const runId = c.string(body.runId, at('runId'), ID_RULE);
   const taskName = c.string(body.taskName, at('taskName'), { max: 256 });
   const attempt = c.int(body.attempt, at('attempt'), 1, 1_000_000);
   let fireTime: string | null = null;
@@ -194,6 +218,8 @@ export function parseAttemptRequest(input: unknown, path = ''): AttemptRequest {
   let worker: string | null = null;
   if (body.worker !== undefined && body.worker !== null)
     worker = c.string(body.worker, at('worker'), { max: 300 }) ?? null;
+  const dispatchSeq =
+    body.dispatchSeq === undefined ? 0 : c.int(body.dispatchSeq, at('dispatchSeq'), 0, DISPATCH_SEQ_MAX);
   const task = parseTaskSpec(c, body.task, at('task'));
 
   if (c.issues.length > 0) throw new InvalidRequestError(c.issues);
@@ -209,8 +235,43 @@ export function parseAttemptRequest(input: unknown, path = ''): AttemptRequest {
     params: params as Record<string, string>,
     timeoutMs: timeoutMs ?? null,
     worker,
+    dispatchSeq: dispatchSeq as number,
     task: task as TaskSpec,
   };
+}
+
+/**
+ * Validates a revoke body `{ "worker": key | null, "attempts": [{ "attemptId", "dispatchSeq" }, …] }`
+ * (1..`maxItems` attempts; `worker` may be left out, meaning null).
+ * @throws InvalidRequestError listing every bad field; nothing is revoked then.
+ */
+export function parseRevokeRequest(input: unknown, maxItems: number): RevokeRequest {
+  const c = new Checker();
+  const body = c.object(input, '(body)');
+  if (!body) throw new InvalidRequestError(c.issues);
+  let worker: string | null = null;
+  if (body.worker !== undefined && body.worker !== null)
+    worker = c.string(body.worker, 'worker', { max: 300 }) ?? null;
+  const attempts: RevokeItem[] = [];
+  if (!Array.isArray(body.attempts)) {
+    c.problem(
+      'attempts',
+      `expected an array of { "attemptId", "dispatchSeq" }, got ${describe(body.attempts)}`,
+    );
+  } else if (body.attempts.length === 0 || body.attempts.length > maxItems) {
+    c.problem('attempts', `expected 1..${maxItems} attempts, got ${body.attempts.length}`);
+  } else {
+    body.attempts.forEach((item: unknown, i: number) => {
+      const path = `attempts[${i}]`;
+      const o = c.object(item, path);
+      if (!o) return;
+      const attemptId = c.string(o.attemptId, `${path}.attemptId`, ID_RULE);
+      const dispatchSeq = c.int(o.dispatchSeq, `${path}.dispatchSeq`, 0, DISPATCH_SEQ_MAX);
+      if (attemptId !== undefined && dispatchSeq !== undefined) attempts.push({ attemptId, dispatchSeq });
+    });
+  }
+  if (c.issues.length > 0) throw new InvalidRequestError(c.issues);
+  return { worker, attempts };
 }
 
 function parseTaskSpec(c: Checker, input: unknown, path: string): TaskSpec | undefined {

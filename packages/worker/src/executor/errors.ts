@@ -28,3 +28,22 @@ export class InvalidRequestError extends SchedError {
     this.issues = issues;
   }
 }
+
+/**
+ * A master revoked this dispatch of the attempt (`POST /v1/attempts/revoke`): it found the
+ * dispatch was not delivered and gave the attempt to another worker, so this late copy must never
+ * start. Not retriable: the same dispatch will always be refused; a new assignment (higher
+ * `dispatchSeq`) is not.
+ */
+export class AttemptRevokedError extends SchedError {
+  constructor(
+    readonly attemptId: string,
+    readonly dispatchSeq: number,
+  ) {
+    super(
+      'ATTEMPT_REVOKED',
+      `attempt ${attemptId} (dispatch ${dispatchSeq}) was revoked on this worker: a master found it was not delivered and gave it to another worker; not started`,
+      { retriable: false },
+    );
+  }
+}

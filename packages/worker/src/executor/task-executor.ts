@@ -6,7 +6,7 @@ import type { AttemptLog } from '../logs/attempt-log.js';
 import type { LogStore } from '../logs/log-store.js';
 import type { AttemptRequest, HttpTask } from './attempt-request.js';
 import type { AttemptResult, AttemptSnapshot, FinalAttemptState } from './attempt-result.js';
-import { WorkerAtCapacityError, WorkerDrainingError } from './errors.js';
+import { AttemptRevokedError, WorkerAtCapacityError, WorkerDrainingError } from './errors.js';
 import { type TerminationOutcome, terminateGroup } from './process-group.js';
 import { taskEnvironment } from './task-environment.js';
 import type { ProcessGroupWatcher } from './task-supervisor.js';
@@ -29,13 +29,23 @@ export interface TaskExecutorOptions {
   baseEnv?: Readonly<Record<string, string | undefined>>;
   /** Told about every task process group (the task supervisor). @defaultValue none */
   groupWatcher?: ProcessGroupWatcher;
-  /** How many finished attempts are remembered, so a re-sent dispatch is answered, not re-run. @defaultValue 10000 */
+  /**
+   * How many finished attempts are remembered, so a re-sent dispatch is answered, not re-run; and
+   * how many revoked attempt ids, so a late copy of a revoked dispatch is refused. Past that the
+   * oldest are forgotten. @defaultValue 10000
+   */
   rememberFinished?: number;
 }
 
 export type SubmitOutcome =
   | { accepted: true; snapshot: AttemptSnapshot }
   | { accepted: false; snapshot: AttemptSnapshot };
+
+/** The answer to `revoke` for an attempt this worker does not know: it will not start it. */
+export interface RevokedAttempt {
+  attemptId: string;
+  state: 'revoked';
+}
 
 /**
  * `immediate`: SIGKILL at once, no grace (self-fencing, docs/decisions/0004-fencing-kill.md).
@@ -71,6 +81,8 @@ export class TaskExecutor {
   private readonly clock: Clock;
   private readonly live = new Map<string, LiveAttempt>();
   private readonly finished = new Map<string, { request: AttemptRequest; result: AttemptResult }>();
+  /** Attempt id → highest revoked `dispatchSeq`; oldest revoke first (it is dropped first). */
+  private readonly revoked = new Map<string, number>();
   private readonly listeners = new Set<(e: ExecutorEvent) => void>();
   private isDraining = false;
   private startedCount = 0;
@@ -106,12 +118,17 @@ export class TaskExecutor {
 
   /**
    * Starts an attempt. A known attempt id (running or recently finished) is not started again:
-   * the outcome says `accepted: false` with its current snapshot.
-   * @throws WorkerDrainingError, WorkerAtCapacityError
+   * the outcome says `accepted: false` with its current snapshot. A dispatch that a master
+   * revoked (`revoke` with a `dispatchSeq` at least this one's) is refused.
+   * @throws AttemptRevokedError, WorkerDrainingError, WorkerAtCapacityError
    */
   submit(request: AttemptRequest): SubmitOutcome {
     const known = this.snapshot(request.attemptId);
     if (known) return { accepted: false, snapshot: known };
+    const revokedUpTo = this.revoked.get(request.attemptId);
+    if (revokedUpTo !== undefined && revokedUpTo >= request.dispatchSeq) {
+      throw new AttemptRevokedError(request.attemptId, request.dispatchSeq);
+    }
     if (this.isDraining) throw new WorkerDrainingError();
     if (this.live.size >= this.capacity) throw new WorkerAtCapacityError(this.capacity);
 
@@ -165,6 +182,30 @@ export class TaskExecutor {
     const live = this.live.get(attemptId);
     if (live) this.stop(live, { kind: 'cancel', reason });
     return this.snapshot(attemptId);
+  }
+
+  /**
+   * A master could not tell whether its dispatch of the attempt arrived (the answer was lost):
+   * before it gives the attempt to another worker it asks this one. If this worker knows the
+   * attempt (running, or finished and remembered), its snapshot is the answer and nothing is
+   * revoked: the master must not move it. Otherwise the attempt never starts here from a dispatch
+   * with `dispatchSeq` up to this one — a copy of the lost request arriving late is refused
+   * (`AttemptRevokedError`) — while a later assignment (higher seq) still starts normally.
+   * Remembered in memory for this incarnation only (a new incarnation refuses dispatches
+   * addressed to the old one anyway), for the last `rememberFinished` revoked ids.
+   */
+  revoke(attemptId: string, dispatchSeq: number): AttemptSnapshot | RevokedAttempt {
+    const known = this.snapshot(attemptId);
+    if (known) return known;
+    const upTo = Math.max(this.revoked.get(attemptId) ?? dispatchSeq, dispatchSeq);
+    // Re-inserted so the most recently revoked ids are the last to be forgotten.
+    this.revoked.delete(attemptId);
+    this.revoked.set(attemptId, upTo);
+    const max = this.opts.rememberFinished ?? 10_000;
+    while (this.revoked.size > max) {
+      this.revoked.delete(this.revoked.keys().next().value as string);
+    }
+    return { attemptId, state: 'revoked' };
   }
 
   /** Stop accepting new attempts (graceful shutdown); running ones continue. */

@@ -1,7 +1,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpError, JsonHttpServer, type Logger, type RequestContext, type Route } from '@sched/core';
-import { type AttemptRequest, ID_PATTERN, parseAttemptRequest } from '../executor/attempt-request.js';
-import { InvalidRequestError, WorkerAtCapacityError, WorkerDrainingError } from '../executor/errors.js';
+import {
+  type AttemptRequest,
+  ID_PATTERN,
+  parseAttemptRequest,
+  parseRevokeRequest,
+  type RevokeRequest,
+} from '../executor/attempt-request.js';
+import {
+  AttemptRevokedError,
+  InvalidRequestError,
+  WorkerAtCapacityError,
+  WorkerDrainingError,
+} from '../executor/errors.js';
 import type { TaskExecutor } from '../executor/task-executor.js';
 import type { LogStore } from '../logs/log-store.js';
 
@@ -10,7 +21,10 @@ export interface WorkerHttpServerOptions {
   logs: LogStore;
   /** The cluster secret; requests must carry `Authorization: Bearer <secret>`. */
   secret: string;
-  /** This worker's incarnation key once known; a dispatch addressed to another incarnation is refused. */
+  /**
+   * This worker's incarnation key once known; a dispatch addressed to another incarnation is
+   * refused, and so is a revoke addressed to any incarnation but this one.
+   */
   workerKey?: () => string | null;
   /** Extra fields for `GET /v1/health` (state, groups…). */
   health?: () => Record<string, unknown>;
@@ -21,7 +35,7 @@ export interface WorkerHttpServerOptions {
   publicGet?: Record<string, (req: IncomingMessage, res: ServerResponse) => void | Promise<void>>;
   /** Largest accepted request body. @defaultValue 4 MiB */
   maxBodyBytes?: number;
-  /** Most attempts in one batch dispatch. @defaultValue 1000 */
+  /** Most attempts in one batch dispatch, and in one revoke. @defaultValue 1000 */
   maxBatch?: number;
   logger?: Logger;
 }
@@ -37,6 +51,7 @@ export interface WorkerHttpServerOptions {
  * | GET  /v1/health                     | running/capacity/draining and node state     |
  * | POST /v1/attempts                   | dispatch one attempt (idempotent on its id)  |
  * | POST /v1/attempts/batch             | dispatch many; a malformed item refuses all  |
+ * | POST /v1/attempts/revoke            | never start these dispatches (answer lost)   |
  * | GET  /v1/attempts/{id}              | the attempt's snapshot                       |
  * | POST /v1/attempts/{id}/cancel       | kill it (SIGTERM, grace, SIGKILL)            |
  * | GET  /v1/attempts/{id}/log          | its log; `follow=true` streams until it ends |
@@ -47,7 +62,8 @@ export class WorkerHttpServer {
 
   constructor(private readonly opts: WorkerHttpServerOptions) {
     this.maxBatch = opts.maxBatch ?? 1000;
-    const attempt = (suffix: string) => new RegExp(`^/v1/attempts/(?!batch$)([^/]+)${suffix}$`);
+    // `batch` and `revoke` are routes of their own, never attempt ids.
+    const attempt = (suffix: string) => new RegExp(`^/v1/attempts/(?!(?:batch|revoke)$)([^/]+)${suffix}$`);
     const routes: Route[] = [
       ...Object.entries(opts.publicGet ?? {}).map(
         ([path, serve]): Route => ({
@@ -70,6 +86,11 @@ export class WorkerHttpServer {
         method: 'POST',
         pattern: /^\/v1\/attempts\/batch$/,
         handle: async (ctx) => this.dispatchBatch(await ctx.json()),
+      },
+      {
+        method: 'POST',
+        pattern: /^\/v1\/attempts\/revoke$/,
+        handle: async (ctx) => this.revoke(await ctx.json()),
       },
       {
         method: 'GET',
@@ -189,11 +210,46 @@ export class WorkerHttpServer {
         body: { attemptId: s.attemptId, accepted: outcome.accepted, state: s.state, result: s.result },
       };
     } catch (err) {
+      if (err instanceof AttemptRevokedError) return errorOutcome(409, err.code, err.message);
       if (err instanceof WorkerAtCapacityError) return errorOutcome(429, err.code, err.message);
       if (err instanceof WorkerDrainingError) return errorOutcome(503, err.code, err.message);
       this.opts.logger?.error({ err }, 'dispatch failed');
       return errorOutcome(500, 'INTERNAL', `worker could not start the attempt: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * A master lost the answer to a dispatch (reset after the request, timeout) and asks, before it
+   * gives the attempt to another worker, whether this one has it: a known attempt answers its
+   * state (the master must not move it); an unknown one is revoked, so a late copy of the lost
+   * request never starts it here. Validated whole first, and refused whole when it is addressed
+   * to another incarnation (or this worker does not know its key yet): a revoke answered by the
+   * wrong incarnation would tell the master nothing about the one it dispatched to.
+   */
+  private revoke(body: unknown): { status: number; body: unknown } {
+    let request: RevokeRequest;
+    try {
+      request = parseRevokeRequest(body, this.maxBatch);
+    } catch (err) {
+      if (err instanceof InvalidRequestError)
+        throw new HttpError(400, err.code, err.message, { issues: err.issues });
+      throw err;
+    }
+    const own = this.opts.workerKey?.() ?? null;
+    if (request.worker !== null && request.worker !== own) {
+      throw new HttpError(
+        409,
+        'WRONG_INCARNATION',
+        own === null
+          ? `the revoke is addressed to ${request.worker}, but this worker does not know its incarnation key yet`
+          : `the revoke is addressed to ${request.worker}, but this worker is ${own}`,
+      );
+    }
+    const results = request.attempts.map(({ attemptId, dispatchSeq }) => ({
+      attemptId,
+      state: this.opts.executor.revoke(attemptId, dispatchSeq).state,
+    }));
+    return { status: 200, body: { results } };
   }
 
   private cancel(attemptId: string, body: unknown): { status: number; body: unknown } {
