@@ -58,6 +58,7 @@ describe('master metrics', () => {
           : [{ attemptId: '1', outcome: 'accepted' as const }];
       },
       cancel: async () => true,
+      revoke: async () => new Map(),
       close: () => {
         closed = true;
       },

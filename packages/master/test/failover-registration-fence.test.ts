@@ -350,6 +350,7 @@ describe('the run driver records the registration it dispatches to', () => {
         return attempts.map((a) => ({ attemptId: a.attemptId, outcome: 'accepted' as const }));
       },
       cancel: async () => false,
+      revoke: async () => new Map(),
       close: () => {},
     };
     return new RunDriver({

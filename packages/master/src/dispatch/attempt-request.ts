@@ -40,6 +40,8 @@ export interface AttemptIdentity {
   shardTotal: number;
   fireTime: Date | null;
   workerKey: string;
+  /** The row's `dispatch_seq`: which assignment of the attempt this dispatch is. */
+  dispatchSeq: number;
 }
 
 /**
@@ -64,6 +66,7 @@ export function attemptRequestOf(
     params,
     timeoutMs: task.timeoutMs,
     worker: a.workerKey,
+    dispatchSeq: a.dispatchSeq,
     task: taskSpecOf(task),
   };
 }

@@ -20,11 +20,28 @@ export interface WorkerClient {
   dispatch(address: string, attempts: AttemptRequest[]): Promise<DispatchAnswer[]>;
   /** Asks a worker to kill an attempt; false when the worker does not know it. */
   cancel(address: string, attemptId: string, reason: string): Promise<boolean>;
+  /**
+   * After a dispatch whose answer was lost: asks the worker (incarnation `workerKey`) whether it
+   * has each attempt, and makes it refuse, from now on, every copy of those it does not have up to
+   * the given `dispatchSeq`. Answers the attempt's state there, or `revoked`. Throws
+   * `WorkerUnreachableError` when the worker cannot be asked or is another incarnation.
+   */
+  revoke(
+    address: string,
+    workerKey: string,
+    attempts: { attemptId: string; dispatchSeq: number }[],
+  ): Promise<Map<string, string>>;
   close(): void;
 }
 
 export class WorkerUnreachableError extends SchedError {
-  constructor(address: string, cause: unknown) {
+  /**
+   * The whole request had been written to the connection when it failed: the worker may have
+   * received and acted on it (the answer was lost). False: it never got the whole request.
+   */
+  readonly maybeDelivered: boolean;
+
+  constructor(address: string, cause: unknown, maybeDelivered = true) {
     super(
       'WORKER_UNREACHABLE',
       `worker ${address} could not be reached: ${(cause as Error)?.message ?? cause}`,
@@ -33,6 +50,7 @@ export class WorkerUnreachableError extends SchedError {
         cause,
       },
     );
+    this.maybeDelivered = maybeDelivered;
   }
 }
 
@@ -105,6 +123,30 @@ export class HttpWorkerClient implements WorkerClient {
     return status === 200;
   }
 
+  async revoke(
+    address: string,
+    workerKey: string,
+    attempts: { attemptId: string; dispatchSeq: number }[],
+  ): Promise<Map<string, string>> {
+    const { status, body } = await this.call(address, 'POST', '/v1/attempts/revoke', {
+      worker: workerKey,
+      attempts,
+    });
+    const results = (body as { results?: { attemptId?: unknown; state?: unknown }[] }).results;
+    if (status !== 200 || !Array.isArray(results)) {
+      const err = (body as { error?: { code?: string; message?: string } }).error;
+      throw new WorkerUnreachableError(
+        address,
+        new Error(`revoke answered ${status} ${err?.code ?? ''} ${err?.message ?? ''}`.trim()),
+      );
+    }
+    const out = new Map<string, string>();
+    for (const r of results) {
+      if (typeof r?.attemptId === 'string' && typeof r.state === 'string') out.set(r.attemptId, r.state);
+    }
+    return out;
+  }
+
   close(): void {
     this.agent.destroy();
   }
@@ -148,8 +190,13 @@ export class HttpWorkerClient implements WorkerClient {
           res.on('error', (err) => reject(new WorkerUnreachableError(address, err)));
         },
       );
+      // Once the whole request is written, a failure leaves it unknown whether the worker got it.
+      let written = false;
+      req.on('finish', () => {
+        written = true;
+      });
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
-      req.on('error', (err) => reject(new WorkerUnreachableError(address, err)));
+      req.on('error', (err) => reject(new WorkerUnreachableError(address, err, written)));
       req.end(data);
     });
   }

@@ -27,6 +27,8 @@ export interface DriveAttempt {
   workerKey: string | null;
   /** czxid of the worker registration it was dispatched to; null when not known. */
   workerCzxid: bigint | null;
+  /** Times it has been assigned to a worker (`dispatch_seq`); sent with every dispatch and revoke. */
+  dispatchSeq: number;
   endedAtMs: number | null;
 }
 
@@ -59,7 +61,7 @@ export async function loadRunsToDrive(db: Db, owner: string, ids: number[]): Pro
 export async function loadAttemptsOfRuns(db: Db, runIds: number[]): Promise<DriveAttempt[]> {
   const { rows } = await db.query(
     `SELECT id, run_id, task_name, attempt, shard_index, shard_total, state, worker_address, worker_key,
-            worker_czxid::text AS worker_czxid, (extract(epoch FROM ended_at) * 1000)::float8 AS ended_ms
+            worker_czxid::text AS worker_czxid, dispatch_seq, (extract(epoch FROM ended_at) * 1000)::float8 AS ended_ms
        FROM task_attempts WHERE run_id = ANY($1::bigint[]) ORDER BY run_id, task_name, shard_index, attempt`,
     [runIds],
   );
@@ -74,6 +76,7 @@ export async function loadAttemptsOfRuns(db: Db, runIds: number[]): Promise<Driv
     workerAddress: r.worker_address,
     workerKey: r.worker_key,
     workerCzxid: r.worker_czxid === null ? null : BigInt(r.worker_czxid),
+    dispatchSeq: r.dispatch_seq,
     endedAtMs: r.ended_ms === null ? null : Math.round(r.ended_ms),
   }));
 }
@@ -128,22 +131,26 @@ export async function insertAttempts(
   db: Db,
   owner: string,
   list: NewDispatch[],
-): Promise<{ id: number; runId: number; taskName: string; shardIndex: number; attempt: number }[]> {
+): Promise<
+  { id: number; runId: number; taskName: string; shardIndex: number; attempt: number; dispatchSeq: number }[]
+> {
   if (list.length === 0) return [];
   const { rows } = await db.query(
     `INSERT INTO task_attempts (run_id, task_name, attempt, shard_index, shard_total, state,
-                                worker_address, worker_start_time, worker_key, worker_czxid, dispatched_at)
+                                worker_address, worker_start_time, worker_key, worker_czxid, dispatched_at,
+                                dispatch_seq)
      SELECT n.run_id, n.task_name, n.attempt, n.shard_index, n.shard_total,
             CASE WHEN n.worker_key IS NULL THEN 'pending' ELSE 'dispatched' END,
             n.worker_address, n.worker_start_time, n.worker_key, n.worker_czxid,
-            CASE WHEN n.worker_key IS NULL THEN NULL ELSE clock_timestamp() END
+            CASE WHEN n.worker_key IS NULL THEN NULL ELSE clock_timestamp() END,
+            CASE WHEN n.worker_key IS NULL THEN 0 ELSE 1 END
        FROM unnest($2::bigint[], $3::text[], $4::int[], $5::int[], $6::int[], $7::text[], $8::bigint[], $9::text[],
                    $10::bigint[])
             AS n(run_id, task_name, attempt, shard_index, shard_total, worker_address, worker_start_time, worker_key,
                  worker_czxid)
        JOIN runs r ON r.id = n.run_id AND r.owner = $1 AND r.state IN ('pending', 'running')
      ON CONFLICT (run_id, task_name, shard_index, attempt) DO NOTHING
-     RETURNING id, run_id, task_name, shard_index, attempt`,
+     RETURNING id, run_id, task_name, shard_index, attempt, dispatch_seq`,
     [
       owner,
       list.map((d) => d.runId),
@@ -163,6 +170,7 @@ export async function insertAttempts(
     taskName: r.task_name,
     shardIndex: r.shard_index,
     attempt: r.attempt,
+    dispatchSeq: r.dispatch_seq,
   }));
 }
 
@@ -179,16 +187,44 @@ export async function reassignAttempt(
   id: number,
   fromWorkerKey: string | null,
   to: DispatchTarget | null,
-): Promise<boolean> {
-  const { rowCount } = await db.query(
+  /** Only if the row is still at this `dispatch_seq` (the assignment the caller knows). */
+  fromSeq?: number,
+): Promise<number | null> {
+  const { rows } = await db.query<{ dispatch_seq: number }>(
     `UPDATE task_attempts
         SET state = CASE WHEN $3::text IS NULL THEN 'pending' ELSE 'dispatched' END,
             worker_key = $3, worker_address = $4, worker_start_time = $5, worker_czxid = $6::bigint,
-            dispatched_at = CASE WHEN $3::text IS NULL THEN NULL ELSE clock_timestamp() END
-      WHERE id = $1 AND state IN ('pending', 'dispatched') AND worker_key IS NOT DISTINCT FROM $2`,
-    [id, fromWorkerKey, to?.key ?? null, to?.address ?? null, to?.startTime ?? null, czxidParam(to?.czxid)],
+            dispatched_at = CASE WHEN $3::text IS NULL THEN NULL ELSE clock_timestamp() END,
+            dispatch_seq = dispatch_seq + 1
+      WHERE id = $1 AND state IN ('pending', 'dispatched') AND worker_key IS NOT DISTINCT FROM $2
+        AND ($7::int IS NULL OR dispatch_seq = $7)
+      RETURNING dispatch_seq`,
+    [
+      id,
+      fromWorkerKey,
+      to?.key ?? null,
+      to?.address ?? null,
+      to?.startTime ?? null,
+      czxidParam(to?.czxid),
+      fromSeq ?? null,
+    ],
   );
-  return (rowCount ?? 0) === 1;
+  return rows[0]?.dispatch_seq ?? null;
+}
+
+/** Attempts still `dispatched` to `workerKey` at the given seq, of those asked (the rest moved on). */
+export async function stillDispatched(
+  db: Db,
+  list: { id: number; workerKey: string; dispatchSeq: number }[],
+): Promise<Set<number>> {
+  if (list.length === 0) return new Set();
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT a.id FROM task_attempts a
+       JOIN unnest($1::bigint[], $2::text[], $3::int[]) AS q(id, worker_key, seq) ON q.id = a.id
+      WHERE a.state = 'dispatched' AND a.worker_key = q.worker_key AND a.dispatch_seq = q.seq`,
+    [list.map((x) => x.id), list.map((x) => x.workerKey), list.map((x) => x.dispatchSeq)],
+  );
+  return new Set(rows.map((r) => Number(r.id)));
 }
 
 /** A czxid as pg gets it: a decimal string (a JS bigint is not serialized by pg). */

@@ -2,7 +2,7 @@ import { type Clock, type Logger, systemClock } from '@sched/core';
 import { type Db, releaseQueuedRun, type TaskDefinition, type WorkflowDefinition } from '@sched/store';
 import type pg from 'pg';
 import { attemptRequestOf } from '../dispatch/attempt-request.js';
-import type { WorkerClient } from '../dispatch/worker-client.js';
+import { type DispatchAnswer, type WorkerClient, WorkerUnreachableError } from '../dispatch/worker-client.js';
 import type { WorkerRouter } from '../routing/worker-router.js';
 import type { WorkerView } from '../routing/worker-view.js';
 import { type AttemptView, type PlannedTask, planRun } from './dag-planner.js';
@@ -21,6 +21,7 @@ import {
   markRunsRunning,
   type NewDispatch,
   reassignAttempt,
+  stillDispatched,
 } from './run-drive-queries.js';
 
 /**
@@ -69,6 +70,8 @@ export interface RunDriverOptions {
   sweepIntervalMs?: number;
   /** Retry a task that found no worker after this long. @defaultValue 1000 */
   noWorkerRetryMs?: number;
+  /** Ask a worker again about attempts whose dispatch answer was lost after this long. @defaultValue 2000 */
+  unconfirmedRetryMs?: number;
   /** Runs per batch. @defaultValue 500 */
   batchSize?: number;
 }
@@ -91,6 +94,23 @@ interface PendingSend {
   target: Target;
   fallbacks: Target[];
   assignedKey?: string | null;
+  /** The row's `dispatch_seq` for the current target (sent with the dispatch and any revoke). */
+  seq: number;
+  /**
+   * The current target may already hold a copy of this attempt: a resend of a row dispatched to it
+   * (an earlier owner's request, or one whose answer was lost). Moving it away from that worker
+   * then needs the worker's word first (`revoke`), or its failover.
+   */
+  mayHave: boolean;
+}
+
+/** An attempt whose delivery could not be confirmed either way: it stays with its worker until it can. */
+interface Unconfirmed {
+  attemptId: number;
+  runId: number;
+  address: string;
+  workerKey: string;
+  seq: number;
 }
 
 const MAX_SENDS_IN_FLIGHT = 4;
@@ -107,6 +127,9 @@ export class RunDriver {
   private readonly sending = new Set<Promise<void>>();
   /** Dispatched attempts whose delivery failed with an error: sent again on the run's next drive. */
   private readonly undelivered = new Set<number>();
+  /** Attempts kept with their worker until it answers whether it has them (see `confirmOrHold`). */
+  private readonly unconfirmed = new Map<number, Unconfirmed>();
+  private unconfirmedTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private started = false;
 
@@ -129,6 +152,9 @@ export class RunDriver {
   async stop(): Promise<void> {
     this.started = false;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.unconfirmedTimer) clearTimeout(this.unconfirmedTimer);
+    this.unconfirmedTimer = null;
+    this.unconfirmed.clear();
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     this.dirty.clear();
@@ -296,6 +322,8 @@ export class RunDriver {
         shardTotal: n.d.shardTotal,
         target: n.d.worker,
         fallbacks: n.fallbacks,
+        seq: c.dispatchSeq,
+        mayHave: false,
       });
     }
     // The intents are persisted: sending can overlap with planning the next batch. A slow
@@ -417,9 +445,16 @@ export class RunDriver {
         // Same incarnation, new registration (it lost its session and came back). Sent as it
         // is, the attempt would run under the new registration while the leader's failover of
         // the old one (which it belongs to on its row) may take it over: move it first.
-        return { ...common, target: UNASSIGNED, fallbacks: [now], assignedKey: a.workerKey };
+        return {
+          ...common,
+          target: UNASSIGNED,
+          fallbacks: [now],
+          assignedKey: a.workerKey,
+          seq: a.dispatchSeq,
+          mayHave: true,
+        };
       }
-      return { ...common, target: now, fallbacks: [] };
+      return { ...common, target: now, fallbacks: [], seq: a.dispatchSeq, mayHave: true };
     }
     const [first] = this.route(
       run,
@@ -435,6 +470,8 @@ export class RunDriver {
       target: UNASSIGNED,
       fallbacks: [first.d.worker, ...first.fallbacks],
       assignedKey: null,
+      seq: a.dispatchSeq,
+      mayHave: false,
     };
   }
 
@@ -473,25 +510,46 @@ export class RunDriver {
                 shardTotal: s.shardTotal,
                 fireTime: s.run.fireTime,
                 workerKey: s.target.key,
+                dispatchSeq: s.seq,
               },
               s.task,
               { ...s.run.params, ...s.task.params },
             ),
           );
-          let answers: { outcome: string }[];
+          let answers: DispatchAnswer[] | null = null;
+          // The request may have reached the worker although its answer did not reach us.
+          let lostAnswer = false;
           try {
             answers = await this.opts.client.dispatch(address, requests);
           } catch (err) {
-            this.opts.logger.warn({ err, worker: address, attempts: list.length }, 'dispatch failed');
-            answers = list.map(() => ({ outcome: 'refused' }));
+            lostAnswer = !(err instanceof WorkerUnreachableError) || err.maybeDelivered;
+            this.opts.logger.warn(
+              { err, worker: address, attempts: list.length },
+              lostAnswer
+                ? 'dispatch failed after the request was sent; asking the worker before the attempts go elsewhere'
+                : 'dispatch failed',
+            );
           }
+          const toConfirm: PendingSend[] = [];
           for (const [i, s] of list.entries()) {
-            const ok = answers[i]?.outcome === 'accepted' || answers[i]?.outcome === 'duplicate';
-            if (ok) this.opts.router.reportDispatchSuccess(s.target.key);
-            else {
-              this.opts.router.reportDispatchFailure(s.target.key);
-              if (await this.moveToNext(s, s.target.key)) retry.push(s);
+            const answer = answers?.[i];
+            if (answer?.outcome === 'accepted' || answer?.outcome === 'duplicate') {
+              this.opts.router.reportDispatchSuccess(s.target.key);
+              continue;
             }
+            this.opts.router.reportDispatchFailure(s.target.key);
+            const revoked = answer?.outcome === 'refused' && answer.code === 'ATTEMPT_REVOKED';
+            const wrongIncarnation = answer?.outcome === 'refused' && answer.code === 'WRONG_INCARNATION';
+            if (lostAnswer || (s.mayHave && !revoked)) {
+              // A copy may be there (or on its way): never give it to a second worker unasked. A
+              // different incarnation at the address cannot answer for the one we sent it to:
+              // that one is the failover's business.
+              if (wrongIncarnation) this.hold(s, address);
+              else toConfirm.push(s);
+            } else if (await this.moveToNext(s, s.target.key)) retry.push(s);
+          }
+          for (const s of await this.confirmOrHold(address, toConfirm)) {
+            if (await this.moveToNext(s, s.target.key)) retry.push(s);
           }
         }),
       );
@@ -499,12 +557,124 @@ export class RunDriver {
     }
   }
 
+  /**
+   * Asks the worker (one request) whether it has the attempts whose delivery is uncertain, and
+   * makes it refuse every copy of those it does not have (`revoke`, up to their dispatch seq).
+   * Returns the ones it does not have (safe to give to another worker now); those it has are
+   * running there (their reports follow); those it could not be asked about are held.
+   */
+  private async confirmOrHold(address: string, list: PendingSend[]): Promise<PendingSend[]> {
+    if (list.length === 0) return [];
+    const workerKey = list[0]?.target.key as string;
+    let states: Map<string, string>;
+    try {
+      states = await this.opts.client.revoke(
+        address,
+        workerKey,
+        list.map((s) => ({ attemptId: String(s.attemptId), dispatchSeq: s.seq })),
+      );
+    } catch (err) {
+      this.opts.logger.warn(
+        { err, worker: address, attempts: list.map((s) => s.attemptId) },
+        'could not ask the worker whether it has the attempts; they stay with it until it answers or is failed over',
+      );
+      for (const s of list) this.hold(s, address);
+      return [];
+    }
+    const free: PendingSend[] = [];
+    for (const s of list) {
+      const state = states.get(String(s.attemptId));
+      if (state === 'revoked') free.push(s);
+      else if (state === undefined) this.hold(s, address);
+      else this.opts.router.reportDispatchSuccess(s.target.key);
+    }
+    return free;
+  }
+
+  /** Keeps an attempt with its worker and asks again every `unconfirmedRetryMs` (see `recheckUnconfirmed`). */
+  private hold(s: PendingSend, address: string): void {
+    this.unconfirmed.set(s.attemptId, {
+      attemptId: s.attemptId,
+      runId: s.run.id,
+      address,
+      workerKey: s.target.key,
+      seq: s.seq,
+    });
+    this.scheduleRecheck();
+  }
+
+  private scheduleRecheck(): void {
+    if (this.unconfirmedTimer || !this.started || this.unconfirmed.size === 0) return;
+    this.unconfirmedTimer = setTimeout(() => {
+      this.unconfirmedTimer = null;
+      this.recheckUnconfirmed()
+        .catch((err) => this.opts.logger.warn({ err }, 'asking workers about unconfirmed attempts failed'))
+        .finally(() => this.scheduleRecheck());
+    }, this.opts.unconfirmedRetryMs ?? 2_000);
+    this.unconfirmedTimer.unref();
+  }
+
+  /**
+   * Held attempts: dropped once their row moved on (a report came: the worker had it; or the
+   * failover took it over); otherwise the worker is asked again, and the ones it does not have go
+   * back to `pending` (fenced on the same worker and seq) and their runs are driven again.
+   */
+  private async recheckUnconfirmed(): Promise<void> {
+    if (!this.opts.leaseValid()) return;
+    const held = [...this.unconfirmed.values()];
+    const still = await stillDispatched(
+      this.opts.db,
+      held.map((u) => ({ id: u.attemptId, workerKey: u.workerKey, dispatchSeq: u.seq })),
+    );
+    const byWorker = new Map<string, Unconfirmed[]>();
+    for (const u of held) {
+      if (!still.has(u.attemptId)) {
+        this.unconfirmed.delete(u.attemptId);
+        continue;
+      }
+      const k = `${u.address} ${u.workerKey}`;
+      byWorker.set(k, [...(byWorker.get(k) ?? []), u]);
+    }
+    for (const list of byWorker.values()) {
+      const { address, workerKey } = list[0] as Unconfirmed;
+      let states: Map<string, string>;
+      try {
+        states = await this.opts.client.revoke(
+          address,
+          workerKey,
+          list.map((u) => ({ attemptId: String(u.attemptId), dispatchSeq: u.seq })),
+        );
+      } catch {
+        continue; // still unreachable: ask again later
+      }
+      const wake: number[] = [];
+      for (const u of list) {
+        const state = states.get(String(u.attemptId));
+        if (state === undefined) continue;
+        this.unconfirmed.delete(u.attemptId);
+        if (state !== 'revoked') continue; // it has it: its reports follow
+        const moved = await reassignAttempt(this.opts.db, u.attemptId, u.workerKey, null, u.seq);
+        if (moved !== null) wake.push(u.runId);
+      }
+      if (wake.length > 0) {
+        this.opts.logger.info(
+          { worker: address, attempts: wake.length },
+          'the worker confirmed it does not have attempts whose dispatch answer was lost; dispatching them again',
+        );
+        this.wake(wake);
+      }
+    }
+  }
+
   /** Reassigns to the next fallback (true = send again) or back to pending (false). */
   private async moveToNext(s: PendingSend, fromKey: string | null): Promise<boolean> {
     const next = s.fallbacks.shift() ?? null;
     const from = fromKey === null ? null : fromKey;
-    const moved = await reassignAttempt(this.opts.db, s.attemptId, from, next);
-    if (!moved) return false; // a report or the failover coordinator got there first
+    const seq = await reassignAttempt(this.opts.db, s.attemptId, from, next);
+    if (seq === null) return false; // a report or the failover coordinator got there first
+    s.seq = seq;
+    // The same worker under a newer registration may hold the old copy; another worker does not.
+    s.mayHave = next !== null && next.key === fromKey;
     if (next) {
       s.target = next;
       return true;
