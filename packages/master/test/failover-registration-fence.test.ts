@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '@sched/core';
 import {
@@ -12,9 +15,10 @@ import {
 } from '@sched/registry';
 import { advanceLeaderEpoch, applyDefinitions, compileDefinitions, insertRuns } from '@sched/store';
 import { EventQueue, eventually, registerCleanup, sharedZooKeeper, timing, zkChroot } from '@sched/testkit';
+import { LogStore, TaskExecutor, WorkerHttpServer } from '@sched/worker';
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { WorkerClient } from '../src/dispatch/worker-client.js';
+import { HttpWorkerClient, type WorkerClient } from '../src/dispatch/worker-client.js';
 import { FailoverCoordinator } from '../src/failover/failover-coordinator.js';
 import { failOverWorkerAttempts } from '../src/failover/failover-queries.js';
 import { WorkerRouter } from '../src/routing/worker-router.js';
@@ -340,13 +344,12 @@ describe('the run driver records the registration it dispatches to', () => {
     czxid,
   });
 
-  function driver(
-    workers: RegisteredWorker[],
-    sent: { attemptId: string; worker: string | null }[],
-  ): RunDriver {
+  type Sent = { attemptId: string; worker: string | null; registration: string | null };
+  function driver(workers: RegisteredWorker[], sent: Sent[], owner = DRIVER): RunDriver {
     const client: WorkerClient = {
       dispatch: async (_address, attempts) => {
-        for (const a of attempts) sent.push({ attemptId: a.attemptId, worker: a.worker });
+        for (const a of attempts)
+          sent.push({ attemptId: a.attemptId, worker: a.worker, registration: a.registration });
         return attempts.map((a) => ({ attemptId: a.attemptId, outcome: 'accepted' as const }));
       },
       cancel: async () => false,
@@ -355,7 +358,7 @@ describe('the run driver records the registration it dispatches to', () => {
     };
     return new RunDriver({
       db: pool,
-      owner: DRIVER,
+      owner,
       router: new WorkerRouter(),
       workers: () => workers,
       client,
@@ -367,22 +370,26 @@ describe('the run driver records the registration it dispatches to', () => {
 
   it('stores the czxid, moves a dispatched attempt to the worker’s new registration before sending it again, and the failover of the old one leaves it', async () => {
     const runId = await newRun(DRIVER);
-    const sent1: { attemptId: string; worker: string | null }[] = [];
+    const sent1: Sent[] = [];
     const d1 = driver([view(1_000n)], sent1);
     await d1.start();
     d1.wake([runId]);
     await eventually(() => expect(sent1).toHaveLength(1));
     await d1.stop();
+    // The dispatch names the registration (the worker refuses it if it is on another one).
+    expect(sent1[0]).toMatchObject({ worker: key, registration: '1000' });
     const id = Number(sent1[0]?.attemptId);
     expect(await attempt(id)).toMatchObject({ state: 'dispatched', czxid: '1000' });
 
     // The worker came back with a new registration; a master driving the run for the first
     // time sends its dispatched attempts again — to the new registration, recorded first.
-    const sent2: { attemptId: string; worker: string | null }[] = [];
+    const sent2: Sent[] = [];
     const d2 = driver([view(2_000n)], sent2);
     await d2.start();
     d2.wake([runId]);
-    await eventually(() => expect(sent2).toEqual([{ attemptId: String(id), worker: key }]));
+    await eventually(() =>
+      expect(sent2).toEqual([{ attemptId: String(id), worker: key, registration: '2000' }]),
+    );
     await d2.stop();
     expect(await attempt(id)).toMatchObject({ state: 'dispatched', czxid: '2000' });
 
@@ -390,5 +397,197 @@ describe('the run driver records the registration it dispatches to', () => {
     expect(await failOverWorkerAttempts(pool, key, 1_000n)).toEqual([]);
     expect((await attempt(id)).state).toBe('dispatched');
     expect((await failOverWorkerAttempts(pool, key, 2_000n)).map((a) => a.attemptId)).toEqual([id]);
+  });
+
+  it('sends an attempt again for the registration its row records, even when the view does not know the registration', async () => {
+    // Its own owner: the run of the test above is still active (its attempt was failed over).
+    const owner = '127.0.0.1:7405_1700000000005';
+    const runId = await newRun(owner);
+    const [row] = await insertAttempts(pool, owner, [
+      {
+        runId,
+        taskName: 'only',
+        attempt: 1,
+        shardIndex: 0,
+        shardTotal: 1,
+        worker: { address: '127.0.0.1:7403', startTime: 1_700_000_000_003, key, czxid: 3_000n },
+      },
+    ]);
+    const { czxid: _unknown, ...withoutRegistration } = view(0n);
+    const sent: Sent[] = [];
+    const d = driver([withoutRegistration], sent, owner);
+    await d.start();
+    d.wake([runId]);
+    await eventually(() =>
+      expect(sent).toEqual([{ attemptId: String(row?.id), worker: key, registration: '3000' }]),
+    );
+    await d.stop();
+  });
+});
+
+describe('a master whose view of the workers lags cannot start work on the worker’s new registration', () => {
+  // A real worker endpoint (executor + HTTP server) on registration 2000 of its incarnation; the
+  // driver's view still shows registration 1000 (the worker lost its session and came back, and
+  // this master has not seen it yet). The leader fails registration 1000's attempts over: none
+  // may run on the worker. Once the view catches up, the attempt runs there, once.
+  // One owner per test: a run left active by one is not driven by the next.
+  const ownerOf = (n: number) => `127.0.0.1:${7410 + n}_1700000000006`;
+  const SECRET = 'registration-fence-secret';
+  let dir: string;
+  let executor: TaskExecutor;
+  let server: WorkerHttpServer;
+  let client: HttpWorkerClient;
+  let worker: RegisteredWorker;
+  /** The worker's current registration (what WorkerNode gives its HTTP server). */
+  const registration = '2000';
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sched-registration-fence-'));
+    registerCleanup('remove temp dir', () => rm(dir, { recursive: true, force: true }));
+    const logs = new LogStore({ dir: join(dir, 'logs') });
+    executor = new TaskExecutor({ capacity: 4, killGraceMs: 200, logs, workDir: join(dir, 'work') });
+    let workerKey = '';
+    server = new WorkerHttpServer({
+      executor,
+      logs,
+      secret: SECRET,
+      workerKey: () => workerKey,
+      registration: () => registration,
+    });
+    const { port } = await server.listen(0);
+    registerCleanup('close worker endpoint', () => server.close());
+    workerKey = `127.0.0.1:${port}_1700000000007`;
+    worker = {
+      key: workerKey,
+      address: `127.0.0.1:${port}`,
+      startTime: 1_700_000_000_007,
+      groups: ['default'],
+      weight: 1,
+      capacity: 4,
+      running: 0,
+      state: 'NORMAL',
+      cpu: 0,
+      memory: 0,
+      load: 0,
+      czxid: 1_000n,
+    };
+    client = new HttpWorkerClient({ secret: SECRET });
+    registerCleanup('close worker client', () => client.close());
+  });
+
+  /** A driver over the real client, recording what it sent and what the worker answered. */
+  function driver(owner: string, view: { current: RegisteredWorker }) {
+    const sent: { attemptId: string; registration: string | null; answer: string }[] = [];
+    const revoked: string[] = [];
+    const recording: WorkerClient = {
+      dispatch: async (address, attempts) => {
+        const answers = await client.dispatch(address, attempts);
+        attempts.forEach((a, i) => {
+          const answer = answers[i];
+          sent.push({
+            attemptId: a.attemptId,
+            registration: a.registration,
+            answer: answer?.outcome === 'refused' ? answer.code : String(answer?.outcome),
+          });
+        });
+        return answers;
+      },
+      cancel: (address, attemptId, reason) => client.cancel(address, attemptId, reason),
+      revoke: async (address, workerKey, attempts) => {
+        revoked.push(...attempts.map((a) => a.attemptId));
+        return client.revoke(address, workerKey, attempts);
+      },
+      close: () => {},
+    };
+    const d = new RunDriver({
+      db: pool,
+      owner,
+      router: new WorkerRouter(),
+      workers: () => [view.current],
+      client: recording,
+      leaseValid: () => true,
+      logger: quietLogger,
+      sweepIntervalMs: 60_000,
+      noWorkerRetryMs: 50,
+      unconfirmedRetryMs: 1_500,
+    });
+    return { d, sent, revoked };
+  }
+
+  it('a new dispatch to the old registration is refused and not run; it runs once the view shows the new one', async () => {
+    const owner = ownerOf(1);
+    const runId = await newRun(owner);
+    const view = { current: worker };
+    const { d, sent } = driver(owner, view);
+    await d.start();
+    try {
+      d.wake([runId]);
+      // Refused again and again (back to pending, routed again by the same stale view).
+      await eventually(() => expect(sent.length).toBeGreaterThanOrEqual(3));
+      const id = sent[0]?.attemptId as string;
+      expect(sent.every((x) => x.attemptId === id)).toBe(true);
+      expect(new Set(sent.map((x) => `${x.registration} ${x.answer}`))).toEqual(
+        new Set(['1000 WRONG_REGISTRATION']),
+      );
+      expect(executor.snapshot(id)).toBeUndefined();
+      expect(['pending', 'dispatched']).toContain((await attempt(Number(id))).state);
+
+      view.current = { ...worker, czxid: 2_000n };
+      await eventually(() => expect(executor.snapshot(id)?.state).toBe('succeeded'));
+      expect(sent.filter((x) => x.answer === 'accepted')).toEqual([
+        { attemptId: id, registration: registration, answer: 'accepted' },
+      ]);
+      expect(await attempt(Number(id))).toMatchObject({ state: 'dispatched', czxid: '2000' });
+      // The leader's failover of registration 1000 leaves it to the registration it runs on.
+      expect(await failOverWorkerAttempts(pool, worker.key, 1_000n)).toEqual([]);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('an attempt that may already be on the worker is held, asked about, and only then dispatched again', async () => {
+    // An earlier owner persisted the attempt for registration 1000 and died before sending it;
+    // this master drives the run for the first time and sends it again, from its stale view.
+    const owner = ownerOf(2);
+    const runId = await newRun(owner);
+    const [row] = await insertAttempts(pool, owner, [
+      {
+        runId,
+        taskName: 'only',
+        attempt: 1,
+        shardIndex: 0,
+        shardTotal: 1,
+        worker: { ...worker, czxid: 1_000n },
+      },
+    ]);
+    const id = String(row?.id);
+    const view = { current: worker };
+    const { d, sent, revoked } = driver(owner, view);
+    await d.start();
+    try {
+      d.wake([runId]);
+      await eventually(() => expect(sent.length).toBeGreaterThanOrEqual(1));
+      expect(sent[0]).toEqual({ attemptId: id, registration: '1000', answer: 'WRONG_REGISTRATION' });
+      // Held, not asked about at once: the leader's failover of registration 1000 may take it
+      // first (then it is dropped). Left where it is meanwhile.
+      await timing.sleep(200);
+      expect(revoked).toEqual([]);
+      expect(sent).toHaveLength(1);
+      expect(await attempt(Number(id))).toMatchObject({ state: 'dispatched', czxid: '1000' });
+      // Then the worker is asked; it does not have it: only then is it dispatched again.
+      await eventually(() => expect(sent.length).toBeGreaterThanOrEqual(3));
+      expect(revoked).toContain(id);
+      expect(sent.every((x) => x.answer === 'WRONG_REGISTRATION')).toBe(true);
+      expect(executor.snapshot(id)).toBeUndefined();
+
+      view.current = { ...worker, czxid: 2_000n };
+      await eventually(() => expect(executor.snapshot(id)?.state).toBe('succeeded'));
+      expect(sent.filter((x) => x.answer === 'accepted')).toEqual([
+        { attemptId: id, registration: registration, answer: 'accepted' },
+      ]);
+      expect(await attempt(Number(id))).toMatchObject({ state: 'dispatched', czxid: '2000' });
+    } finally {
+      await d.stop();
+    }
   });
 });

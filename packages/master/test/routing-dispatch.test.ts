@@ -37,6 +37,7 @@ function shellAttempt(
     params: {},
     timeoutMs: null,
     worker: worker.key,
+    registration: null,
     dispatchSeq: 1,
     task: { type: 'shell', command },
     ...extra,

@@ -40,8 +40,8 @@ import { registerWorkerMetrics, type WorkerMetrics } from './worker-metrics.js';
  * | starting   | endpoint bound, spool replayed, registered | running                                  |
  * | running    | session SUSPENDED                          | suspended (new dispatches refused, 503)  |
  * | suspended  | same session answers again                 | running                                  |
- * | running/suspended | session LOST                        | fenced (every task's group killed; attempts reported failed-over) |
- * | fenced     | new session, no failover record, registered | running                                 |
+ * | running/suspended | session LOST                        | fenced (every task's group killed; attempts reported failed-over; new dispatches refused, 503) |
+ * | fenced     | new session, no failover record, registered | running (a new registration: dispatches addressed to the old one are refused, 409 WRONG_REGISTRATION) |
  * | any        | own failover record found                  | terminated (tasks killed; the CLI exits non-zero) |
  * | running    | drain()                                    | draining (DRAINING heartbeat, refuse new, wait) → stopped |
  * | any        | stop()                                     | stopped (deregistered; unacked reports stay spooled) |
@@ -163,6 +163,9 @@ export class WorkerNode {
       logs: this.logs,
       secret,
       workerKey: () => this.key || null,
+      // The latest registration (kept after a LOST until the next one: dispatches are refused
+      // then anyway, the executor drains while fenced).
+      registration: () => this.registration?.registration?.czxid.toString() ?? null,
       health: () => ({ state: this.heartbeatState(), node: this.nodeState, groups: config.worker.groups }),
       logger: this.log.child({ component: 'http' }),
       // Prometheus scrapes /metrics without the cluster secret (docs/api.md).

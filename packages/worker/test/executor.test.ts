@@ -502,8 +502,35 @@ describe('dispatch request validation', () => {
       idempotencyKey: 'a1',
       params: {},
       timeoutMs: null,
+      registration: null,
       dispatchSeq: 0,
     });
+  });
+
+  test('registration: a decimal czxid (canonical, up to 19 digits) or null, named when wrong, also inside a batch', () => {
+    const body = { attemptId: 'a1', runId: 'r1', taskName: 't', attempt: 1, task: { type: 'noop' } };
+    expect(parseAttemptRequest({ ...body, registration: '340' }).registration).toBe('340');
+    expect(parseAttemptRequest({ ...body, registration: '0' }).registration).toBe('0');
+    expect(parseAttemptRequest({ ...body, registration: '00340' }).registration).toBe('340');
+    expect(parseAttemptRequest({ ...body, registration: '9223372036854775807' }).registration).toBe(
+      '9223372036854775807',
+    );
+    expect(parseAttemptRequest({ ...body, registration: null }).registration).toBeNull();
+    expect(parseAttemptRequest(body).registration).toBeNull();
+    for (const bad of [340, '', '-1', '+1', '3.4', '1e3', ' 340', '1'.repeat(20), true, {}]) {
+      expect(() => parseAttemptRequest({ ...body, registration: bad })).toThrow(
+        expect.objectContaining({
+          code: 'REQUEST_INVALID',
+          issues: [{ path: 'registration', message: expect.any(String) }],
+        }),
+      );
+    }
+    expect(() => parseAttemptRequest({ ...body, registration: 'x1' }, 'attempts[2]')).toThrow(
+      /attempts\[2\]\.registration: "x1" is not accepted; expected the czxid of the worker’s registration znode in decimal \(1 to 19 digits\), or null/,
+    );
+    expect(() => parseAttemptRequest({ ...body, registration: 377 }, 'attempts[0]')).toThrow(
+      /attempts\[0\]\.registration: expected a string, got 377/,
+    );
   });
 
   test('dispatchSeq: an integer 0..2^31-1, named when wrong, also inside a batch', () => {

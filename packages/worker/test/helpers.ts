@@ -33,6 +33,7 @@ export function attemptRequest(task: TaskSpec, extra: Partial<AttemptRequest> = 
     params: {},
     timeoutMs: null,
     worker: null,
+    registration: null,
     dispatchSeq: 0,
     task,
     ...extra,

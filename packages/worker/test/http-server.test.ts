@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { AttemptRequest } from '../src/executor/attempt-request.js';
 import { TaskExecutor } from '../src/executor/task-executor.js';
 import { WorkerHttpServer } from '../src/http/worker-http-server.js';
 import { LogStore } from '../src/logs/log-store.js';
@@ -12,6 +13,8 @@ let executor: TaskExecutor;
 let server: WorkerHttpServer;
 let base: string;
 let workerKey: string;
+/** This worker's current registration (the czxid of its znode), as WorkerNode gives it. */
+let registration: string | null = '377';
 
 async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(`${base}${path}`, {
@@ -43,6 +46,7 @@ beforeAll(async () => {
     logs,
     secret: SECRET,
     workerKey: () => workerKey,
+    registration: () => registration,
     maxBodyBytes: 64 * 1024,
     publicGet: { '/metrics': (_req, res) => void res.end('sched_worker_running_tasks 0\n') },
   });
@@ -81,6 +85,121 @@ describe('worker HTTP endpoint', () => {
     const r = await call('POST', '/v1/attempts', req);
     expect(r.status).toBe(409);
     expect(r.json.error.code).toBe('WRONG_INCARNATION');
+  });
+
+  describe('registration (the worker lost its ZooKeeper session and registered again)', () => {
+    /** A dispatch whose shell task appends to a marker file: the file says whether it ran. */
+    function marked(name: string, extra: Partial<AttemptRequest> = {}) {
+      const mark = join(dir.path, name);
+      const req = attemptRequest(
+        { type: 'shell', command: 'echo ran >> "$MARK"' },
+        { params: { MARK: mark }, worker: workerKey, ...extra },
+      );
+      return { mark, req };
+    }
+
+    test('a dispatch addressed to an earlier registration is refused (409 WRONG_REGISTRATION) and nothing runs; the current one, null or none is accepted', async () => {
+      const { mark, req } = marked('registration-old', { registration: '340' });
+      const started = executor.started;
+      const r = await call('POST', '/v1/attempts', req);
+      expect([r.status, r.json]).toEqual([
+        409,
+        {
+          error: {
+            code: 'WRONG_REGISTRATION',
+            message: `attempt ${req.attemptId} was dispatched to registration 340 of worker ${workerKey}, but this worker is now registration 377 (it lost its ZooKeeper session and registered again); not started`,
+          },
+        },
+      ]);
+      expect(executor.started).toBe(started);
+      expect(executor.snapshot(req.attemptId)).toBeUndefined();
+
+      for (const [name, extra] of [
+        ['registration-current', { registration: '377' }],
+        ['registration-zeros', { registration: '000377' }],
+        ['registration-null', { registration: null }],
+        ['registration-absent', {}],
+      ] as const) {
+        const ok = marked(name, extra);
+        const body: Record<string, unknown> = { ...ok.req };
+        if (!('registration' in extra)) delete body.registration;
+        const accepted = await call('POST', '/v1/attempts', body);
+        expect([name, accepted.status, accepted.json.accepted]).toEqual([name, 202, true]);
+        await executor.result(ok.req.attemptId);
+        expect(readFileSync(ok.mark, 'utf8')).toBe('ran\n');
+      }
+
+      // Refused in a batch too, item by item: the others start.
+      const ok = marked('registration-batch-ok', { registration: '377' });
+      const batch = await call('POST', '/v1/attempts/batch', { attempts: [req, ok.req] });
+      expect(batch.status).toBe(200);
+      expect(batch.json.results).toEqual([
+        { status: 409, error: expect.objectContaining({ code: 'WRONG_REGISTRATION' }) },
+        { status: 202, attemptId: ok.req.attemptId, accepted: true, state: 'running', result: null },
+      ]);
+      await executor.result(ok.req.attemptId);
+      expect(readFileSync(ok.mark, 'utf8')).toBe('ran\n');
+      expect(executor.snapshot(req.attemptId)).toBeUndefined();
+      expect(existsSync(mark)).toBe(false);
+    });
+
+    test('a registration newer than the one the worker knows is refused too (it is registering again)', async () => {
+      const { mark, req } = marked('registration-newer', { registration: '400' });
+      const r = await call('POST', '/v1/attempts', req);
+      expect([r.status, r.json.error]).toEqual([
+        409,
+        {
+          code: 'WRONG_REGISTRATION',
+          message: `attempt ${req.attemptId} was dispatched to registration 400 of worker ${workerKey}, but this worker is still registration 377 (it is registering again); not started`,
+        },
+      ]);
+      expect(executor.snapshot(req.attemptId)).toBeUndefined();
+      expect(existsSync(mark)).toBe(false);
+    });
+
+    test('checked only once the worker knows its registration', async () => {
+      registration = null;
+      try {
+        const before = marked('registration-unknown', { registration: '340' });
+        expect((await call('POST', '/v1/attempts', before.req)).status).toBe(202);
+        await executor.result(before.req.attemptId);
+        expect(readFileSync(before.mark, 'utf8')).toBe('ran\n');
+      } finally {
+        registration = '377';
+      }
+      const after = marked('registration-known', { registration: '340' });
+      expect((await call('POST', '/v1/attempts', after.req)).json.error?.code).toBe('WRONG_REGISTRATION');
+      expect(existsSync(after.mark)).toBe(false);
+    });
+
+    test('a malformed registration is refused with the field named (400); nothing runs', async () => {
+      const started = executor.started;
+      for (const bad of [340, '', '-1', '3 40', '0x1f', '1'.repeat(20), true, ['340']]) {
+        const { req } = marked('registration-bad', { registration: bad as unknown as string });
+        const r = await call('POST', '/v1/attempts', req);
+        expect([JSON.stringify(bad), r.status, r.json.error.code]).toEqual([
+          JSON.stringify(bad),
+          400,
+          'REQUEST_INVALID',
+        ]);
+        expect(r.json.error.issues.map((i: { path: string }) => i.path)).toEqual(['registration']);
+      }
+      const { req } = marked('registration-bad-batch');
+      const batch = await call('POST', '/v1/attempts/batch', {
+        attempts: [req, { ...req, attemptId: `${req.attemptId}-2`, registration: '12a' }],
+      });
+      expect([batch.status, batch.json.error.issues]).toEqual([
+        400,
+        [
+          {
+            path: 'attempts[1].registration',
+            message:
+              '"12a" is not accepted; expected the czxid of the worker’s registration znode in decimal (1 to 19 digits), or null',
+          },
+        ],
+      ]);
+      expect(executor.started).toBe(started);
+    });
   });
 
   test('at capacity the worker refuses with 429; draining with 503', async () => {

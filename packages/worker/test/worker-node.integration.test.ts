@@ -106,6 +106,9 @@ async function dispatch(
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
+/** The czxid of the worker's registration znode, as the observer (a master's view) sees it. */
+const czxidOf = (key: string) => workers.list().find((m) => m.key === key)?.czxid;
+
 const heartbeatOf = (key: string) =>
   workers.list().find((m) => m.key === key)?.heartbeat as WorkerHeartbeat | undefined;
 
@@ -234,6 +237,7 @@ describe('WorkerNode against a real ZooKeeper', () => {
     const viaProxy = connect.replace(/^[^/]+/, proxy.address);
     const node = await startWorker('w4', 2, viaProxy);
     await eventually(() => expect(heartbeatOf(node.key)).toBeDefined());
+    const firstRegistration = czxidOf(node.key) as bigint;
     const req = attemptRequest({ type: 'shell', command: 'sleep 300 & echo "gc=$!"; wait' });
     expect((await dispatch(node, req)).status).toBe(202);
     const grandchild = await eventually(() => {
@@ -254,11 +258,33 @@ describe('WorkerNode against a real ZooKeeper', () => {
     expect(pidRuns(grandchild)).toBe(false);
     expect(node.state).toBe('fenced');
     expect((await dispatch(node, attemptRequest({ type: 'noop' }))).status).toBe(503);
+    // Fenced, it still knows only its old registration: a dispatch for it is refused all the same.
+    const forOld = () =>
+      attemptRequest({ type: 'noop' }, { worker: node.key, registration: String(firstRegistration) });
+    expect((await dispatch(node, forOld())).status).toBe(503);
 
     proxy.setMode('pass');
     await eventually(() => expect(node.state).toBe('running'), { timeoutMs: 20_000 });
-    await eventually(() => expect(heartbeatOf(node.key)).toBeDefined());
+    await eventually(() => expect(czxidOf(node.key)).toBeGreaterThan(firstRegistration));
+    const secondRegistration = czxidOf(node.key) as bigint;
     expect((await dispatch(node, attemptRequest({ type: 'noop' }))).status).toBe(202);
+    // Same key, new registration: a master whose view still shows the old one cannot start work
+    // there (the leader fails the old registration's attempts over); the new one can.
+    const stale = forOld();
+    const refused = await dispatch(node, stale);
+    expect([refused.status, (refused.json.error as { code: string }).code]).toEqual([
+      409,
+      'WRONG_REGISTRATION',
+    ]);
+    expect((refused.json.error as { message: string }).message).toContain(
+      `registration ${firstRegistration} of worker ${node.key}, but this worker is now registration ${secondRegistration}`,
+    );
+    expect(node.executor.snapshot(stale.attemptId)).toBeUndefined();
+    const current = attemptRequest(
+      { type: 'noop' },
+      { worker: node.key, registration: String(secondRegistration) },
+    );
+    expect((await dispatch(node, current)).status).toBe(202);
     // The attempt is reported failed-over, so the master re-runs it (reports go to masters over
     // HTTP, not through ZooKeeper; `killed` would fail the run instead).
     await eventually(() =>

@@ -40,6 +40,11 @@ export interface AttemptIdentity {
   shardTotal: number;
   fireTime: Date | null;
   workerKey: string;
+  /**
+   * czxid of the worker's registration the attempt is recorded for (`task_attempts.worker_czxid`);
+   * the worker refuses the dispatch if it is on another registration now. null = not checked.
+   */
+  workerCzxid: bigint | null;
   /** The row's `dispatch_seq`: which assignment of the attempt this dispatch is. */
   dispatchSeq: number;
 }
@@ -66,6 +71,7 @@ export function attemptRequestOf(
     params,
     timeoutMs: task.timeoutMs,
     worker: a.workerKey,
+    registration: a.workerCzxid?.toString() ?? null,
     dispatchSeq: a.dispatchSeq,
     task: taskSpecOf(task),
   };

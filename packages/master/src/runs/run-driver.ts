@@ -41,7 +41,9 @@ import {
  * worker that lost its session and came back keeps its key but has a new registration; the
  * leader's failover of the old one leaves attempts of the new one alone (docs/failover.md). So
  * an attempt is only ever sent to the registration recorded on its row: one recorded for a
- * registration that is gone is moved to the current one first (fenced), then sent.
+ * registration that is gone is moved to the current one first (fenced), then sent. The dispatch
+ * names that registration, and the worker refuses it (`WRONG_REGISTRATION`) if it is on another
+ * one: a master whose view of the workers lags cannot start work the leader fails over.
  */
 
 /** A live worker as the driver gets it: the router's view plus, when known, its registration. */
@@ -454,7 +456,15 @@ export class RunDriver {
           mayHave: true,
         };
       }
-      return { ...common, target: now, fallbacks: [], seq: a.dispatchSeq, mayHave: true };
+      // Sent for the registration its row records (the worker refuses it if it is on another one
+      // now), even when this master's view does not know that registration.
+      return {
+        ...common,
+        target: { ...now, czxid: a.workerCzxid },
+        fallbacks: [],
+        seq: a.dispatchSeq,
+        mayHave: true,
+      };
     }
     const [first] = this.route(
       run,
@@ -510,6 +520,7 @@ export class RunDriver {
                 shardTotal: s.shardTotal,
                 fireTime: s.run.fireTime,
                 workerKey: s.target.key,
+                workerCzxid: s.target.czxid,
                 dispatchSeq: s.seq,
               },
               s.task,
@@ -531,6 +542,7 @@ export class RunDriver {
             );
           }
           const toConfirm: PendingSend[] = [];
+          const wrongRegistration: PendingSend[] = [];
           for (const [i, s] of list.entries()) {
             const answer = answers?.[i];
             if (answer?.outcome === 'accepted' || answer?.outcome === 'duplicate') {
@@ -538,15 +550,28 @@ export class RunDriver {
               continue;
             }
             this.opts.router.reportDispatchFailure(s.target.key);
-            const revoked = answer?.outcome === 'refused' && answer.code === 'ATTEMPT_REVOKED';
-            const wrongIncarnation = answer?.outcome === 'refused' && answer.code === 'WRONG_INCARNATION';
-            if (lostAnswer || (s.mayHave && !revoked)) {
+            const code = answer?.outcome === 'refused' ? answer.code : null;
+            if (code === 'WRONG_REGISTRATION') wrongRegistration.push(s);
+            // Another incarnation at the address, or this one on another registration (the view lags).
+            const notForThisOne = code === 'WRONG_INCARNATION' || code === 'WRONG_REGISTRATION';
+            if (lostAnswer || (s.mayHave && code !== 'ATTEMPT_REVOKED')) {
               // A copy may be there (or on its way): never give it to a second worker unasked. A
-              // different incarnation at the address cannot answer for the one we sent it to:
-              // that one is the failover's business.
-              if (wrongIncarnation) this.hold(s, address);
+              // different incarnation at the address cannot answer for the one we sent it to, and
+              // the failover of the registration the row records may take it over first: held
+              // (dropped if it does, the worker asked again later otherwise).
+              if (notForThisOne) this.hold(s, address);
               else toConfirm.push(s);
             } else if (await this.moveToNext(s, s.target.key)) retry.push(s);
+          }
+          if (wrongRegistration.length > 0) {
+            this.opts.logger.warn(
+              {
+                worker: address,
+                attempts: wrongRegistration.map((s) => s.attemptId),
+                registrations: [...new Set(wrongRegistration.map((s) => String(s.target.czxid)))],
+              },
+              'the worker is on another registration than the attempts were dispatched to (this master’s view of the workers lags); not started there',
+            );
           }
           for (const s of await this.confirmOrHold(address, toConfirm)) {
             if (await this.moveToNext(s, s.target.key)) retry.push(s);

@@ -60,6 +60,13 @@ export interface AttemptRequest {
   /** Incarnation key of the worker the master chose; a worker refuses a dispatch meant for another incarnation. */
   worker: string | null;
   /**
+   * The registration of that worker the master saw: the czxid of its znode, as a decimal string.
+   * A worker that lost its ZooKeeper session and registered again keeps its key but has a new
+   * registration, and refuses a dispatch addressed to another one (the leader fails the old one's
+   * attempts over). null (or left out) = not checked.
+   */
+  registration: string | null;
+  /**
    * Which assignment of the attempt this dispatch carries: the master's counter grows every time
    * it gives the attempt to a worker anew. A revoke (`TaskExecutor.revoke`) refuses the copies of
    * a dispatch up to the seq it names, so a later assignment to the same worker still starts.
@@ -86,6 +93,8 @@ export interface RevokeRequest {
 }
 
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+/** A registration czxid: a non-negative 64-bit ZooKeeper zxid, in decimal. */
+const REGISTRATION = /^\d{1,19}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 const MAX_TEXT = 1024 * 1024;
@@ -218,6 +227,15 @@ export function parseAttemptRequest(input: unknown, path = ''): AttemptRequest {
   let worker: string | null = null;
   if (body.worker !== undefined && body.worker !== null)
     worker = c.string(body.worker, at('worker'), { max: 300 }) ?? null;
+  let registration: string | null = null;
+  if (body.registration !== undefined && body.registration !== null) {
+    const r = c.string(body.registration, at('registration'), {
+      pattern: REGISTRATION,
+      accepted: 'the czxid of the worker’s registration znode in decimal (1 to 19 digits), or null',
+    });
+    // Canonical (no leading zeros), so it compares as a string with the worker's own.
+    if (r !== undefined) registration = BigInt(r).toString();
+  }
   const dispatchSeq =
     body.dispatchSeq === undefined ? 0 : c.int(body.dispatchSeq, at('dispatchSeq'), 0, DISPATCH_SEQ_MAX);
   const task = parseTaskSpec(c, body.task, at('task'));
@@ -235,6 +253,7 @@ export function parseAttemptRequest(input: unknown, path = ''): AttemptRequest {
     params: params as Record<string, string>,
     timeoutMs: timeoutMs ?? null,
     worker,
+    registration,
     dispatchSeq: dispatchSeq as number,
     task: task as TaskSpec,
   };

@@ -26,6 +26,12 @@ export interface WorkerHttpServerOptions {
    * refused, and so is a revoke addressed to any incarnation but this one.
    */
   workerKey?: () => string | null;
+  /**
+   * This worker's current registration (the czxid of its registration znode, in decimal) once
+   * registered; a dispatch addressed to another registration of this incarnation is refused
+   * (409 `WRONG_REGISTRATION`): the leader's failover of that registration takes its attempts over.
+   */
+  registration?: () => string | null;
   /** Extra fields for `GET /v1/health` (state, groups…). */
   health?: () => Record<string, unknown>;
   /**
@@ -201,6 +207,17 @@ export class WorkerHttpServer {
           409,
           'WRONG_INCARNATION',
           `attempt ${request.attemptId} was dispatched to ${request.worker}, but this worker is ${own}`,
+        );
+      }
+      const current = this.opts.registration?.() ?? null;
+      if (request.registration !== null && current !== null && request.registration !== current) {
+        const who = request.worker ?? own ?? 'this worker';
+        return errorOutcome(
+          409,
+          'WRONG_REGISTRATION',
+          BigInt(request.registration) < BigInt(current)
+            ? `attempt ${request.attemptId} was dispatched to registration ${request.registration} of worker ${who}, but this worker is now registration ${current} (it lost its ZooKeeper session and registered again); not started`
+            : `attempt ${request.attemptId} was dispatched to registration ${request.registration} of worker ${who}, but this worker is still registration ${current} (it is registering again); not started`,
         );
       }
       const outcome = this.opts.executor.submit(request);
