@@ -506,7 +506,12 @@ describe('work dispatched to a re-registered zombie before its record appears', 
     // Both runs end succeeded; the first one's attempt 1 was failed over exactly once.
     await waitFor('the runs did not succeed', async () => {
       const states = await runStates(c);
-      if (states.join() !== 'succeeded,succeeded') throw new Error(JSON.stringify(states));
+      if (states.join() !== 'succeeded,succeeded') {
+        const all = await c.query(
+          `SELECT run_id, attempt, state, worker_key, error, dispatch_seq FROM task_attempts ORDER BY id`,
+        );
+        throw new Error(`${JSON.stringify(states)} ${JSON.stringify(all)}`);
+      }
     });
     const firstRows = await c.query<{ attempt: number; state: string }>(
       `SELECT a.attempt, a.state FROM task_attempts a JOIN runs r ON r.id = a.run_id JOIN workflows w
