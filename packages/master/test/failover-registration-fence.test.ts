@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { createLogger } from '@sched/core';
+import { createLogger, parseIncarnationKey } from '@sched/core';
 import {
   ensureLayout,
   FailoverRecords,
@@ -85,6 +85,25 @@ function heartbeat(key: string): () => WorkerHeartbeat {
     capacity: 4,
     running: 0,
   });
+}
+
+/** A live worker as the driver sees it: incarnation `key` (`host:port_startTime`) on registration `czxid`. */
+function workerView(key: string, czxid: bigint): RegisteredWorker {
+  const { address, startTime } = parseIncarnationKey(key);
+  return {
+    key,
+    address,
+    startTime,
+    groups: ['default'],
+    weight: 1,
+    capacity: 4,
+    running: 0,
+    state: 'NORMAL',
+    cpu: 0,
+    memory: 0,
+    load: 0,
+    czxid,
+  };
 }
 
 /** One registration of a worker incarnation: its own session, so closing it ends the registration. */
@@ -329,20 +348,7 @@ describe('the run driver records the registration it dispatches to', () => {
   // Its own owner: the runs of the failover tests above are not its to drive.
   const DRIVER = '127.0.0.1:7404_1700000000004';
   const key = '127.0.0.1:7403_1700000000003';
-  const view = (czxid: bigint): RegisteredWorker => ({
-    key,
-    address: '127.0.0.1:7403',
-    startTime: 1_700_000_000_003,
-    groups: ['default'],
-    weight: 1,
-    capacity: 4,
-    running: 0,
-    state: 'NORMAL',
-    cpu: 0,
-    memory: 0,
-    load: 0,
-    czxid,
-  });
+  const view = (czxid: bigint): RegisteredWorker => workerView(key, czxid);
 
   type Sent = { attemptId: string; worker: string | null; registration: string | null };
   function driver(workers: RegisteredWorker[], sent: Sent[], owner = DRIVER): RunDriver {
@@ -457,20 +463,7 @@ describe('a master whose view of the workers lags cannot start work on the worke
     const { port } = await server.listen(0);
     registerCleanup('close worker endpoint', () => server.close());
     workerKey = `127.0.0.1:${port}_1700000000007`;
-    worker = {
-      key: workerKey,
-      address: `127.0.0.1:${port}`,
-      startTime: 1_700_000_000_007,
-      groups: ['default'],
-      weight: 1,
-      capacity: 4,
-      running: 0,
-      state: 'NORMAL',
-      cpu: 0,
-      memory: 0,
-      load: 0,
-      czxid: 1_000n,
-    };
+    worker = workerView(workerKey, 1_000n);
     client = new HttpWorkerClient({ secret: SECRET });
     registerCleanup('close worker client', () => client.close());
   });

@@ -591,18 +591,8 @@ export class RunDriver {
   private async confirmOrHold(address: string, list: PendingSend[]): Promise<PendingSend[]> {
     if (list.length === 0) return [];
     const workerKey = list[0]?.target.key as string;
-    let states: Map<string, string>;
-    try {
-      states = await this.opts.client.revoke(
-        address,
-        workerKey,
-        list.map((s) => ({ attemptId: String(s.attemptId), dispatchSeq: s.seq })),
-      );
-    } catch (err) {
-      this.opts.logger.warn(
-        { err, worker: address, attempts: list.map((s) => s.attemptId) },
-        'could not ask the worker whether it has the attempts; they stay with it until it answers or is failed over',
-      );
+    const states = await this.askWorker(address, workerKey, list);
+    if (!states) {
       for (const s of list) this.hold(s, address);
       return [];
     }
@@ -614,6 +604,33 @@ export class RunDriver {
       else this.opts.router.reportDispatchSuccess(s.target.key);
     }
     return free;
+  }
+
+  /**
+   * `revoke` on the worker for attempts whose delivery is uncertain: each one's state there, or
+   * `revoked`. Null when the worker could not be asked (logged unless `quiet`).
+   */
+  private async askWorker(
+    address: string,
+    workerKey: string,
+    list: readonly { attemptId: number; seq: number }[],
+    opts: { quiet?: boolean } = {},
+  ): Promise<Map<string, string> | null> {
+    try {
+      return await this.opts.client.revoke(
+        address,
+        workerKey,
+        list.map((x) => ({ attemptId: String(x.attemptId), dispatchSeq: x.seq })),
+      );
+    } catch (err) {
+      if (!opts.quiet) {
+        this.opts.logger.warn(
+          { err, worker: address, attempts: list.map((x) => x.attemptId) },
+          'could not ask the worker whether it has the attempts; they stay with it until it answers or is failed over',
+        );
+      }
+      return null;
+    }
   }
 
   /** Keeps an attempt with its worker and asks again every `unconfirmedRetryMs` (see `recheckUnconfirmed`). */
@@ -662,16 +679,8 @@ export class RunDriver {
     }
     for (const list of byWorker.values()) {
       const { address, workerKey } = list[0] as Unconfirmed;
-      let states: Map<string, string>;
-      try {
-        states = await this.opts.client.revoke(
-          address,
-          workerKey,
-          list.map((u) => ({ attemptId: String(u.attemptId), dispatchSeq: u.seq })),
-        );
-      } catch {
-        continue; // still unreachable: ask again later
-      }
+      const states = await this.askWorker(address, workerKey, list, { quiet: true });
+      if (!states) continue; // still unreachable: ask again later
       const wake: number[] = [];
       for (const u of list) {
         const state = states.get(String(u.attemptId));
