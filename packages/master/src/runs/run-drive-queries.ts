@@ -187,8 +187,12 @@ export async function reassignAttempt(
   id: number,
   fromWorkerKey: string | null,
   to: DispatchTarget | null,
-  /** Only if the row is still at this `dispatch_seq` (the assignment the caller knows). */
-  fromSeq?: number,
+  fence: {
+    /** Only if the row is still at this `dispatch_seq` (the assignment the caller knows). */
+    fromSeq?: number;
+    /** Only if this master still owns the attempt's run (a deposed owner moves nothing). */
+    owner?: string;
+  } = {},
 ): Promise<number | null> {
   const { rows } = await db.query<{ dispatch_seq: number }>(
     `UPDATE task_attempts
@@ -198,6 +202,7 @@ export async function reassignAttempt(
             dispatch_seq = dispatch_seq + 1
       WHERE id = $1 AND state IN ('pending', 'dispatched') AND worker_key IS NOT DISTINCT FROM $2
         AND ($7::int IS NULL OR dispatch_seq = $7)
+        AND ($8::text IS NULL OR EXISTS (SELECT 1 FROM runs r WHERE r.id = task_attempts.run_id AND r.owner = $8))
       RETURNING dispatch_seq`,
     [
       id,
@@ -206,7 +211,8 @@ export async function reassignAttempt(
       to?.address ?? null,
       to?.startTime ?? null,
       czxidParam(to?.czxid),
-      fromSeq ?? null,
+      fence.fromSeq ?? null,
+      fence.owner ?? null,
     ],
   );
   return rows[0]?.dispatch_seq ?? null;

@@ -116,6 +116,8 @@ interface Unconfirmed {
 }
 
 const MAX_SENDS_IN_FLIGHT = 4;
+/** Attempts per dispatch or revoke request: the worker's batch limit. */
+const MAX_PER_REQUEST = 1000;
 
 export class RunDriver {
   private readonly dirty = new Set<number>();
@@ -156,12 +158,17 @@ export class RunDriver {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.unconfirmedTimer) clearTimeout(this.unconfirmedTimer);
     this.unconfirmedTimer = null;
-    this.unconfirmed.clear();
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     this.dirty.clear();
     await this.loop;
     await Promise.all(this.sending);
+    // After a restart (self-fencing ended) every run is driven as for the first time: its
+    // `dispatched` attempts are sent again to their workers (idempotent, and moved only on their
+    // word), so none that was held or undelivered before the stop is forgotten.
+    this.unconfirmed.clear();
+    this.seen.clear();
+    this.undelivered.clear();
   }
 
   /** Marks runs as possibly changed; they are driven soon. Unknown or foreign ids are harmless. */
@@ -501,14 +508,27 @@ export class RunDriver {
           if (await this.moveToNext(s, s.assignedKey ?? null)) ready.push(s);
         } else ready.push(s);
       }
+      // One request per worker incarnation (an address may have changed hands), at most
+      // MAX_PER_REQUEST attempts each (the worker's batch limit).
+      const groups: { address: string; list: PendingSend[] }[] = [];
       const byWorker = new Map<string, PendingSend[]>();
       for (const s of ready) {
-        const list = byWorker.get(s.target.address) ?? [];
+        const k = `${s.target.address} ${s.target.key}`;
+        let list = byWorker.get(k);
+        if (!list || list.length >= MAX_PER_REQUEST) {
+          list = [];
+          byWorker.set(k, list);
+          groups.push({ address: s.target.address, list });
+        }
         list.push(s);
-        byWorker.set(s.target.address, list);
       }
-      await Promise.all(
-        [...byWorker.entries()].map(async ([address, list]) => {
+      if (!this.opts.leaseValid()) {
+        // Fenced meanwhile: send nothing; the rows stay as they are for whoever drives them next.
+        for (const { list } of groups) for (const s of list) this.undelivered.add(s.attemptId);
+        return;
+      }
+      const settled = await Promise.allSettled(
+        groups.map(async ({ address, list }) => {
           const requests = list.map((s) =>
             attemptRequestOf(
               {
@@ -578,6 +598,20 @@ export class RunDriver {
           }
         }),
       );
+      // A group that failed (the database, typically) leaves its rows as they were: its attempts
+      // are sent again on their runs' next drive (to the worker their rows name).
+      for (const [i, r] of settled.entries()) {
+        if (r.status === 'fulfilled') continue;
+        const list = groups[i]?.list ?? [];
+        this.opts.logger.warn(
+          { err: r.reason, attempts: list.length },
+          'sending dispatches failed; sending them again shortly',
+        );
+        for (const x of list) {
+          this.undelivered.add(x.attemptId);
+          this.wakeLater(x.run.id, this.opts.noWorkerRetryMs ?? 1_000);
+        }
+      }
       round = retry;
     }
   }
@@ -617,11 +651,17 @@ export class RunDriver {
     opts: { quiet?: boolean } = {},
   ): Promise<Map<string, string> | null> {
     try {
-      return await this.opts.client.revoke(
-        address,
-        workerKey,
-        list.map((x) => ({ attemptId: String(x.attemptId), dispatchSeq: x.seq })),
-      );
+      const states = new Map<string, string>();
+      for (let i = 0; i < list.length; i += MAX_PER_REQUEST) {
+        const chunk = list.slice(i, i + MAX_PER_REQUEST);
+        const answer = await this.opts.client.revoke(
+          address,
+          workerKey,
+          chunk.map((x) => ({ attemptId: String(x.attemptId), dispatchSeq: x.seq })),
+        );
+        for (const [id, state] of answer) states.set(id, state);
+      }
+      return states;
     } catch (err) {
       if (!opts.quiet) {
         this.opts.logger.warn(
@@ -687,7 +727,10 @@ export class RunDriver {
         if (state === undefined) continue;
         this.unconfirmed.delete(u.attemptId);
         if (state !== 'revoked') continue; // it has it: its reports follow
-        const moved = await reassignAttempt(this.opts.db, u.attemptId, u.workerKey, null, u.seq);
+        const moved = await reassignAttempt(this.opts.db, u.attemptId, u.workerKey, null, {
+          fromSeq: u.seq,
+          owner: this.opts.owner,
+        });
         if (moved !== null) wake.push(u.runId);
       }
       if (wake.length > 0) {
@@ -704,7 +747,10 @@ export class RunDriver {
   private async moveToNext(s: PendingSend, fromKey: string | null): Promise<boolean> {
     const next = s.fallbacks.shift() ?? null;
     const from = fromKey === null ? null : fromKey;
-    const seq = await reassignAttempt(this.opts.db, s.attemptId, from, next);
+    const seq = await reassignAttempt(this.opts.db, s.attemptId, from, next, {
+      fromSeq: s.seq,
+      owner: this.opts.owner,
+    });
     if (seq === null) return false; // a report or the failover coordinator got there first
     s.seq = seq;
     // The same worker under a newer registration may hold the old copy; another worker does not.
