@@ -224,21 +224,41 @@ function expectTrafficThroughProxies(victim: DaemonHandle) {
   expect(victim.linkProxies).toEqual([...victim.zkProxyList, victim.inboundProxy, ...outbound]);
 }
 
+/**
+ * The common start of the partition scenarios: a victim worker runs attempt 1 of the heartbeat
+ * task (its pid watched), a survivor worker joins, the traffic is shown to go through the
+ * victim's proxies, and then every link of the victim is black-holed.
+ */
+async function blackholeVictimMidTask(c: TestCluster, marks: string) {
+  const victim = await c.startWorker();
+  const first = await startOnVictim(c, marks, 40);
+  const watch = new PidWatch(first.pid);
+  pidWatch = watch;
+  const survivor = await c.startWorker();
+  expectTrafficThroughProxies(victim);
+  const blackholedAt = Date.now();
+  c.partition(victim, 'blackhole');
+  return { victim, survivor, watch, blackholedAt };
+}
+
+/** A leader that dies right after its failover transaction (test hook), and its successor. */
+async function crashingLeaderAndSuccessor(c: TestCluster, env: Record<string, string> = {}) {
+  const crashing = await c.startMaster({ SCHED_TEST_HOOKS: 'crash-before-failover-record', ...env });
+  await waitFor('the hooked master did not become leader', async () => {
+    const [row] = await c.query<{ leader_key: string | null }>(`SELECT leader_key FROM cluster_state`);
+    if (row?.leader_key !== crashing.key) throw new Error(`leader ${row?.leader_key}`);
+  });
+  const successor = await c.startMaster();
+  return { crashing, successor };
+}
+
 describe('a worker black-holed from ZooKeeper and the masters past the session timeout', () => {
   test('its task is dead before the re-run starts; on healing it finds its record and exits 3', async () => {
     cluster = await TestCluster.create({ zkProxies: true, peerProxies: true });
     const c = cluster;
     await c.startMaster();
-    const victim = await c.startWorker();
     const marks = join(c.dataRoot, 'marks.log');
-    const first = await startOnVictim(c, marks, 40);
-    pidWatch = new PidWatch(first.pid);
-    const survivor = await c.startWorker();
-
-    expectTrafficThroughProxies(victim);
-
-    const blackholedAt = Date.now();
-    c.partition(victim, 'blackhole');
+    const { victim, survivor, watch, blackholedAt } = await blackholeVictimMidTask(c, marks);
 
     // The worker notices on its own (local lease), with no word from the server.
     await waitFor('victim did not fence itself', () =>
@@ -249,7 +269,7 @@ describe('a worker black-holed from ZooKeeper and the masters past the session t
       if (r.length < 2 || r[1]?.state !== 'succeeded') throw new Error(JSON.stringify(r));
       return r;
     });
-    const t = expectNoOverlap(marks, pidWatch, rows);
+    const t = expectNoOverlap(marks, watch, rows);
     // The worker's own report of the fenced attempt cannot reach a master through the black
     // hole: the leader fails the attempt over, after the session timeout and the delay.
     expect(rows[0]).toMatchObject({ attempt: 1, state: 'failed-over', worker_key: victim.key });
@@ -278,7 +298,7 @@ describe('a worker black-holed from ZooKeeper and the masters past the session t
     expect(victim.child.output()).toMatch(/exiting \(a supervisor should start a fresh incarnation\)/);
     console.log(
       `black-hole → attempt 1 last sign of life ${t.lastOfFirstMs - blackholedAt} ms, pid gone ${
-        (pidWatch.goneAt as number) - blackholedAt
+        (watch.goneAt as number) - blackholedAt
       } ms, record ${failedOverAt - blackholedAt} ms, attempt 2 start ${t.secondStartMs - blackholedAt} ms; heal → exit ${
         Date.now() - healedAt
       } ms`,
@@ -291,16 +311,8 @@ describe('a worker that heals after its znode is gone but before the leader acts
     cluster = await TestCluster.create({ zkProxies: true, peerProxies: true });
     const c = cluster;
     const master = await c.startMaster();
-    const victim = await c.startWorker();
     const marks = join(c.dataRoot, 'marks.log');
-    const first = await startOnVictim(c, marks, 40);
-    pidWatch = new PidWatch(first.pid);
-    const survivor = await c.startWorker();
-
-    expectTrafficThroughProxies(victim);
-
-    const blackholedAt = Date.now();
-    c.partition(victim, 'blackhole');
+    const { victim, survivor, watch, blackholedAt } = await blackholeVictimMidTask(c, marks);
     // The server expires the session; the leader sees the znode go and starts waiting.
     const leftRe = new RegExp(`worker ${victim.key} left the registry; failing it over in`);
     await waitFor('the leader did not see the znode go', () => master.child.waitForOutput(leftRe, 100));
@@ -325,7 +337,7 @@ describe('a worker that heals after its znode is gone but before the leader acts
       if (r.length < 2 || r[1]?.state !== 'succeeded') throw new Error(JSON.stringify(r));
       return r;
     });
-    const t = expectNoOverlap(marks, pidWatch, rows);
+    const t = expectNoOverlap(marks, watch, rows);
     expect(rows[0]).toMatchObject({ attempt: 1, state: 'failed-over', worker_key: victim.key });
     expect(rows[0]?.error).toMatch(/worker lost its ZooKeeper session/);
     expect(rows[1]).toMatchObject({ attempt: 2, state: 'succeeded' });
@@ -359,7 +371,7 @@ describe('a worker that heals after its znode is gone but before the leader acts
       `black-hole → znode removal seen ${removedAt - blackholedAt} ms, heal ${healedAt - blackholedAt} ms, leader cancels ${
         cancelledAt - blackholedAt
       } ms; attempt 1 last sign of life ${t.lastOfFirstMs - blackholedAt} ms, pid gone ${
-        (pidWatch.goneAt as number) - blackholedAt
+        (watch.goneAt as number) - blackholedAt
       } ms, attempt 2 start ${t.secondStartMs - blackholedAt} ms`,
     );
   }, 150_000);
@@ -374,22 +386,9 @@ describe('a worker that re-registers after the failover transaction but before t
   test('it re-registers, then exits 3 when the record appears; no overlap, nothing failed over twice', async () => {
     cluster = await TestCluster.create({ zkProxies: true, peerProxies: true });
     const c = cluster;
-    const crashing = await c.startMaster({ SCHED_TEST_HOOKS: 'crash-before-failover-record' });
-    await waitFor('the hooked master did not become leader', async () => {
-      const [row] = await c.query<{ leader_key: string | null }>(`SELECT leader_key FROM cluster_state`);
-      if (row?.leader_key !== crashing.key) throw new Error(`leader ${row?.leader_key}`);
-    });
-    const successor = await c.startMaster();
-    const victim = await c.startWorker();
+    const { crashing, successor } = await crashingLeaderAndSuccessor(c);
     const marks = join(c.dataRoot, 'marks.log');
-    const first = await startOnVictim(c, marks, 40);
-    pidWatch = new PidWatch(first.pid);
-    const survivor = await c.startWorker();
-
-    expectTrafficThroughProxies(victim);
-
-    const blackholedAt = Date.now();
-    c.partition(victim, 'blackhole');
+    const { victim, survivor, watch, blackholedAt } = await blackholeVictimMidTask(c, marks);
     // The leader commits the failover, then dies before writing the record.
     const crash = await exitOf(c, crashing, 60_000);
     expect(crash.signal).toBe('SIGKILL');
@@ -425,13 +424,13 @@ describe('a worker that re-registers after the failover transaction but before t
       if (r.length < 2 || r[1]?.state !== 'succeeded') throw new Error(JSON.stringify(r));
       return r;
     });
-    const t = expectNoOverlap(marks, pidWatch, rows);
+    const t = expectNoOverlap(marks, watch, rows);
     expect(rows[0]).toMatchObject({ attempt: 1, state: 'failed-over', worker_key: victim.key });
     expect(rows[1]).toMatchObject({ attempt: 2, state: 'succeeded', worker_key: survivor.key });
     expect(rows).toHaveLength(2);
     await runSucceeds(c);
     console.log(
-      `black-hole → attempt 1 pid gone ${(pidWatch.goneAt as number) - blackholedAt} ms, attempt 2 start ${
+      `black-hole → attempt 1 pid gone ${(watch.goneAt as number) - blackholedAt} ms, attempt 2 start ${
         t.secondStartMs - blackholedAt
       } ms, leader crash ${crashedAt - blackholedAt} ms, heal ${healedAt - blackholedAt} ms, re-registered ${
         reregisteredAt - blackholedAt
@@ -450,22 +449,12 @@ describe('work dispatched to a re-registered zombie before its record appears', 
   test('is taken over after the zombie exits and re-run elsewhere, without overlap', async () => {
     cluster = await TestCluster.create({ zkProxies: true, peerProxies: true });
     const c = cluster;
-    const crashing = await c.startMaster({
-      SCHED_TEST_HOOKS: 'crash-before-failover-record',
-      SCHED_ZK_SESSION_TIMEOUT: '8s',
-    });
-    await waitFor('the hooked master did not become leader', async () => {
-      const [row] = await c.query<{ leader_key: string | null }>(`SELECT leader_key FROM cluster_state`);
-      if (row?.leader_key !== crashing.key) throw new Error(`leader ${row?.leader_key}`);
-    });
-    const successor = await c.startMaster();
-    const victim = await c.startWorker();
-    const firstMarks = join(c.dataRoot, 'marks-1.log');
-    const first = await startOnVictim(c, firstMarks, 40);
-    const firstWatch = new PidWatch(first.pid);
-    const survivor = await c.startWorker();
-    expectTrafficThroughProxies(victim);
-    c.partition(victim, 'blackhole');
+    const { crashing, successor } = await crashingLeaderAndSuccessor(c, { SCHED_ZK_SESSION_TIMEOUT: '8s' });
+    const {
+      victim,
+      survivor,
+      watch: firstWatch,
+    } = await blackholeVictimMidTask(c, join(c.dataRoot, 'marks-1.log'));
     expect((await exitOf(c, crashing, 60_000)).signal).toBe('SIGKILL');
     const crashedAt = Date.now();
     // The first run's owner is gone: its re-run waits for the successor to fail that master over.
@@ -487,7 +476,8 @@ describe('work dispatched to a re-registered zombie before its record appears', 
     const late = readMarks(marks).find((m) => m.kind === 'start' && m.attempt === 1);
     expect(late, 'the zombie started the late run before its record appeared').toBeDefined();
     firstWatch.stop();
-    pidWatch = new PidWatch((late as Mark).pid);
+    const lateWatch = new PidWatch((late as Mark).pid);
+    pidWatch = lateWatch;
 
     const fresh = await c.startWorker();
     const rows = await waitFor('the late run was not re-run', async () => {
@@ -499,7 +489,7 @@ describe('work dispatched to a re-registered zombie before its record appears', 
       if (r.length < 2 || r[1]?.state !== 'succeeded') throw new Error(JSON.stringify(r));
       return r;
     });
-    expectNoOverlap(marks, pidWatch, rows);
+    expectNoOverlap(marks, lateWatch, rows);
     expect(rows[0]).toMatchObject({ attempt: 1, state: 'failed-over', worker_key: victim.key });
     expect(rows[1]).toMatchObject({ attempt: 2, state: 'succeeded', worker_key: fresh.key });
     expect(rows).toHaveLength(2);
