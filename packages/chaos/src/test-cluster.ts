@@ -173,56 +173,62 @@ export class TestCluster {
     const name = `${role}-${this.counter}`;
     const slot = slotName ?? name;
     const zkProxyList: FaultProxy[] = [];
-    let zk = this.zkChrooted;
-    if (this.opts.zkProxies) {
-      for (const server of this.zkConnect.split(',')) {
-        const [host, port] = server.split(':');
-        const proxy = await FaultProxy.start({ host: host ?? '127.0.0.1', port: Number(port) });
-        registerCleanup('zk proxy', async () => proxy.close());
-        zkProxyList.push(proxy);
-      }
-      zk = `${zkProxyList.map((p) => p.address).join(',')}${this.chroot}`;
-    }
-    const inboundProxy = await this.reserveSlot(role, slot);
     const outboundProxies = new Map<string, FaultProxy>();
-    const peerEnv: Record<string, string> = {};
-    if (inboundProxy) {
-      // Connections for the new incarnation wait until it listens (the old one is gone).
-      inboundProxy.setTarget(undefined);
-      const map: string[] = [];
-      for (const [peer, { role: peerRole, inbound }] of this.slots) {
-        if (peerRole === role) continue;
-        const out = await FaultProxy.start({ host: inbound.host, port: inbound.port });
-        outboundProxies.set(peer, out);
-        map.push(`${inbound.address}=${out.address}`);
-      }
-      peerEnv.SCHED_ADVERTISE_PORT = String(inboundProxy.port);
-      if (map.length > 0) peerEnv.SCHED_PEER_MAP = map.join(',');
-    }
     const closeOwnProxies = () =>
       Promise.all([...zkProxyList, ...outboundProxies.values()].map((p) => p.close()));
-    const child = spawnProcess(
-      process.execPath,
-      [...(this.opts.nodeArgs ?? []), role === 'master' ? binaries.master : binaries.worker, 'start'],
-      {
-        name,
-        ...(this.opts.logDir ? { logFile: join(this.opts.logDir, `${name}.log`) } : {}),
-        env: {
-          ...this.baseEnv(),
-          SCHED_ZK: zk,
-          SCHED_DATA_DIR: join(this.dataRoot, name),
-          ...peerEnv,
-          ...env,
-        },
-      },
-    );
+    let child: ChildHandle | undefined;
+    let inboundProxy: FaultProxy | undefined;
     let line: string;
     try {
+      let zk = this.zkChrooted;
+      if (this.opts.zkProxies) {
+        for (const server of this.zkConnect.split(',')) {
+          const [host, port] = server.split(':');
+          const proxy = await FaultProxy.start({ host: host ?? '127.0.0.1', port: Number(port) });
+          registerCleanup('zk proxy', async () => proxy.close());
+          zkProxyList.push(proxy);
+        }
+        zk = `${zkProxyList.map((p) => p.address).join(',')}${this.chroot}`;
+      }
+      inboundProxy = await this.reserveSlot(role, slot);
+      const peerEnv: Record<string, string> = {};
+      if (inboundProxy) {
+        // Connections for the new incarnation wait until it listens (the old one is gone).
+        inboundProxy.setTarget(undefined);
+        const map: string[] = [];
+        for (const [peer, { role: peerRole, inbound }] of this.slots) {
+          if (peerRole === role) continue;
+          const out = await FaultProxy.start({ host: inbound.host, port: inbound.port });
+          outboundProxies.set(peer, out);
+          map.push(`${inbound.address}=${out.address}`);
+        }
+        peerEnv.SCHED_ADVERTISE_PORT = String(inboundProxy.port);
+        if (map.length > 0) peerEnv.SCHED_PEER_MAP = map.join(',');
+      }
+      child = spawnProcess(
+        process.execPath,
+        [...(this.opts.nodeArgs ?? []), role === 'master' ? binaries.master : binaries.worker, 'start'],
+        {
+          name,
+          ...(this.opts.logDir ? { logFile: join(this.opts.logDir, `${name}.log`) } : {}),
+          env: {
+            ...this.baseEnv(),
+            SCHED_ZK: zk,
+            SCHED_DATA_DIR: join(this.dataRoot, name),
+            ...peerEnv,
+            ...env,
+          },
+        },
+      );
       line = await child.waitForOutput(startLine(role), 30_000);
     } catch (error) {
-      // A daemon that did not come up is not left behind half-started.
-      await child.kill9();
-      await closeOwnProxies();
+      // A daemon that did not come up is not left behind half-started, nor are the proxies made
+      // for it (one may have failed to start halfway through).
+      try {
+        await child?.kill9();
+      } finally {
+        await closeOwnProxies();
+      }
       throw error;
     }
     const m = startLine(role).exec(line);

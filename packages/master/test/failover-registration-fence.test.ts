@@ -124,8 +124,10 @@ interface Leader {
   records: FailoverRecords;
   /** What onFailover reported (fresh failovers). */
   failovers: EventQueue<{ key: string; tasks: number }>;
+  /** The leader's view of the workers (what its coordinator hears removals from). */
+  workers: MembersView;
   /** Every log line of the coordinator, parsed. */
-  logs: { msg: string; node?: string; tasks?: number }[];
+  logs: { msg: string; time: string; node?: string; tasks?: number; czxid?: string }[];
   /** Runs `fn` once, right after ZooKeeper answered the re-registration check for `key`. */
   afterCheck(key: string, fn: () => Promise<void>): { fired: () => number };
   /** Ends the term and leaves (the database is shared with the next test: no stray sweeps). */
@@ -133,7 +135,7 @@ interface Leader {
 }
 
 /** A leader (election + coordinator) on its own session, registered as the only master. */
-async function startLeader(connect: string): Promise<Leader> {
+async function startLeader(connect: string, delayMs = DELAY_MS): Promise<Leader> {
   const session = await openSession(connect);
   await ensureLayout(session, paths);
   const records = new FailoverRecords(session, paths);
@@ -166,7 +168,7 @@ async function startLeader(connect: string): Promise<Leader> {
     masters,
     workers,
     leaderKey: LEADER,
-    delayMs: DELAY_MS,
+    delayMs,
     retentionMs: 86_400_000,
     sweepIntervalMs: SWEEP_MS,
     logger,
@@ -208,6 +210,7 @@ async function startLeader(connect: string): Promise<Leader> {
   return {
     session,
     records,
+    workers,
     failovers,
     logs,
     afterCheck(key, fn) {
@@ -338,6 +341,53 @@ describe('the worker failover fences on the registration czxid', () => {
       await eventually(async () => expect((await attempt(fresh)).state).toBe('failed-over'));
       await timing.sleep(DELAY_MS + 3 * SWEEP_MS);
       expect(tookOver(leader, key).map((l) => l.tasks)).toEqual([1]);
+    } finally {
+      await leader.stop();
+    }
+  });
+});
+
+describe('the failover delay counts from the removal of the newest registration', () => {
+  it('a registration made and removed within the delay of an earlier one is failed over only the full delay after its own removal', async () => {
+    const delayMs = 2_000;
+    const connect = await zkChroot({ connectString: zkConnect }, 'fence-restart');
+    const key = '127.0.0.1:7406_1700000000009';
+    const first = await registerWorker(connect, key);
+    const leader = await startLeader(connect, delayMs);
+    try {
+      await eventually(() => expect(leader.workers.get(key)?.czxid).toBe(first.czxid));
+      const leftAt = (czxid: bigint) => {
+        const line = leader.logs.find(
+          (l) => l.node === key && l.czxid === String(czxid) && l.msg.includes('left the registry'),
+        );
+        if (!line) throw new Error(`the leader has not seen registration ${czxid} go`);
+        return Date.parse(line.time);
+      };
+      await first.session.close(); // the first registration goes: the leader's timer starts
+      const firstGone = await eventually(() => leftAt(first.czxid));
+
+      // Within the delay the incarnation registers again, gets work, and goes again.
+      const second = await registerWorker(connect, key);
+      const runId = await newRun();
+      const fresh = await dispatch(runId, key, second.czxid, 0);
+      await eventually(() => expect(leader.workers.get(key)?.czxid).toBe(second.czxid));
+      // Half-way through the first registration's delay, so a timer left running would fire
+      // well before the second registration's delay is over.
+      await timing.sleep(Math.max(0, firstGone + delayMs / 2 - Date.now()));
+      const secondClosedAt = Date.now();
+      await second.session.close();
+      await eventually(() => leftAt(second.czxid));
+      // Otherwise the test proves nothing: the first timer would have fired at its due time anyway.
+      expect(secondClosedAt - firstGone).toBeGreaterThan(delayMs / 4);
+      expect(secondClosedAt - firstGone).toBeLessThan(delayMs - 500);
+
+      expect(await leader.failovers.next(delayMs + timing.forWaiting())).toEqual({ key, tasks: 1 });
+      expect((await attempt(fresh)).state).toBe('failed-over');
+      const failedOver = leader.logs.find((l) => l.node === key && l.msg.startsWith('failed over worker'));
+      expect(failedOver).toBeDefined();
+      // The second registration's zombie had the full delay to fence itself.
+      expect(Date.parse(failedOver?.time ?? '')).toBeGreaterThanOrEqual(secondClosedAt + delayMs);
+      await leader.failovers.expectQuiet(timing.forSleeping());
     } finally {
       await leader.stop();
     }

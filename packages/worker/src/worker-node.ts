@@ -43,8 +43,10 @@ import { registerWorkerMetrics, type WorkerMetrics } from './worker-metrics.js';
  * | running/suspended | session LOST                        | fenced (every task's group killed; attempts reported failed-over; new dispatches refused, 503) |
  * | fenced     | new session, no failover record, registered | running (a new registration: dispatches addressed to the old one are refused, 409 WRONG_REGISTRATION) |
  * | any        | own failover record found                  | terminated (tasks killed; the CLI exits non-zero) |
- * | running    | drain()                                    | draining (DRAINING heartbeat, refuse new, wait) → stopped |
- * | any        | stop()                                     | stopped (deregistered; unacked reports stay spooled) |
+ * | running    | drain()                                    | draining (DRAINING heartbeat, refuse new, wait; after the timeout, hand back what runs) → stopped |
+ * | draining   | session LOST                               | fenced, still draining (DRAINING heartbeat; tasks killed and reported failed-over) |
+ * | fenced while draining | new session, registered         | draining (never accepts tasks again) |
+ * | any        | stop()                                     | stopped (tasks still running handed back; deregistered; unacked reports stay spooled) |
  *
  * Reports go to any live master found in the registry, so a master crash loses nothing (the
  * spool keeps them until some master acknowledges).
@@ -96,6 +98,8 @@ export class WorkerNode {
   private purgeTimer: NodeJS.Timeout | undefined;
   private nodeState: WorkerNodeState = 'starting';
   private lastHeartbeatState = 'NORMAL';
+  /** Set by drain(): from then on the worker never accepts tasks again, whatever its session does. */
+  private drainRequested = false;
   private resolveTerminated!: (why: { reason: string }) => void;
   /** Resolves when this incarnation must end because it was failed over: the CLI exits non-zero. */
   readonly terminated: Promise<{ reason: string }>;
@@ -266,6 +270,11 @@ export class WorkerNode {
     });
     this.registration.on('registered', () => {
       if (this.nodeState === 'fenced' || this.nodeState === 'starting' || this.nodeState === 'suspended') {
+        // A drain fenced on the way stays a drain: registered again as DRAINING, taking nothing.
+        if (this.drainRequested) {
+          this.nodeState = 'draining';
+          return;
+        }
         this.nodeState = 'running';
         this.executor.resume();
       }
@@ -286,7 +295,12 @@ export class WorkerNode {
   }
 
   private heartbeatState(): 'NORMAL' | 'BUSY' | 'DRAINING' {
-    if (this.nodeState === 'draining' || this.nodeState === 'stopped' || this.nodeState === 'terminated') {
+    if (
+      this.drainRequested ||
+      this.nodeState === 'draining' ||
+      this.nodeState === 'stopped' ||
+      this.nodeState === 'terminated'
+    ) {
       return 'DRAINING';
     }
     return this.executor && this.executor.running >= this.executor.capacity ? 'BUSY' : 'NORMAL';
@@ -311,10 +325,14 @@ export class WorkerNode {
 
   /**
    * Graceful shutdown (SIGTERM): advertise DRAINING, refuse new tasks, let running ones finish
-   * (up to `timeoutMs`, then kill them), deliver their reports, then stop.
+   * (up to `timeoutMs`, then hand them back: SIGTERM, grace, SIGKILL, reported `failed-over` so
+   * the master re-runs them elsewhere without using a retry), deliver their reports, then stop.
+   * A session lost meanwhile fences the worker as usual, but it stays a drain: it never takes
+   * tasks again.
    */
   async drain(timeoutMs = 60_000): Promise<void> {
     if (this.nodeState === 'stopped') return;
+    this.drainRequested = true;
     this.nodeState = 'draining';
     this.executor.drain();
     await this.registration?.refresh().catch(() => {});
@@ -323,7 +341,11 @@ export class WorkerNode {
       idle.then(() => false),
       new Promise<boolean>((r) => setTimeout(() => r(true), timeoutMs).unref()),
     ]);
-    if (timedOut) await this.executor.killAll(`worker drain took longer than ${timeoutMs} ms`);
+    if (timedOut) {
+      await this.executor.killAll(`worker drain took longer than ${timeoutMs} ms; handed back`, {
+        handBack: true,
+      });
+    }
     await this.sender.drained(Math.min(timeoutMs, 10_000)).catch((err) => {
       this.log.warn(
         { err },
@@ -333,7 +355,10 @@ export class WorkerNode {
     await this.stop();
   }
 
-  /** Stops everything. Running tasks are killed; unacknowledged reports stay spooled. */
+  /**
+   * Stops everything. Running tasks are killed (SIGTERM, grace, SIGKILL) and handed back
+   * (`failed-over`: the master re-runs them elsewhere); unacknowledged reports stay spooled.
+   */
   async stop(): Promise<void> {
     if (this.nodeState === 'stopped') return;
     const wasTerminated = this.nodeState === 'terminated';
@@ -347,7 +372,7 @@ export class WorkerNode {
     };
     clearInterval(this.purgeTimer);
     this.failoverWatch?.stop();
-    await quietly('tasks', () => this.executor?.killAll('worker stopping'));
+    await quietly('tasks', () => this.executor?.killAll('worker stopping; handed back', { handBack: true }));
     await quietly('task supervisor', () => this.supervisor?.stop());
     await quietly('reports', () => this.sender?.stop());
     // A failed-over incarnation's znode is gone with its session; a graceful stop deletes it.

@@ -216,6 +216,42 @@ describe('process groups: timeout and cancel kill the whole tree', () => {
     expect(pidRuns(pid)).toBe(false);
   });
 
+  test('killAll handBack (a drain out of time, a stop) ends attempts failed-over after SIGTERM and the grace, not at once', async () => {
+    const ex = executor();
+    // Exits on its own when asked (SIGTERM): the grace was used, not an immediate SIGKILL.
+    const polite = attemptRequest({
+      type: 'shell',
+      command: `trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done`,
+    });
+    // Ignores SIGTERM: SIGKILLed once the grace is over.
+    const stubborn = attemptRequest({ type: 'shell', command: `trap '' TERM; ${spawnsGrandchild}` });
+    ex.submit(polite);
+    ex.submit(stubborn);
+    await logMatch(polite.attemptId, /ready/);
+    const pid = Number((await logMatch(stubborn.attemptId, /grandchild=(\d+)/))[1]);
+    const reason = 'worker drain took longer than 100 ms; handed back';
+    const t0 = performance.now();
+    await ex.killAll(reason, { handBack: true });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(GRACE - 50);
+    expect(await ex.result(polite.attemptId)).toMatchObject({
+      state: 'failed-over',
+      exitCode: 7,
+      signal: null,
+      error: reason,
+    });
+    expect((await ex.result(polite.attemptId))?.logTail).toContain('got-term');
+    expect(await ex.result(stubborn.attemptId)).toMatchObject({
+      state: 'failed-over',
+      signal: 'SIGKILL',
+      error: reason,
+    });
+    expect(pidRuns(pid)).toBe(false);
+    expect(readFileSync(logs.pathFor(polite.attemptId), 'utf8')).toMatch(
+      /handed back; stopping the task \(SIGTERM to its process group, SIGKILL after/,
+    );
+    expect(() => ex.submit(attemptRequest({ type: 'noop' }))).toThrow(/draining/);
+  });
+
   test('killAll (self-fencing) kills every running attempt and refuses new ones', async () => {
     const ex = executor();
     const reqs = [1, 2, 3].map(() => attemptRequest({ type: 'shell', command: spawnsGrandchild }));

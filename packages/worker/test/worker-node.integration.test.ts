@@ -26,17 +26,27 @@ let dir: Awaited<ReturnType<typeof tempDir>>;
 let connect: string;
 let observer: ZkSession;
 let workers: MembersView;
+interface FakeMaster {
+  received: AttemptReport[];
+  /** Leaves report requests unanswered until the returned release is called. */
+  hold(): () => void;
+  stop(): Promise<void>;
+}
+
 /** One master for the whole file (a second live one would share the reports). */
-let master: { received: AttemptReport[]; stop(): Promise<void> };
+let master: FakeMaster;
 
 /** A master as far as workers can tell: registered in ZooKeeper, acknowledging reports over HTTP. */
-async function startFakeMaster(): Promise<{ received: AttemptReport[]; stop(): Promise<void> }> {
+async function startFakeMaster(): Promise<FakeMaster> {
   const received: AttemptReport[] = [];
+  let holding: Promise<void> = Promise.resolve();
   const server: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
-    req.on('end', () => {
+    req.on('end', async () => {
       if (req.headers.authorization !== `Bearer ${SECRET}`) return void res.writeHead(401).end();
+      await holding;
+      if (req.socket.destroyed) return; // the worker gave up on this request: nothing acknowledged
       const { reports } = JSON.parse(body) as { reports: AttemptReport[] };
       received.push(...reports);
       res
@@ -44,6 +54,13 @@ async function startFakeMaster(): Promise<{ received: AttemptReport[]; stop(): P
         .end(JSON.stringify({ acked: reports.map((r) => r.reportId) }));
     });
   });
+  const hold = () => {
+    let release!: () => void;
+    holding = new Promise((r) => {
+      release = r;
+    });
+    return release;
+  };
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   const startTime = Date.now();
@@ -71,7 +88,7 @@ async function startFakeMaster(): Promise<{ received: AttemptReport[]; stop(): P
     await new Promise<void>((r) => server.close(() => r()));
   };
   registerCleanup('fake master', stop);
-  return { received, stop };
+  return { received, hold, stop };
 }
 
 async function startWorker(name: string, capacity = 1, zk = connect): Promise<WorkerNode> {
@@ -294,6 +311,105 @@ describe('WorkerNode against a real ZooKeeper', () => {
     );
     await node.stop();
   }, 60_000);
+
+  test('a drain that loses its session stays a drain: registered again, it says DRAINING and refuses dispatches', async () => {
+    const zk = await sharedZooKeeper();
+    const proxy = await FaultProxy.start({ host: zk.host, port: zk.port });
+    registerCleanup('proxy', () => proxy.close());
+    const node = await startWorker('w5', 2, connect.replace(/^[^/]+/, proxy.address));
+    await eventually(() => expect(heartbeatOf(node.key)).toBeDefined());
+    const firstRegistration = czxidOf(node.key) as bigint;
+    const req = attemptRequest({ type: 'shell', command: 'sleep 300' });
+    expect((await dispatch(node, req)).status).toBe(202);
+    const mine = () => master.received.filter((r) => r.attemptId === req.attemptId);
+    await eventually(() => expect(mine().map((r) => r.kind)).toEqual(['running']));
+
+    // Reports wait at the master, so the drain is still delivering them (up to 10 s) when the
+    // worker registers again — the window in which a fenced drain used to take work again.
+    const release = master.hold();
+    let drained = false;
+    const draining = node.drain(60_000).finally(() => {
+      drained = true;
+    });
+    try {
+      await eventually(() => expect(heartbeatOf(node.key)?.state).toBe('DRAINING'), { timeoutMs: 2_000 });
+      proxy.setMode('blackhole');
+      await eventually(() => expect(node.executor.snapshot(req.attemptId)?.state).toBe('failed-over'), {
+        timeoutMs: 15_000,
+      });
+      expect(node.state).toBe('fenced');
+      proxy.setMode('pass');
+      await eventually(() => expect(czxidOf(node.key)).toBeGreaterThan(firstRegistration), {
+        timeoutMs: 8_000,
+      });
+      expect(drained).toBe(false); // the drain is still under way: what follows is inside it
+      expect(heartbeatOf(node.key)?.state).toBe('DRAINING');
+      const refused = await dispatch(
+        node,
+        attemptRequest(
+          { type: 'shell', command: 'sleep 300' },
+          { worker: node.key, registration: String(czxidOf(node.key)) },
+        ),
+      );
+      expect(refused.status).toBe(503);
+      expect(node.executor.running).toBe(0);
+      expect(node.state).toBe('draining');
+      // A heartbeat written later (the interval is 1 s) says DRAINING too.
+      const version = workers.list().find((m) => m.key === node.key)?.version ?? 0;
+      await eventually(() =>
+        expect(workers.list().find((m) => m.key === node.key)?.version).toBeGreaterThan(version),
+      );
+      expect(heartbeatOf(node.key)?.state).toBe('DRAINING');
+      expect(drained).toBe(false);
+    } finally {
+      release();
+    }
+    await draining;
+    expect(node.state).toBe('stopped');
+    expect(mine().find((r) => r.kind === 'finished')?.result?.state).toBe('failed-over');
+    await eventually(() => expect(heartbeatOf(node.key)).toBeUndefined());
+  }, 60_000);
+
+  test('a drain that runs out of time hands its tasks back: SIGTERM, then failed-over (re-run elsewhere, no retry used)', async () => {
+    const node = await startWorker('w6', 2);
+    await eventually(() => expect(heartbeatOf(node.key)).toBeDefined());
+    const req = attemptRequest({
+      type: 'shell',
+      command: `trap 'echo got-term; exit 3' TERM; while :; do sleep 0.05; done`,
+    });
+    expect((await dispatch(node, req)).status).toBe(202);
+    const t0 = performance.now();
+    await node.drain(500);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(450);
+    // Delivered before drain() resolved.
+    const finished = master.received.find((r) => r.kind === 'finished' && r.attemptId === req.attemptId);
+    expect(finished?.result).toMatchObject({
+      state: 'failed-over',
+      exitCode: 3,
+      error: 'worker drain took longer than 500 ms; handed back',
+    });
+    expect(finished?.result?.logTail).toContain('got-term');
+    expect(node.state).toBe('stopped');
+    await eventually(() => expect(heartbeatOf(node.key)).toBeUndefined());
+  });
+
+  test('stop() hands back the tasks still running', async () => {
+    const node = await startWorker('w7', 2);
+    await eventually(() => expect(heartbeatOf(node.key)).toBeDefined());
+    const req = attemptRequest({ type: 'shell', command: 'sleep 300 & echo "gc=$!"; wait' });
+    expect((await dispatch(node, req)).status).toBe(202);
+    const grandchild = await eventually(() => {
+      const m = /gc=(\d+)/.exec(readLog(node, req.attemptId));
+      if (!m) throw new Error('no pid yet');
+      return Number(m[1]);
+    });
+    await node.stop();
+    expect(node.executor.snapshot(req.attemptId)?.result).toMatchObject({
+      state: 'failed-over',
+      error: 'worker stopping; handed back',
+    });
+    expect(pidRuns(grandchild)).toBe(false);
+  });
 });
 
 function readLog(node: WorkerNode, attemptId: string): string {

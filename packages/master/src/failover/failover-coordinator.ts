@@ -33,7 +33,8 @@ import {
  *
  * 1. When a master or worker znode disappears, wait `delayMs` (the zombie, if it is one, has
  *    fenced itself by then: docs/failover.md gives the timing argument). Remember the czxid of
- *    the worker znode that went (its registration).
+ *    the worker znode that went (its registration). If the incarnation registers again within
+ *    the delay and that newer znode goes too, the wait starts again from its removal.
  * 2. If the same incarnation (address and startTime) is registered again, do nothing.
  * 3. In ONE PostgreSQL transaction fenced by the leader epoch: a worker's dispatched/running
  *    attempts become failed-over (their owners are woken and re-dispatch per the task's
@@ -88,7 +89,8 @@ export interface FailoverCoordinatorOptions {
 type Outcome = 'failed-over' | 'graceful' | 'reregistered' | 'already-recorded';
 
 export class FailoverCoordinator {
-  private readonly pending = new Map<string, NodeJS.Timeout>();
+  /** Per key, the failover timer and the newest removed registration (czxid) it waits for. */
+  private readonly pending = new Map<string, { timer: NodeJS.Timeout; czxid: bigint | null }>();
   private readonly lastSeen = new Map<string, Member>();
   /** Per worker key, the newest registration (czxid) seen removed and not yet failed over. */
   private readonly removedRegistrations = new Map<string, bigint>();
@@ -116,7 +118,7 @@ export class FailoverCoordinator {
         { role: m.role, node: m.key, czxid: m.czxid.toString(), delayMs: this.opts.delayMs },
         `${m.role} ${m.key} left the registry; failing it over in ${this.opts.delayMs} ms unless it re-registers`,
       );
-      this.schedule(m.role, m.key, epoch);
+      this.schedule(m.role, m.key, epoch, m.czxid);
     };
     for (const v of views) {
       v.on('added', onSeen);
@@ -143,7 +145,7 @@ export class FailoverCoordinator {
     } finally {
       clearInterval(sweepTimer);
       clearInterval(purgeTimer);
-      for (const t of this.pending.values()) clearTimeout(t);
+      for (const p of this.pending.values()) clearTimeout(p.timer);
       this.pending.clear();
       this.removedRegistrations.clear();
       for (const v of views) {
@@ -185,8 +187,22 @@ export class FailoverCoordinator {
     return (role === 'master' ? this.opts.masters : this.opts.workers).get(key) !== undefined;
   }
 
-  private schedule(role: MemberRole, key: string, epoch: number): void {
-    if (this.pending.has(key)) return;
+  /**
+   * Fails `key` over `delayMs` from now. `czxid`: the registration whose removal asks for it
+   * (none from the sweep). A timer already pending is kept — unless this removal is of a newer
+   * registration (it registered again within the delay and went again): that registration's
+   * zombie gets the full delay from ITS removal, so the timer starts again from now.
+   */
+  private schedule(role: MemberRole, key: string, epoch: number, czxid: bigint | null = null): void {
+    const current = this.pending.get(key);
+    if (current) {
+      if (czxid === null || (current.czxid !== null && czxid <= current.czxid)) return;
+      clearTimeout(current.timer);
+      this.log.info(
+        { role, node: key, czxid: czxid.toString(), delayMs: this.opts.delayMs },
+        `${role} ${key} went again on a newer registration; its failover waits ${this.opts.delayMs} ms from now`,
+      );
+    }
     const timer = setTimeout(() => {
       this.pending.delete(key);
       this.failOver(role, key, epoch).catch((err) => {
@@ -194,7 +210,7 @@ export class FailoverCoordinator {
         this.log.error({ err, role, node: key }, 'failover failed; the next sweep retries it');
       });
     }, this.opts.delayMs);
-    this.pending.set(key, timer);
+    this.pending.set(key, { timer, czxid: newest(current?.czxid ?? null, czxid) });
   }
 
   private assertTerm(): void {

@@ -49,12 +49,13 @@ export interface RevokedAttempt {
 
 /**
  * `immediate`: SIGKILL at once, no grace (self-fencing, docs/decisions/0004-fencing-kill.md).
- * `fenced`: the worker may no longer run the attempt (self-fencing, failed over): it ends
- * `failed-over`, not `killed`, so the master re-runs it (attempt-result.ts).
+ * `handBack`: the attempt ends `failed-over`, not `killed`, so the master re-runs it without
+ * using a retry (attempt-result.ts): the worker may no longer run it (self-fencing, failed over)
+ * or gives it back (a drain that ran out of time, a stop).
  */
 type StopReason =
   | { kind: 'timeout' }
-  | { kind: 'cancel'; reason: string; immediate?: boolean; fenced?: boolean };
+  | { kind: 'cancel'; reason: string; immediate?: boolean; handBack?: boolean };
 
 interface LiveAttempt {
   request: AttemptRequest;
@@ -221,15 +222,21 @@ export class TaskExecutor {
   /**
    * Kills every running attempt and waits until all have ended; new attempts are refused until
    * `resume`. `immediate` (self-fencing): SIGKILL at once instead of SIGTERM, grace, SIGKILL — a
-   * fenced worker's task must not run on while the leader re-runs it (decision 0004). `fenced`
-   * (implies `immediate`): the attempts end `failed-over` instead of `killed`.
+   * fenced worker's task must not run on while the leader re-runs it (decision 0004).
+   * `handBack`: the attempts end `failed-over` instead of `killed` (the master re-runs them
+   * elsewhere without using a retry), still after SIGTERM and the grace. `fenced` = `immediate`
+   * and `handBack`.
    */
-  async killAll(reason: string, opts: { immediate?: boolean; fenced?: boolean } = {}): Promise<void> {
+  async killAll(
+    reason: string,
+    opts: { immediate?: boolean; fenced?: boolean; handBack?: boolean } = {},
+  ): Promise<void> {
     this.isDraining = true;
     const all = [...this.live.values()];
     const fenced = opts.fenced === true;
-    for (const a of all)
-      this.stop(a, { kind: 'cancel', reason, immediate: fenced || opts.immediate === true, fenced });
+    const immediate = fenced || opts.immediate === true;
+    const handBack = fenced || opts.handBack === true;
+    for (const a of all) this.stop(a, { kind: 'cancel', reason, immediate, handBack });
     await Promise.all(all.map((a) => a.done));
   }
 
@@ -492,7 +499,7 @@ function finalState(
   outcome: { exitCode: number | null; signal: string | null; error: string | null },
 ): FinalAttemptState {
   if (stop?.kind === 'timeout') return 'timed-out';
-  if (stop?.kind === 'cancel') return stop.fenced === true ? 'failed-over' : 'killed';
+  if (stop?.kind === 'cancel') return stop.handBack === true ? 'failed-over' : 'killed';
   if (outcome.error !== null) return 'failed';
   if (outcome.signal !== null) return 'failed';
   return outcome.exitCode === 0 || outcome.exitCode === null ? 'succeeded' : 'failed';
