@@ -331,7 +331,8 @@ export class WorkerNode {
    * tasks again.
    */
   async drain(timeoutMs = 60_000): Promise<void> {
-    if (this.nodeState === 'stopped') return;
+    // A failed-over incarnation is already on its way out; it is not a drain.
+    if (this.nodeState === 'stopped' || this.nodeState === 'terminated') return;
     this.drainRequested = true;
     this.nodeState = 'draining';
     this.executor.drain();

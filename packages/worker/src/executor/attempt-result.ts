@@ -8,7 +8,7 @@
  * | failed      | non-zero exit, signal, spawn error, bad status | (final)                      |
  * | timed-out   | the attempt's timeout fired; group killed | (final)                           |
  * | killed      | cancelled (by the master or the user); group killed | (final)                 |
- * | failed-over | killed because this worker fenced itself (session lost) or was failed over | (final) |
+ * | failed-over | killed because this worker fenced itself (session lost) or was failed over, or handed back (a drain that timed out, a stop) | (final) |
  *
  * `dispatched` (architecture §10) is a master-side state: the worker never holds an attempt it
  * has not started. `failed-over` is reported only after the attempt's process group is dead:
