@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { eventually } from '@sched/testkit';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   type AttemptRequest,
@@ -9,6 +10,7 @@ import {
   parseRevokeRequest,
 } from '../src/executor/attempt-request.js';
 import { TaskExecutor } from '../src/executor/task-executor.js';
+import type { ProcessGroupWatcher, SupervisorKill } from '../src/executor/task-supervisor.js';
 import { LogStore } from '../src/logs/log-store.js';
 import { attemptRequest, pidRuns, tempDir } from './helpers.js';
 
@@ -263,6 +265,120 @@ describe('process groups: timeout and cancel kill the whole tree', () => {
     for (const r of reqs) expect((await ex.result(r.attemptId))?.state).toBe('killed');
     for (const pid of pids) expect(pidRuns(pid)).toBe(false);
     expect(() => ex.submit(attemptRequest({ type: 'noop' }))).toThrow(/draining/);
+  });
+});
+
+describe('a task SIGKILLed by the task supervisor (the daemon was frozen) is handed back, not failed', () => {
+  /** Stands in for the task supervisor: a test says when "it" killed a group. */
+  class FakeSupervisor implements ProcessGroupWatcher {
+    readonly groups = new Set<number>();
+    private readonly kills = new Map<number, SupervisorKill>();
+    private readonly listeners = new Set<(kill: SupervisorKill) => void>();
+    added(pgid: number): void {
+      this.groups.add(pgid);
+      this.kills.delete(pgid);
+    }
+    removed(pgid: number): void {
+      this.groups.delete(pgid);
+      this.kills.delete(pgid);
+    }
+    killOf(pgid: number): SupervisorKill | undefined {
+      return this.kills.get(pgid);
+    }
+    onKilled(listener: (kill: SupervisorKill) => void): () => void {
+      this.listeners.add(listener);
+      return () => this.listeners.delete(listener);
+    }
+    /** The supervisor's word: it killed `pgid` after `silentMs` of silence. */
+    report(pgid: number, silentMs: number): void {
+      const kill = { pgid, silentMs };
+      this.kills.set(pgid, kill);
+      for (const l of this.listeners) l(kill);
+    }
+  }
+
+  function supervised(supervisor: FakeSupervisor, supervisorWordMs?: number) {
+    return new TaskExecutor({
+      capacity: 4,
+      killGraceMs: GRACE,
+      logs,
+      workDir: join(dir.path, 'work'),
+      baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      groupWatcher: supervisor,
+      ...(supervisorWordMs === undefined ? {} : { supervisorWordMs }),
+    });
+  }
+
+  async function startLong(ex: TaskExecutor): Promise<{ req: AttemptRequest; pgid: number; gc: number }> {
+    const req = attemptRequest({ type: 'shell', command: 'sleep 300 & echo "gc=$!"; wait' });
+    ex.submit(req);
+    const gc = Number((await logMatch(req.attemptId, /gc=(\d+)/))[1]);
+    const pgid = ex.snapshot(req.attemptId)?.pgid;
+    if (typeof pgid !== 'number') throw new Error('no process group');
+    return { req, pgid, gc };
+  }
+
+  const handedBack =
+    /^the task supervisor killed it: the worker daemon did not answer it for 3456 ms \(frozen or stalled\); handed back$/;
+
+  test("the supervisor's word before the exit: failed-over, no retry used", async () => {
+    const sup = new FakeSupervisor();
+    const ex = supervised(sup);
+    const { req, pgid, gc } = await startLong(ex);
+    expect(sup.groups.has(pgid)).toBe(true);
+    sup.report(pgid, 3456);
+    process.kill(-pgid, 'SIGKILL');
+    const result = await ex.result(req.attemptId);
+    expect(result).toMatchObject({ state: 'failed-over', signal: 'SIGKILL' });
+    expect(result?.error).toMatch(handedBack);
+    expect(result?.logTail).toMatch(/attempt failed-over after/);
+    expect(pidRuns(gc)).toBe(false);
+    expect(sup.groups.has(pgid)).toBe(false);
+  });
+
+  test("the supervisor's word after the exit: the executor waits for it, then failed-over", async () => {
+    const sup = new FakeSupervisor();
+    const ex = supervised(sup, 5_000);
+    const { req, pgid, gc } = await startLong(ex);
+    process.kill(-pgid, 'SIGKILL');
+    await eventually(() => expect(pidRuns(gc) || pidRuns(pgid)).toBe(false));
+    await new Promise((r) => setTimeout(r, 300));
+    // The exit is seen, the attempt is not decided yet: it waits for the supervisor's word.
+    expect(ex.snapshot(req.attemptId)?.state).toBe('running');
+    sup.report(pgid, 3456);
+    const result = await ex.result(req.attemptId);
+    expect(result).toMatchObject({ state: 'failed-over', signal: 'SIGKILL' });
+    expect(result?.error).toMatch(handedBack);
+  });
+
+  test('no word from the supervisor: a SIGKILL from elsewhere is still the task failing, after a short wait', async () => {
+    const sup = new FakeSupervisor();
+    const ex = supervised(sup);
+    const { req, pgid } = await startLong(ex);
+    const t0 = performance.now();
+    process.kill(-pgid, 'SIGKILL');
+    const result = await ex.result(req.attemptId);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(240);
+    expect(result).toMatchObject({ state: 'failed', signal: 'SIGKILL', error: null });
+    // A word about another group changes nothing.
+    sup.report(pgid + 100_000, 10);
+    expect(ex.snapshot(req.attemptId)?.state).toBe('failed');
+  });
+
+  test('a SIGKILL the executor sent itself (cancel) does not wait for the supervisor', async () => {
+    const sup = new FakeSupervisor();
+    const ex = supervised(sup, 5_000);
+    const req = attemptRequest({ type: 'shell', command: `trap '' TERM; sleep 300 & echo "gc=$!"; wait` });
+    ex.submit(req);
+    await logMatch(req.attemptId, /gc=\d+/);
+    const t0 = performance.now();
+    ex.cancel(req.attemptId, 'operator cancel');
+    expect(await ex.result(req.attemptId)).toMatchObject({
+      state: 'killed',
+      signal: 'SIGKILL',
+      error: 'operator cancel',
+    });
+    expect(performance.now() - t0).toBeLessThan(GRACE + 2_000);
   });
 });
 

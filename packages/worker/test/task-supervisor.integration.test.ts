@@ -1,10 +1,11 @@
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eventually, spawnProcess } from '@sched/testkit';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { TaskExecutor } from '../src/executor/task-executor.js';
-import { TaskSupervisor } from '../src/executor/task-supervisor.js';
+import { type SupervisorKill, TaskSupervisor } from '../src/executor/task-supervisor.js';
 import { LogStore } from '../src/logs/log-store.js';
 import { attemptRequest, pidRuns, tempDir } from './helpers.js';
 
@@ -29,7 +30,39 @@ async function grandchildOf(child: ReturnType<typeof spawnProcess>): Promise<num
 }
 
 describe('TaskSupervisor', () => {
-  test('a blocked daemon event loop past the timeout: every task group is SIGKILLed by the supervisor', async () => {
+  test('the daemon side learns which process groups the supervisor killed, and after how much silence', async () => {
+    const supervisor = await TaskSupervisor.start({ timeoutMs: 500 });
+    const seen: SupervisorKill[] = [];
+    supervisor.onKilled((kill) => seen.push(kill));
+    const spawnGroup = () => {
+      const child = spawn('sleep', ['300'], { detached: true, stdio: 'ignore' });
+      child.unref();
+      return child.pid as number;
+    };
+    const [a, b, spared] = [spawnGroup(), spawnGroup(), spawnGroup()];
+    supervisor.added(a);
+    supervisor.added(b);
+    supervisor.added(spared);
+    supervisor.removed(spared);
+    await new Promise((r) => setTimeout(r, 200)); // the supervisor has read the lines
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_500);
+    await eventually(() => expect(seen.map((k) => k.pgid).sort()).toEqual([a, b].sort()));
+    for (const k of seen) expect(k.silentMs).toBeGreaterThan(500);
+    expect(supervisor.killedBySupervisor(a)).toBe(true);
+    expect(supervisor.killedBySupervisor(b)).toBe(true);
+    expect(supervisor.killOf(a)).toEqual(seen.find((k) => k.pgid === a));
+    expect(supervisor.killedBySupervisor(spared)).toBe(false);
+    expect(pidRuns(a)).toBe(false);
+    expect(pidRuns(spared)).toBe(true);
+    // A pgid added again is a new group: the old kill is forgotten.
+    supervisor.added(a);
+    expect(supervisor.killedBySupervisor(a)).toBe(false);
+    supervisor.removed(a);
+    process.kill(-spared, 'SIGKILL');
+    await supervisor.stop();
+  });
+
+  test('a blocked daemon event loop past the timeout: every task group is SIGKILLed by the supervisor; the attempt is handed back', async () => {
     const supervisor = await TaskSupervisor.start({ timeoutMs: 1_500 });
     const logs = new LogStore({ dir: join(dir.path, 'inproc', 'logs') });
     const ex = new TaskExecutor({
@@ -53,7 +86,11 @@ describe('TaskSupervisor', () => {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 4_000);
     expect(pidRuns(gc)).toBe(false);
     const result = await ex.result(req.attemptId);
-    expect(result).toMatchObject({ state: 'failed', signal: 'SIGKILL' });
+    // Not the task's fault: failed-over (the master re-runs it without using a retry), not failed.
+    expect(result).toMatchObject({ state: 'failed-over', signal: 'SIGKILL' });
+    expect(result?.error).toMatch(
+      /^the task supervisor killed it: the worker daemon did not answer it for \d+ ms \(frozen or stalled\); handed back$/,
+    );
     await supervisor.stop();
   });
 
@@ -84,8 +121,12 @@ describe('TaskSupervisor', () => {
     expect(killedAfter).toBeGreaterThan(700); // not before the timeout
     expect(pidRuns(supervisorPid)).toBe(true); // it keeps watching
     daemon.resume();
-    // The daemon sees its task end, killed by a signal it did not send.
-    await daemon.waitForOutput(/finished state=failed signal=SIGKILL/, 10_000);
+    // The daemon sees its task end by a signal it did not send, and the supervisor's word that it
+    // sent it (both arrive once the daemon runs again, in either order): handed back, not failed.
+    await daemon.waitForOutput(
+      /finished state=failed-over signal=SIGKILL error=the task supervisor killed it: the worker daemon did not answer it for \d+ ms/,
+      10_000,
+    );
     await daemon.kill9();
     await eventually(() => expect(pidRuns(supervisorPid)).toBe(false), { timeoutMs: 2_000 });
   });

@@ -9,7 +9,7 @@ import type { AttemptResult, AttemptSnapshot, FinalAttemptState } from './attemp
 import { AttemptRevokedError, WorkerAtCapacityError, WorkerDrainingError } from './errors.js';
 import { type TerminationOutcome, terminateGroup } from './process-group.js';
 import { taskEnvironment } from './task-environment.js';
-import type { ProcessGroupWatcher } from './task-supervisor.js';
+import type { ProcessGroupWatcher, SupervisorKill } from './task-supervisor.js';
 
 export type ExecutorEvent =
   | { type: 'running'; request: AttemptRequest; snapshot: AttemptSnapshot }
@@ -27,8 +27,17 @@ export interface TaskExecutorOptions {
   logger?: Logger;
   /** Environment the task environment starts from. @defaultValue process.env */
   baseEnv?: Readonly<Record<string, string | undefined>>;
-  /** Told about every task process group (the task supervisor). @defaultValue none */
+  /**
+   * Told about every task process group (the task supervisor); a task SIGKILLed by it is handed
+   * back (`failed-over`), not `failed`. @defaultValue none
+   */
   groupWatcher?: ProcessGroupWatcher;
+  /**
+   * How long a task that ended by a SIGKILL nobody here sent waits for the task supervisor to say
+   * it killed it (its word and the exit may arrive in either order after a freeze) before the
+   * attempt is reported `failed`. Only with a `groupWatcher` that reports kills. @defaultValue 250
+   */
+  supervisorWordMs?: number;
   /**
    * How many finished attempts are remembered, so a re-sent dispatch is answered, not re-run; and
    * how many revoked attempt ids, so a late copy of a revoked dispatch is refused. Past that the
@@ -430,6 +439,11 @@ export class TaskExecutor {
     const exit = await exited;
     // The task's own end decides its state: a timeout firing during the cleanup below must not.
     if (a.timer) clearTimeout(a.timer);
+    // A SIGKILL nobody here sent: perhaps the task supervisor's, while this daemon was frozen.
+    const supervisorKill =
+      exit.signal === 'SIGKILL' && !a.stop && a.pgid !== null
+        ? this.supervisorWord(a.pgid)
+        : Promise.resolve(undefined);
     if (exit.error) {
       return {
         exitCode: null,
@@ -449,7 +463,45 @@ export class TaskExecutor {
     await Promise.race([streamsClosed, sleep(2_000)]);
     child.stdout?.destroy();
     child.stderr?.destroy();
+    const kill = await supervisorKill;
+    if (kill && !a.stop) {
+      // Not the task's fault: hand it back, so the master re-runs it without using a retry.
+      const silent =
+        kill.silentMs === null
+          ? 'it lost the worker daemon'
+          : `the worker daemon did not answer it for ${kill.silentMs} ms (frozen or stalled)`;
+      a.stop = {
+        kind: 'cancel',
+        reason: `the task supervisor killed it: ${silent}; handed back`,
+        handBack: true,
+      };
+      log.note(`${a.stop.reason} (SIGKILL to its process group ${kill.pgid})`);
+    }
     return { exitCode: exit.code, signal: exit.signal, httpStatus: null, error: null };
+  }
+
+  /**
+   * The task supervisor's kill of this group, if it reports one within `supervisorWordMs`
+   * (resolved as soon as it does); undefined without a watcher that reports kills.
+   */
+  private supervisorWord(pgid: number): Promise<SupervisorKill | undefined> {
+    const watcher = this.opts.groupWatcher;
+    if (!watcher?.killOf) return Promise.resolve(undefined);
+    const known = watcher.killOf(pgid);
+    if (known || !watcher.onKilled) return Promise.resolve(known);
+    const onKilled = watcher.onKilled.bind(watcher);
+    const killOf = watcher.killOf.bind(watcher);
+    return new Promise((resolve) => {
+      const done = (kill: SupervisorKill | undefined) => {
+        clearTimeout(timer);
+        unsubscribe();
+        resolve(kill);
+      };
+      const timer = setTimeout(() => done(killOf(pgid)), this.opts.supervisorWordMs ?? 250);
+      const unsubscribe = onKilled((kill) => {
+        if (kill.pgid === pgid) done(kill);
+      });
+    });
   }
 
   private async runHttp(a: LiveAttempt, task: HttpTask, log: AttemptLog) {

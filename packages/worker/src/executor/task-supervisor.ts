@@ -13,7 +13,11 @@ import type { Logger } from '@sched/core';
  *   groups and exits, so no orphaned task keeps running next to its re-run.
  *
  * Protocol: JSON lines on the supervisor's stdin — `{"t":"hb"}` (heartbeat), `{"t":"add","pgid":N}`,
- * `{"t":"remove","pgid":N}`, `{"t":"stop"}`. Any line counts as a heartbeat. The supervisor's
+ * `{"t":"remove","pgid":N}`, `{"t":"stop"}`. Any line counts as a heartbeat. On its stdout: `ready`
+ * once it listens, then one JSON line per kill, `{"t":"killed","pgids":[N,…],"silentMs":N|null}`
+ * (`silentMs`: how long the daemon had not answered; null when it is gone), so a daemon that comes
+ * back from a freeze knows which of its tasks died by the supervisor's hand, not their own (the
+ * human-readable line goes to stderr, for the log). The supervisor's
  * code is a self-contained script run with `node -e`, so it needs no build step and no module
  * resolution. Linux process groups; a task that leaves its group (setsid) escapes it.
  */
@@ -24,10 +28,12 @@ const groups = new Set();
 const { performance } = require('node:perf_hooks');
 let last = performance.now();
 let buf = '';
-function killAll(why) {
+process.stdout.on('error', () => {});
+function killAll(why, silentMs) {
   if (groups.size === 0) return;
   for (const g of groups) { try { process.kill(-g, 'SIGKILL'); } catch {} }
   process.stderr.write('[sched task supervisor] ' + why + ': SIGKILLed ' + groups.size + ' task process group(s): ' + [...groups].join(' ') + '\n');
+  process.stdout.write(JSON.stringify({ t: 'killed', pgids: [...groups], silentMs: silentMs === undefined ? null : Math.round(silentMs) }) + '\n');
   groups.clear();
 }
 process.stdin.setEncoding('utf8');
@@ -48,7 +54,7 @@ process.stdin.on('end', () => { killAll('the worker daemon is gone'); process.ex
 process.stdin.on('error', () => { killAll('lost the worker daemon'); process.exit(0); });
 setInterval(() => {
   const silent = performance.now() - last;
-  if (silent > timeoutMs) killAll('no heartbeat from the worker daemon for ' + Math.round(silent) + ' ms');
+  if (silent > timeoutMs) killAll('no heartbeat from the worker daemon for ' + Math.round(silent) + ' ms', silent);
 }, tickMs);
 process.stdout.write('ready\n');
 `;
@@ -61,16 +67,35 @@ export interface TaskSupervisorOptions {
   logger?: Logger;
 }
 
-/** What the executor tells the supervisor (a narrow interface, easy to fake). */
+/** A task process group the supervisor SIGKILLed. */
+export interface SupervisorKill {
+  pgid: number;
+  /** How long the daemon had not answered the supervisor; null if the supervisor lost it (EOF). */
+  silentMs: number | null;
+}
+
+/**
+ * What the executor tells the supervisor, and what it learns from it (a narrow interface, easy
+ * to fake). `killOf` and `onKilled` are optional: a watcher without them kills nothing.
+ */
 export interface ProcessGroupWatcher {
   added(pgid: number): void;
   removed(pgid: number): void;
+  /** The supervisor's kill of this group since it was last `added`, if any. */
+  killOf?(pgid: number): SupervisorKill | undefined;
+  /** Calls `listener` for every group the supervisor kills from now on; returns the unsubscribe. */
+  onKilled?(listener: (kill: SupervisorKill) => void): () => void;
 }
+
+/** How many killed groups the daemon side remembers (oldest forgotten first). */
+const REMEMBER_KILLS = 1_024;
 
 export class TaskSupervisor implements ProcessGroupWatcher {
   private child: ChildProcess | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private readonly kills = new Map<number, SupervisorKill>();
+  private readonly killListeners = new Set<(kill: SupervisorKill) => void>();
 
   private constructor(private readonly opts: TaskSupervisorOptions) {}
 
@@ -90,11 +115,28 @@ export class TaskSupervisor implements ProcessGroupWatcher {
   }
 
   added(pgid: number): void {
+    // A reused pgid is a new group: an old kill of the same number is not its story.
+    this.kills.delete(pgid);
     this.send({ t: 'add', pgid });
   }
 
   removed(pgid: number): void {
+    this.kills.delete(pgid);
     this.send({ t: 'remove', pgid });
+  }
+
+  killOf(pgid: number): SupervisorKill | undefined {
+    return this.kills.get(pgid);
+  }
+
+  /** Whether the supervisor SIGKILLed this process group (since it was last added or removed). */
+  killedBySupervisor(pgid: number): boolean {
+    return this.kills.has(pgid);
+  }
+
+  onKilled(listener: (kill: SupervisorKill) => void): () => void {
+    this.killListeners.add(listener);
+    return () => this.killListeners.delete(listener);
   }
 
   /** Ends the supervisor without killing anything (graceful stop: the executor killed its tasks itself). */
@@ -130,9 +172,20 @@ export class TaskSupervisor implements ProcessGroupWatcher {
         () => reject(new Error('the task supervisor did not start within 10 s')),
         10_000,
       );
-      child.stdout?.once('data', () => {
-        clearTimeout(timer);
-        resolve();
+      let buf = '';
+      child.stdout?.setEncoding('utf8');
+      child.stdout?.on('data', (chunk: string) => {
+        buf += chunk;
+        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          if (line === 'ready') {
+            clearTimeout(timer);
+            resolve();
+          } else {
+            this.onLine(line);
+          }
+        }
       });
       child.once('error', (err) => {
         clearTimeout(timer);
@@ -143,6 +196,34 @@ export class TaskSupervisor implements ProcessGroupWatcher {
     const heartbeatMs = this.opts.heartbeatMs ?? Math.max(20, Math.floor(this.opts.timeoutMs / 5));
     this.timer = setInterval(() => this.send({ t: 'hb' }), heartbeatMs);
     this.timer.unref();
+  }
+
+  /** A line from the supervisor's stdout after `ready`: a kill report. */
+  private onLine(line: string): void {
+    let m: unknown;
+    try {
+      m = JSON.parse(line);
+    } catch {
+      this.opts.logger?.warn({ line }, 'unreadable line from the task supervisor');
+      return;
+    }
+    const msg = m as { t?: unknown; pgids?: unknown; silentMs?: unknown };
+    if (msg.t !== 'killed' || !Array.isArray(msg.pgids)) return;
+    const silentMs = typeof msg.silentMs === 'number' ? msg.silentMs : null;
+    for (const pgid of msg.pgids) {
+      if (!Number.isInteger(pgid)) continue;
+      const kill: SupervisorKill = { pgid: pgid as number, silentMs };
+      this.kills.delete(kill.pgid);
+      this.kills.set(kill.pgid, kill);
+      while (this.kills.size > REMEMBER_KILLS) this.kills.delete(this.kills.keys().next().value as number);
+      for (const l of this.killListeners) {
+        try {
+          l(kill);
+        } catch (err) {
+          this.opts.logger?.error({ err }, 'task supervisor kill listener failed');
+        }
+      }
+    }
   }
 
   private send(message: object): void {
