@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { createLogger, parseIncarnationKey } from '@sched/core';
+import { createLogger } from '@sched/core';
 import {
   ensureLayout,
   FailoverRecords,
@@ -13,7 +13,7 @@ import {
   type WorkerHeartbeat,
   ZkSession,
 } from '@sched/registry';
-import { advanceLeaderEpoch, applyDefinitions, compileDefinitions, insertRuns } from '@sched/store';
+import { advanceLeaderEpoch, applyDefinitions, compileDefinitions } from '@sched/store';
 import { EventQueue, eventually, registerCleanup, sharedZooKeeper, timing, zkChroot } from '@sched/testkit';
 import { LogStore, TaskExecutor, WorkerHttpServer } from '@sched/worker';
 import type pg from 'pg';
@@ -24,6 +24,7 @@ import { failOverWorkerAttempts } from '../src/failover/failover-queries.js';
 import { WorkerRouter } from '../src/routing/worker-router.js';
 import { insertAttempts } from '../src/runs/run-drive-queries.js';
 import { type RegisteredWorker, RunDriver } from '../src/runs/run-driver.js';
+import { newManualRun, workerView } from './driver-fixtures.js';
 import { migratedDatabase, quietLogger } from './scheduler-fixtures.js';
 
 /**
@@ -85,25 +86,6 @@ function heartbeat(key: string): () => WorkerHeartbeat {
     capacity: 4,
     running: 0,
   });
-}
-
-/** A live worker as the driver sees it: incarnation `key` (`host:port_startTime`) on registration `czxid`. */
-function workerView(key: string, czxid: bigint): RegisteredWorker {
-  const { address, startTime } = parseIncarnationKey(key);
-  return {
-    key,
-    address,
-    startTime,
-    groups: ['default'],
-    weight: 1,
-    capacity: 4,
-    running: 0,
-    state: 'NORMAL',
-    cpu: 0,
-    memory: 0,
-    load: 0,
-    czxid,
-  };
 }
 
 /** One registration of a worker incarnation: its own session, so closing it ends the registration. */
@@ -222,21 +204,7 @@ async function startLeader(connect: string, delayMs = DELAY_MS): Promise<Leader>
   };
 }
 
-async function newRun(owner = LEADER): Promise<number> {
-  const [id] = await insertRuns(pool, [
-    {
-      workflowId,
-      workflowVersion: null,
-      fireTimeMs: null,
-      trigger: 'manual',
-      owner,
-      params: {},
-      commandId: null,
-      rerunOf: null,
-    },
-  ]);
-  return id as number;
-}
+const newRun = (owner = LEADER): Promise<number> => newManualRun(pool, workflowId, owner);
 
 /** What a master persists when it dispatches to `key` as registered with `czxid` (the driver's statement). */
 async function dispatch(runId: number, key: string, czxid: bigint | null, shard = 0): Promise<number> {

@@ -6,7 +6,7 @@
  * stopped and started (self-fencing and back).
  */
 import { parseIncarnationKey } from '@sched/core';
-import { applyDefinitions, compileDefinitions, insertRuns } from '@sched/store';
+import { applyDefinitions, compileDefinitions } from '@sched/store';
 import { eventually, registerCleanup } from '@sched/testkit';
 import type { AttemptRequest } from '@sched/worker';
 import type pg from 'pg';
@@ -14,7 +14,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { type WorkerClient, WorkerUnreachableError } from '../src/dispatch/worker-client.js';
 import { WorkerRouter } from '../src/routing/worker-router.js';
 import { insertAttempts, reassignAttempt } from '../src/runs/run-drive-queries.js';
-import { type RegisteredWorker, RunDriver } from '../src/runs/run-driver.js';
+import { RunDriver } from '../src/runs/run-driver.js';
+import { newManualRun, workerView } from './driver-fixtures.js';
 import { migratedDatabase, quietLogger } from './scheduler-fixtures.js';
 
 let pool: pg.Pool;
@@ -37,39 +38,7 @@ beforeAll(async () => {
 /** A fresh master key per test, so no run of another test is its to drive. */
 const newOwner = () => `127.0.0.1:${7600 + ++owners}_1700000000000`;
 
-function workerView(key: string): RegisteredWorker {
-  const { address, startTime } = parseIncarnationKey(key);
-  return {
-    key,
-    address,
-    startTime,
-    groups: ['default'],
-    weight: 1,
-    capacity: 10_000,
-    running: 0,
-    state: 'NORMAL',
-    cpu: 0,
-    memory: 0,
-    load: 0,
-    czxid: 1_000n,
-  };
-}
-
-async function newRun(owner: string): Promise<number> {
-  const [id] = await insertRuns(pool, [
-    {
-      workflowId,
-      workflowVersion: null,
-      fireTimeMs: null,
-      trigger: 'manual',
-      owner,
-      params: {},
-      commandId: null,
-      rerunOf: null,
-    },
-  ]);
-  return id as number;
-}
+const newRun = (owner: string): Promise<number> => newManualRun(pool, workflowId, owner);
 
 /** `n` attempts of one run already `dispatched` to WORKER (as a previous owner left them). */
 async function dispatchedAttempts(owner: string, runId: number, n: number): Promise<number[]> {
@@ -102,7 +71,7 @@ function driver(owner: string, client: WorkerClient): RunDriver {
     db: pool,
     owner,
     router: new WorkerRouter(),
-    workers: () => [workerView(WORKER)],
+    workers: () => [workerView(WORKER, 1_000n, 10_000)],
     client,
     leaseValid: () => true,
     logger: quietLogger,
