@@ -112,3 +112,20 @@ export type PeerMap = Readonly<Record<string, string>>;
 export function dialAddress(peerMap: PeerMap | undefined, address: string): string {
   return (peerMap && Object.hasOwn(peerMap, address) ? peerMap[address] : undefined) ?? address;
 }
+
+/**
+ * A daemon's identity once its endpoint is bound: it is known to the cluster at its advertised
+ * port (`node.advertisePort`, for a forwarder in front of it) or else the port it listens on.
+ */
+export function boundIdentity(
+  node: { host: string; advertisePort?: number },
+  boundPort: number,
+  startTime: number,
+): { address: string; listenAddress: string; key: string } {
+  const port = node.advertisePort ?? boundPort;
+  return {
+    address: incarnationAddress({ host: node.host, port }),
+    listenAddress: incarnationAddress({ host: node.host, port: boundPort }),
+    key: incarnationKey({ host: node.host, port, startTime }),
+  };
+}

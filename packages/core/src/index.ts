@@ -30,6 +30,7 @@ export {
   sendJson,
 } from './http/json-http-server.js';
 export {
+  boundIdentity,
   dialAddress,
   type Incarnation,
   incarnationAddress,

@@ -1,4 +1,5 @@
 import {
+  boundIdentity,
   incarnationAddress,
   incarnationKey,
   isValidHost,
@@ -67,5 +68,20 @@ describe('incarnation keys', () => {
     expect(isValidHost('256.1.1.1')).toBe(false);
     expect(isValidHost('a..b')).toBe(false);
     expect(isValidHost('x'.repeat(64))).toBe(false);
+  });
+});
+
+describe('boundIdentity', () => {
+  test('the advertised port, when set, names the node; the bound port is where it listens', () => {
+    expect(boundIdentity({ host: '10.0.0.5' }, 5678, 1_718_000_000_000)).toEqual({
+      address: '10.0.0.5:5678',
+      listenAddress: '10.0.0.5:5678',
+      key: '10.0.0.5:5678_1718000000000',
+    });
+    expect(boundIdentity({ host: '10.0.0.5', advertisePort: 15678 }, 5678, 1_718_000_000_000)).toEqual({
+      address: '10.0.0.5:15678',
+      listenAddress: '10.0.0.5:5678',
+      key: '10.0.0.5:15678_1718000000000',
+    });
   });
 });

@@ -1,7 +1,7 @@
 import {
+  boundIdentity,
   type Clock,
   HostLoadSampler,
-  incarnationKey,
   JsonHttpServer,
   type Logger,
   type Route,
@@ -189,11 +189,11 @@ export class MasterNode {
       ],
     });
     const bound = await this.http.listen(config.node.port, config.node.host);
-    // Others reach this node at its advertised port (a forwarder may stand in front of it).
-    const port = config.node.advertisePort ?? bound.port;
-    this.listenAddress = `${config.node.host}:${bound.port}`;
-    this.address = `${config.node.host}:${port}`;
-    this.key = incarnationKey({ host: config.node.host, port, startTime: this.startTime });
+    ({
+      address: this.address,
+      listenAddress: this.listenAddress,
+      key: this.key,
+    } = boundIdentity(config.node, bound.port, this.startTime));
 
     // 3. The registry.
     this.paths = new RegistryPaths(config.zk.root);

@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import {
+  boundIdentity,
   type Clock,
   dialAddress,
   HostLoadSampler,
-  incarnationKey,
   type Logger,
   SCHED_VERSION,
   type SchedConfig,
@@ -176,11 +176,11 @@ export class WorkerNode {
       publicGet: { '/metrics': (req, res) => this.metrics.serve(req, res), ...this.opts.publicGet },
     });
     const bound = await this.http.listen(config.node.port, config.node.host);
-    // Others reach this node at its advertised port (a forwarder may stand in front of it).
-    const port = config.node.advertisePort ?? bound.port;
-    this.listenAddress = `${config.node.host}:${bound.port}`;
-    this.address = `${config.node.host}:${port}`;
-    this.key = incarnationKey({ host: config.node.host, port, startTime: this.startTime });
+    ({
+      address: this.address,
+      listenAddress: this.listenAddress,
+      key: this.key,
+    } = boundIdentity(config.node, bound.port, this.startTime));
     // Nothing may run before this worker is registered: a dispatch could only come from a
     // master that guessed the key, but the executor refuses until then anyway.
     this.executor.drain();
