@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { SeededRandom } from '@sched/testkit';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type DaemonHandle, TestCluster } from './cluster.js';
 
@@ -35,14 +36,10 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
+/** The fuzz inputs' random source: repeatable from the seed. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = new SeededRandom(seed);
+  return () => random.next();
 }
 
 type Probe =

@@ -21,6 +21,7 @@ export {
   spawnProcess,
   waitUntilStopped,
 } from './processes.js';
+export { SeededRandom } from './seeded-random.js';
 export {
   describeServer,
   sharedPgEnv,

@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { SeededRandom } from '@sched/testkit';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { TaskExecutor } from '../src/executor/task-executor.js';
 import { WorkerHttpServer } from '../src/http/worker-http-server.js';
@@ -38,14 +39,10 @@ afterAll(async () => {
   await dir.remove();
 });
 
+/** The fuzz inputs' random source: repeatable from the seed. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = new SeededRandom(seed);
+  return () => random.next();
 }
 
 type Probe =
