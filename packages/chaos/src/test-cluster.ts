@@ -87,6 +87,12 @@ export interface ClusterOptions {
   peerProxies?: boolean;
   /** Extra `node` options for every daemon (e.g. `--cpu-prof` for the throughput profile). */
   nodeArgs?: string[];
+  /**
+   * Run the daemons with the product's default timings (session timeout, heartbeat, failover
+   * delay, log level) instead of the short test timings: benchmarks measure what users get.
+   * @defaultValue false
+   */
+  productDefaults?: boolean;
 }
 
 export class TestCluster {
@@ -123,13 +129,18 @@ export class TestCluster {
 
   /** Environment every daemon of this cluster gets (tests may read it to run sched-ctl). */
   baseEnv(): Record<string, string> {
+    const testTimings: Record<string, string> = this.opts.productDefaults
+      ? {}
+      : {
+          SCHED_ZK_SESSION_TIMEOUT: '4s',
+          SCHED_HEARTBEAT_INTERVAL: '1s',
+          SCHED_FAILOVER_DELAY: '3s',
+          SCHED_LOG_LEVEL: 'info',
+        };
     return {
       SCHED_DB_URL: this.dbUrl,
       SCHED_CLUSTER_SECRET: this.secret,
-      SCHED_ZK_SESSION_TIMEOUT: '4s',
-      SCHED_HEARTBEAT_INTERVAL: '1s',
-      SCHED_FAILOVER_DELAY: '3s',
-      SCHED_LOG_LEVEL: 'info',
+      ...testTimings,
       SCHED_HOST: '127.0.0.1',
       SCHED_PORT: '0',
       ...this.opts.env,

@@ -304,7 +304,19 @@ const workerSection = z.strictObject({
   capacity: withDefault(integer(1, 10_000), '8', {
     env: 'SCHED_WORKER_CAPACITY',
     type: 'integer',
-    description: 'Maximum number of tasks this worker runs at once.',
+    description:
+      'Process slots: shell and script tasks this worker runs at once. A slot is held only while the task runs; noop tasks take none (docs/tasks.md#capacity).',
+  }),
+  httpCapacity: withDefault(integer(1, 100_000), '256', {
+    env: 'SCHED_WORKER_HTTP_CAPACITY',
+    type: 'integer',
+    description: 'http tasks this worker runs at once (they hold a connection, not a process).',
+  }),
+  backlog: withDefault(integer(0, 100_000), '1000', {
+    env: 'SCHED_WORKER_BACKLOG',
+    type: 'integer',
+    description:
+      'Accepted tasks that may wait for a free slot on this worker; beyond it the worker answers busy and the master routes elsewhere or waits. 0 = never queue.',
   }),
   weight: withDefault(integer(1, 1000), '1', {
     env: 'SCHED_WORKER_WEIGHT',
@@ -372,6 +384,8 @@ export interface SchedConfig {
   worker: {
     groups: string[];
     capacity: number;
+    httpCapacity: number;
+    backlog: number;
     weight: number;
     killGraceMs: number;
     logRetentionMs: number;
@@ -415,6 +429,8 @@ export const configSchema = z
       worker: {
         groups: worker.groups,
         capacity: worker.capacity,
+        httpCapacity: worker.httpCapacity,
+        backlog: worker.backlog,
         weight: worker.weight,
         killGraceMs: worker.killGrace,
         logRetentionMs: worker.logRetention,

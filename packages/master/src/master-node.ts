@@ -232,6 +232,7 @@ export class MasterNode {
       db: this.pool,
       owner: this.key,
       wakeLocal: (ids) => this.driver.wake(ids),
+      onFirstStart: (ms) => this.metrics.observeFireToStart(ms),
       logger: this.log,
     });
     this.wakeListener = new RunWakeListener({
@@ -248,9 +249,11 @@ export class MasterNode {
       leaseValid: () => this.leaseValid(),
       clock: this.clock,
       logger: this.log,
+      // The first tasks of a pre-staged fire are persisted in its transaction and sent at its commit.
+      prepareRuns: (client, runs) => this.driver.prepareFired(client, runs),
       onRunsCreated: (runs) => {
         this.metrics.observeFiredRuns(runs);
-        this.driver.wake(runs.filter((r) => !r.queued).map((r) => r.runId));
+        this.driver.wake(runs.filter((r) => !r.queued && !r.prepared).map((r) => r.runId));
       },
     });
     this.commands = new CommandProcessor({

@@ -50,6 +50,8 @@ beforeAll(async () => {
     const logs = new LogStore({ dir: join(dir, `w${i}`, 'logs') });
     const executor = new TaskExecutor({
       capacity: 1,
+      // No backlog: a worker whose slot is taken refuses (busy) rather than queueing.
+      backlog: 0,
       killGraceMs: 200,
       logs,
       workDir: join(dir, `w${i}`, 'work'),

@@ -30,9 +30,14 @@ export type MasterHeartbeat = z.infer<typeof masterHeartbeatSchema>;
 export const workerHeartbeatSchema = masterHeartbeatSchema.extend({
   groups: z.array(z.string()),
   weight: z.number().nonnegative(),
+  /** Process slots (shell and script tasks at once). */
   capacity: z.number().int().nonnegative(),
-  /** Tasks running now. */
+  /** Process slots in use now (shell and script tasks running). */
   running: z.number().int().nonnegative(),
+  /** Accepted attempts waiting for a slot (absent from workers before the backlog existed). */
+  queued: z.number().int().nonnegative().optional(),
+  /** Most attempts that may wait for a slot. */
+  backlog: z.number().int().nonnegative().optional(),
 });
 export type WorkerHeartbeat = z.infer<typeof workerHeartbeatSchema>;
 

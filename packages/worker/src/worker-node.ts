@@ -153,6 +153,8 @@ export class WorkerNode {
     });
     this.executor = new TaskExecutor({
       capacity: config.worker.capacity,
+      httpCapacity: config.worker.httpCapacity,
+      backlog: config.worker.backlog,
       killGraceMs: config.worker.killGraceMs,
       logs: this.logs,
       workDir: join(dataDir, 'work'),
@@ -253,6 +255,8 @@ export class WorkerNode {
         weight: config.worker.weight,
         capacity: config.worker.capacity,
         running: this.executor.running,
+        queued: this.executor.queued,
+        backlog: config.worker.backlog,
       }),
       intervalMs: config.heartbeat.intervalMs,
       beforeRegister: async ({ first }) => {
@@ -303,7 +307,8 @@ export class WorkerNode {
     ) {
       return 'DRAINING';
     }
-    return this.executor && this.executor.running >= this.executor.capacity ? 'BUSY' : 'NORMAL';
+    // BUSY only when it would refuse a shell task: every process slot taken and the backlog full.
+    return this.executor?.full('process') ? 'BUSY' : 'NORMAL';
   }
 
   /** Session LOST: SIGKILL every task group at once; the failover delay counts on it (architecture §8, decision 0004). */
@@ -336,6 +341,8 @@ export class WorkerNode {
     this.drainRequested = true;
     this.nodeState = 'draining';
     this.executor.drain();
+    // Attempts still waiting for a slot go back at once: other workers run them sooner.
+    this.executor.handBackQueued('worker draining; handed back before it started');
     await this.registration?.refresh().catch(() => {});
     const idle = this.executor.whenIdle();
     const timedOut = await Promise.race([

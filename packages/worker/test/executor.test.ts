@@ -18,9 +18,19 @@ let dir: Awaited<ReturnType<typeof tempDir>>;
 let logs: LogStore;
 const GRACE = 300;
 
-function executor(capacity = 8, extra: { baseEnv?: Record<string, string>; rememberFinished?: number } = {}) {
+function executor(
+  capacity = 8,
+  extra: {
+    baseEnv?: Record<string, string>;
+    rememberFinished?: number;
+    backlog?: number;
+    httpCapacity?: number;
+  } = {},
+) {
   return new TaskExecutor({
     capacity,
+    backlog: extra.backlog ?? 0,
+    ...(extra.httpCapacity === undefined ? {} : { httpCapacity: extra.httpCapacity }),
     killGraceMs: GRACE,
     logs,
     workDir: join(dir.path, 'work'),
@@ -494,23 +504,149 @@ describe('script, http and noop tasks', () => {
 });
 
 describe('capacity, idempotency, draining', () => {
-  test('over capacity is refused; a freed slot is usable again', async () => {
+  test('with every process slot taken and no backlog, a shell task is refused as busy; a noop holds no slot and runs; a freed slot is usable again', async () => {
     const ex = executor(2);
     const a = attemptRequest({ type: 'shell', command: 'sleep 300' });
     const b = attemptRequest({ type: 'shell', command: 'sleep 300' });
     ex.submit(a);
     ex.submit(b);
-    const c = attemptRequest({ type: 'noop' });
+    const c = attemptRequest({ type: 'shell', command: 'true' });
     expect(() => ex.submit(c)).toThrow(
       expect.objectContaining({ code: 'WORKER_AT_CAPACITY', retriable: true }),
     );
+    expect(ex.full('process')).toBe(true);
+    const noop = attemptRequest({ type: 'noop' });
+    expect(ex.submit(noop).accepted).toBe(true);
+    expect(await ex.result(noop.attemptId)).toMatchObject({ state: 'succeeded' });
     expect(ex.running).toBe(2);
     ex.cancel(a.attemptId);
     await ex.result(a.attemptId);
     expect(ex.submit(c).accepted).toBe(true);
     ex.cancel(b.attemptId);
     await ex.whenIdle();
-    expect(ex.started).toBe(3);
+    expect(ex.started).toBe(4);
+  });
+
+  test('the slot rule: capacity 1 runs 50 attempts back to back while none of their reports is ever acknowledged', async () => {
+    // A report sender that never gets an acknowledgement: the listener only collects reports,
+    // as the spool does; nothing in the executor waits for it.
+    for (const type of ['noop', 'shell'] as const) {
+      const ex = executor(1, { backlog: 100 });
+      const unacked: string[] = [];
+      ex.on((e) => {
+        if (e.type === 'finished') unacked.push(e.result.attemptId);
+      });
+      const reqs = Array.from({ length: 50 }, () =>
+        attemptRequest(type === 'noop' ? { type: 'noop' } : { type: 'shell', command: 'true' }),
+      );
+      for (const r of reqs) expect(ex.submit(r).accepted).toBe(true);
+      const results = await Promise.all(reqs.map((r) => ex.result(r.attemptId)));
+      expect(results.map((r) => r?.state)).toEqual(reqs.map(() => 'succeeded'));
+      expect(unacked).toHaveLength(50);
+      expect(ex.started).toBe(50);
+      if (type === 'shell') {
+        // One at a time: each started after the previous one had ended.
+        const spans = results.map(
+          (r) => [Date.parse(r?.startedAt ?? ''), Date.parse(r?.endedAt ?? '')] as const,
+        );
+        for (let i = 1; i < spans.length; i++) {
+          expect(spans[i]?.[0]).toBeGreaterThanOrEqual(spans[i - 1]?.[1] ?? Number.POSITIVE_INFINITY);
+        }
+      }
+    }
+  });
+
+  test('the backlog: attempts without a free slot wait (queued, FIFO) and start as slots free; beyond it busy', async () => {
+    const ex = executor(1, { backlog: 2 });
+    const gate = join(dir.path, 'backlog-gate');
+    const first = attemptRequest({ type: 'shell', command: `while [ ! -e '${gate}' ]; do sleep 0.02; done` });
+    const q1 = attemptRequest({ type: 'shell', command: 'echo q1' });
+    const q2 = attemptRequest({ type: 'shell', command: 'echo q2' });
+    const events: string[] = [];
+    ex.on((e) => events.push(`${e.type} ${e.request.attemptId}`));
+    expect(ex.submit(first).accepted).toBe(true);
+    expect(ex.submit(q1)).toMatchObject({ accepted: true, snapshot: { state: 'queued', startedAt: null } });
+    expect(ex.submit(q2)).toMatchObject({ accepted: true, snapshot: { state: 'queued' } });
+    expect(ex.queued).toBe(2);
+    expect(() => ex.submit(attemptRequest({ type: 'shell', command: 'true' }))).toThrow(
+      expect.objectContaining({ code: 'WORKER_AT_CAPACITY' }),
+    );
+    // A duplicate of a queued attempt is answered, not queued twice.
+    expect(ex.submit(q1)).toMatchObject({ accepted: false, snapshot: { state: 'queued' } });
+    writeFileSync(gate, '');
+    const [r1, r2] = await Promise.all([ex.result(q1.attemptId), ex.result(q2.attemptId)]);
+    expect(r1?.state).toBe('succeeded');
+    expect(r2?.state).toBe('succeeded');
+    // FIFO, one at a time: q1 ran after `first`, q2 after q1.
+    const order = events.filter((e) => e.startsWith('running')).map((e) => e.split(' ')[1]);
+    expect(order).toEqual([first.attemptId, q1.attemptId, q2.attemptId]);
+    expect(Date.parse(r2?.startedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(r1?.endedAt ?? ''));
+  });
+
+  test('a queued attempt never starts once cancelled, fenced or handed back; a draining executor keeps its queue waiting', async () => {
+    const ex = executor(1, { backlog: 10 });
+    const blocker = attemptRequest({ type: 'shell', command: 'sleep 300' });
+    ex.submit(blocker);
+    const cancelled = attemptRequest({ type: 'shell', command: 'echo never' });
+    const handed = attemptRequest({ type: 'shell', command: 'echo never' });
+    const fenced = attemptRequest({ type: 'shell', command: 'echo never' });
+    for (const r of [cancelled, handed, fenced]) ex.submit(r);
+    ex.cancel(cancelled.attemptId, 'run cancelled');
+    expect(await ex.result(cancelled.attemptId)).toMatchObject({
+      state: 'killed',
+      durationMs: 0,
+      error: expect.stringContaining('never started'),
+    });
+    ex.drain();
+    ex.handBackQueued('worker draining; handed back before it started');
+    expect(await ex.result(handed.attemptId)).toMatchObject({ state: 'failed-over' });
+    expect(await ex.result(fenced.attemptId)).toMatchObject({ state: 'failed-over' });
+    expect(ex.queued).toBe(0);
+    // Refill the queue while running, then fence: the queued one ends failed-over without starting.
+    ex.resume();
+    const late = attemptRequest({ type: 'shell', command: 'echo never' });
+    ex.submit(late);
+    expect(ex.snapshot(late.attemptId)?.state).toBe('queued');
+    await ex.killAll('session lost', { fenced: true });
+    expect(await ex.result(late.attemptId)).toMatchObject({ state: 'failed-over' });
+    expect(await ex.result(blocker.attemptId)).toMatchObject({ state: 'failed-over' });
+    expect(ex.started).toBe(1);
+    for (const r of [cancelled, handed, fenced, late]) {
+      expect(readFileSync(logs.pathFor(r.attemptId), 'utf8')).not.toContain('never\n');
+    }
+  });
+
+  test('http tasks hold http slots, not process slots', async () => {
+    const server = createServer((_req, res) => setTimeout(() => res.end('ok'), 200));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const ex = executor(1, { httpCapacity: 2 });
+      const shell = attemptRequest({ type: 'shell', command: 'sleep 300' });
+      ex.submit(shell);
+      const get = {
+        type: 'http' as const,
+        url: `http://127.0.0.1:${port}/`,
+        method: 'GET',
+        headers: {},
+        body: null,
+        expectedStatus: [],
+        requestTimeoutMs: null,
+      };
+      const h1 = attemptRequest(get);
+      const h2 = attemptRequest(get);
+      expect(ex.submit(h1).accepted).toBe(true);
+      expect(ex.submit(h2).accepted).toBe(true);
+      expect(ex.httpRunning).toBe(2);
+      expect(() => ex.submit(attemptRequest(get))).toThrow(
+        expect.objectContaining({ code: 'WORKER_AT_CAPACITY' }),
+      );
+      expect(await ex.result(h1.attemptId)).toMatchObject({ state: 'succeeded', httpStatus: 200 });
+      ex.cancel(shell.attemptId);
+      await ex.whenIdle();
+    } finally {
+      server.close();
+    }
   });
 
   test('the same attempt id is never run twice, while running or after it finished', async () => {

@@ -91,7 +91,7 @@ async function startFakeMaster(): Promise<FakeMaster> {
   return { received, hold, stop };
 }
 
-async function startWorker(name: string, capacity = 1, zk = connect): Promise<WorkerNode> {
+async function startWorker(name: string, capacity = 1, zk = connect, backlog = 0): Promise<WorkerNode> {
   const config = loadConfig({
     env: {
       SCHED_ZK: zk,
@@ -102,6 +102,7 @@ async function startWorker(name: string, capacity = 1, zk = connect): Promise<Wo
       SCHED_DATA_DIR: join(dir.path, name),
       SCHED_WORKER_GROUPS: 'default,gpu',
       SCHED_WORKER_CAPACITY: String(capacity),
+      SCHED_WORKER_BACKLOG: String(backlog),
       SCHED_KILL_GRACE: '300ms',
       SCHED_HEARTBEAT_INTERVAL: '1s',
     },
@@ -145,7 +146,7 @@ afterAll(async () => {
 });
 
 describe('WorkerNode against a real ZooKeeper', () => {
-  test('registers with its heartbeat, runs a dispatched task, goes BUSY at capacity, reports to a live master', async () => {
+  test('registers with its heartbeat, runs a dispatched task, goes BUSY when its slot is taken and it has no backlog, reports to a live master', async () => {
     const node = await startWorker('w1', 1);
     expect(node.key).toMatch(/^127\.0\.0\.1:\d+_\d+$/);
     const hb = await eventually(() => {
@@ -167,11 +168,15 @@ describe('WorkerNode against a real ZooKeeper', () => {
       { worker: node.key },
     );
     expect((await dispatch(node, req)).status).toBe(202);
-    // Full now: the heartbeat says BUSY at once (not at the next interval), and a second dispatch is refused.
+    // Full now: the heartbeat says BUSY at once (not at the next interval), and a second shell
+    // dispatch is refused as busy; a noop holds no slot and still runs.
     await eventually(() => expect(heartbeatOf(node.key)).toMatchObject({ state: 'BUSY', running: 1 }), {
       timeoutMs: 2_000,
     });
-    expect((await dispatch(node, attemptRequest({ type: 'noop' }))).status).toBe(429);
+    const refused = await dispatch(node, attemptRequest({ type: 'shell', command: 'true' }));
+    expect(refused.status).toBe(429);
+    expect(JSON.stringify(refused.json)).toContain('WORKER_AT_CAPACITY');
+    expect((await dispatch(node, attemptRequest({ type: 'noop' }))).status).toBe(202);
 
     const mine = () => master.received.filter((r) => r.attemptId === req.attemptId);
     await eventually(() => expect(mine().map((r) => r.kind)).toEqual(['running']));

@@ -15,6 +15,7 @@ import { countActiveAttemptsByState, countActiveRunsByState } from './metrics-qu
  * | metric                                   | kind      | what                                           |
  * |------------------------------------------|-----------|------------------------------------------------|
  * | sched_trigger_lag_seconds                | histogram | run committed − scheduled fire time (this master's fires) |
+ * | sched_fire_to_start_seconds              | histogram | first task started on a worker − fire time, per scheduled run (reports this master applied) |
  * | sched_runs{state}                        | gauge     | active runs by state: pending, running (cluster-wide) |
  * | sched_runs_ended_total{state}            | counter   | runs this master's driver ended: succeeded, failed, cancelled |
  * | sched_task_attempts{state}               | gauge     | active attempts by state: pending, dispatched, running (cluster-wide) |
@@ -38,6 +39,7 @@ export class MasterMetrics {
   readonly registry = new Registry();
   private readonly triggerLag: Histogram;
   private readonly dispatchDuration: Histogram<'outcome'>;
+  private readonly fireToStart: Histogram;
   private readonly failovers: Counter<'role'>;
   private readonly runsEnded: Counter<'state'>;
 
@@ -52,6 +54,12 @@ export class MasterMetrics {
       name: 'sched_trigger_lag_seconds',
       help: 'Scheduled runs: time from the fire time to the commit of the run row',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [this.registry],
+    });
+    this.fireToStart = new Histogram({
+      name: 'sched_fire_to_start_seconds',
+      help: 'Scheduled runs: time from the fire time to the start of its first task on a worker (observed by the master that applied the report)',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
       registers: [this.registry],
     });
     this.dispatchDuration = new Histogram({
@@ -132,6 +140,11 @@ export class MasterMetrics {
   }
 
   /** For ScheduleFirer's `onRunsCreated`: observes created − fire time of each run fired. */
+  /** For the report applier: fire time → first task started, per scheduled run. */
+  observeFireToStart(ms: readonly number[]): void {
+    for (const x of ms) this.fireToStart.observe(Math.max(0, x) / 1000);
+  }
+
   observeFiredRuns(runs: readonly Pick<FiredRun, 'fireTimeMs' | 'committedAtMs'>[]): void {
     for (const r of runs) this.triggerLag.observe(Math.max(0, r.committedAtMs - r.fireTimeMs) / 1000);
   }

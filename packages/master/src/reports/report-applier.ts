@@ -32,6 +32,11 @@ export class ReportApplier {
       db: Db;
       owner: string;
       wakeLocal: (runIds: number[]) => void;
+      /**
+       * Told, per scheduled run whose first task this batch reports started, the time from its
+       * fire time to that start in ms (the `sched_fire_to_start_seconds` histogram).
+       */
+      onFirstStart?: (fireToStartMs: number[]) => void;
       logger: Logger;
     },
   ) {}
@@ -64,11 +69,21 @@ export class ReportApplier {
     const list = [...latest.values()];
     if (list.length === 0) return { applied: [], stale: superseded, invalid };
 
-    const { rows } = await this.opts.db.query<{ id: number; run_id: number; owner: string | null }>(
+    const { rows } = await this.opts.db.query<{
+      id: number;
+      run_id: number;
+      owner: string | null;
+      fire_to_start_ms: number | null;
+    }>(
       `WITH r AS (
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
                               $7::timestamptz[], $8::timestamptz[])
                 AS r(id, worker_key, state, exit_code, log_tail, error, started_at, ended_at)
+       ), first_start AS (
+         -- Scheduled runs none of whose attempts had started (the statement's snapshot, before the update).
+         SELECT DISTINCT a.run_id FROM task_attempts a JOIN r ON r.id = a.id JOIN runs ON runs.id = a.run_id
+          WHERE runs.schedule_id IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM task_attempts o WHERE o.run_id = a.run_id AND o.started_at IS NOT NULL)
        ), u AS (
          UPDATE task_attempts a
             SET state = r.state,
@@ -80,9 +95,12 @@ export class ReportApplier {
            FROM r
           WHERE a.id = r.id AND a.worker_key = r.worker_key
             AND (a.state = 'dispatched' OR (a.state = 'running' AND r.state <> 'running'))
-         RETURNING a.id, a.run_id
+         RETURNING a.id, a.run_id, a.started_at
        )
-       SELECT u.id, u.run_id, runs.owner FROM u JOIN runs ON runs.id = u.run_id`,
+       SELECT u.id, u.run_id, runs.owner,
+              CASE WHEN f.run_id IS NULL THEN NULL
+                   ELSE (extract(epoch FROM u.started_at - runs.fire_time) * 1000)::float8 END AS fire_to_start_ms
+         FROM u JOIN runs ON runs.id = u.run_id LEFT JOIN first_start f ON f.run_id = u.run_id`,
       [
         list.map((r) => Number(r.attemptId)),
         list.map((r) => r.worker),
@@ -96,6 +114,15 @@ export class ReportApplier {
     );
 
     const appliedIds = new Set(rows.map((r) => r.id));
+    if (this.opts.onFirstStart) {
+      // One figure per run (the first of its tasks to start), even with several in this batch.
+      const perRun = new Map<number, number>();
+      for (const r of rows) {
+        if (r.fire_to_start_ms === null) continue;
+        perRun.set(r.run_id, Math.min(perRun.get(r.run_id) ?? Number.POSITIVE_INFINITY, r.fire_to_start_ms));
+      }
+      if (perRun.size > 0) this.opts.onFirstStart([...perRun.values()]);
+    }
     const mine: number[] = [];
     const others = new Map<string, number[]>();
     for (const r of rows) {

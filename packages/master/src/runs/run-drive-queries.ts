@@ -142,7 +142,8 @@ export async function insertAttempts(
      SELECT n.run_id, n.task_name, n.attempt, n.shard_index, n.shard_total,
             CASE WHEN n.worker_key IS NULL THEN 'pending' ELSE 'dispatched' END,
             n.worker_address, n.worker_start_time, n.worker_key, n.worker_czxid,
-            CASE WHEN n.worker_key IS NULL THEN NULL ELSE clock_timestamp() END,
+            -- (a pre-staged dispatch is inserted before its run's fire time and committed at it)
+            CASE WHEN n.worker_key IS NULL THEN NULL ELSE greatest(clock_timestamp(), r.fire_time) END,
             CASE WHEN n.worker_key IS NULL THEN 0 ELSE 1 END
        FROM unnest($2::bigint[], $3::text[], $4::int[], $5::int[], $6::int[], $7::text[], $8::bigint[], $9::text[],
                    $10::bigint[])
@@ -250,7 +251,7 @@ export async function killPendingAttempts(db: Db, runIds: number[]): Promise<voi
 export async function markRunsRunning(db: Db, owner: string, ids: number[]): Promise<void> {
   if (ids.length === 0) return;
   await db.query(
-    `UPDATE runs SET state = 'running', started_at = coalesce(started_at, clock_timestamp())
+    `UPDATE runs SET state = 'running', started_at = coalesce(started_at, greatest(clock_timestamp(), fire_time))
       WHERE id = ANY($1::bigint[]) AND owner = $2 AND state = 'pending'`,
     [ids, owner],
   );

@@ -5,6 +5,7 @@ import { attemptRequestOf } from '../dispatch/attempt-request.js';
 import { type DispatchAnswer, type WorkerClient, WorkerUnreachableError } from '../dispatch/worker-client.js';
 import type { WorkerRouter } from '../routing/worker-router.js';
 import type { WorkerView } from '../routing/worker-view.js';
+import type { PreparedRuns, StagedRun } from '../scheduler/schedule-firer.js';
 import { type AttemptView, type PlannedTask, planRun } from './dag-planner.js';
 import {
   type DispatchTarget,
@@ -79,6 +80,14 @@ export interface RunDriverOptions {
 }
 
 type Target = DispatchTarget;
+
+/** A new attempt as planned: its row, its run and task, and the workers to try after the first. */
+interface PlannedDispatch {
+  d: NewDispatch;
+  run: DriveRun;
+  task: TaskDefinition;
+  fallbacks: Target[];
+}
 
 interface PendingSend {
   attemptId: number;
@@ -248,14 +257,8 @@ export class RunDriver {
 
     const now = this.clock.now();
     const workers = this.opts.workers();
-    const registrations = new Map(workers.map((w) => [w.key, w.czxid ?? null]));
-    const targetOf = (w: WorkerView): Target => ({
-      address: w.address,
-      startTime: w.startTime,
-      key: w.key,
-      czxid: registrations.get(w.key) ?? null,
-    });
-    const newDispatches: { d: NewDispatch; run: DriveRun; task: TaskDefinition; fallbacks: Target[] }[] = [];
+    const targetOf = this.targets(workers);
+    const newDispatches: PlannedDispatch[] = [];
     const resends: PendingSend[] = [];
     const toStart: number[] = [];
     const toFinish: { id: number; state: 'succeeded' | 'failed' | 'cancelled' }[] = [];
@@ -307,15 +310,38 @@ export class RunDriver {
     if (cancelled.length > 0) await killPendingAttempts(db, cancelled);
     await markRunsRunning(db, owner, toStart);
 
+    const sends: PendingSend[] = [...resends, ...(await this.persistDispatches(db, newDispatches))];
+    // The intents are persisted: sending can overlap with planning the next batch. A slow
+    // worker then delays only its own attempts, not the whole driver.
+    this.sendInBackground(sends);
+    if (this.sending.size >= MAX_SENDS_IN_FLIGHT) await Promise.race(this.sending);
+
+    const ended = await finishRuns(db, owner, toFinish);
+    for (const r of toFinish) {
+      this.seen.delete(r.id);
+      this.opts.onRunEnded?.(r.id, r.state);
+    }
+    // (The firer's periodic queue sweep covers a workflow whose policy changed since.)
+    await this.releaseQueues(ended.filter((wf) => queueing.has(wf)));
+  }
+
+  /**
+   * Inserts the planned attempts (fenced on this master owning their runs) and returns the sends
+   * for those that got a worker; the others are retried after `noWorkerRetryMs`.
+   */
+  private async persistDispatches(
+    db: Db | pg.ClientBase,
+    planned: PlannedDispatch[],
+  ): Promise<PendingSend[]> {
     const created = await insertAttempts(
       db,
-      owner,
-      newDispatches.map((n) => n.d),
+      this.opts.owner,
+      planned.map((n) => n.d),
     );
-    const sends: PendingSend[] = [...resends];
-    const planned = new Map(newDispatches.map((n) => [attemptKey(n.d), n]));
+    const byKey = new Map(planned.map((n) => [attemptKey(n.d), n]));
+    const sends: PendingSend[] = [];
     for (const c of created) {
-      const n = planned.get(attemptKey(c));
+      const n = byKey.get(attemptKey(c));
       if (!n) continue;
       if (!n.d.worker) {
         this.wakeLater(c.runId, this.opts.noWorkerRetryMs ?? 1_000);
@@ -335,36 +361,95 @@ export class RunDriver {
         mayHave: false,
       });
     }
-    // The intents are persisted: sending can overlap with planning the next batch. A slow
-    // worker then delays only its own attempts, not the whole driver.
-    if (sends.length > 0) {
-      const p = this.send(sends)
-        .catch((err) => {
-          this.opts.logger.warn({ err }, 'sending dispatches failed; sending them again shortly');
-          for (const x of sends) {
-            this.undelivered.add(x.attemptId);
-            this.wakeLater(x.run.id, this.opts.noWorkerRetryMs ?? 1_000);
-          }
-        })
-        .finally(() => this.sending.delete(p));
-      this.sending.add(p);
-      if (this.sending.size >= MAX_SENDS_IN_FLIGHT) await Promise.race(this.sending);
-    }
-
-    const ended = await finishRuns(db, owner, toFinish);
-    for (const r of toFinish) {
-      this.seen.delete(r.id);
-      this.opts.onRunEnded?.(r.id, r.state);
-    }
-    // (The firer's periodic queue sweep covers a workflow whose policy changed since.)
-    await this.releaseQueues(ended.filter((wf) => queueing.has(wf)));
+    return sends;
   }
 
-  private async ensureDefinitions(runs: DriveRun[]): Promise<void> {
+  /** Sends without waiting (tracked in `sending`); a failed send is retried on the run's next drive. */
+  private sendInBackground(sends: PendingSend[]): void {
+    if (sends.length === 0) return;
+    const p = this.send(sends)
+      .catch((err) => {
+        this.opts.logger.warn({ err }, 'sending dispatches failed; sending them again shortly');
+        for (const x of sends) {
+          this.undelivered.add(x.attemptId);
+          this.wakeLater(x.run.id, this.opts.noWorkerRetryMs ?? 1_000);
+        }
+      })
+      .finally(() => this.sending.delete(p));
+    this.sending.add(p);
+  }
+
+  /**
+   * Pre-staged dispatch (docs/scheduling.md#from-fire-to-start). Called by the firer inside its
+   * pre-staged fire transaction, before the fire time, with the runs it inserted there: plans their
+   * first tasks, routes them and inserts their attempts and the runs' `running` state in that same
+   * transaction. Nothing is sent before it commits — `afterCommit` sends — so an attempt never
+   * starts unless its run was committed; if it rolls back, the attempts vanish with the runs.
+   * At the fire time only the commit and one request per worker are left.
+   */
+  async prepareFired(client: pg.ClientBase, staged: readonly StagedRun[]): Promise<PreparedRuns | null> {
+    if (!this.started || !this.opts.leaseValid() || staged.length === 0) return null;
+    const runs: DriveRun[] = staged.map((r) => ({
+      id: r.runId,
+      workflowId: r.workflowId,
+      version: r.version,
+      state: 'pending',
+      fireTime: new Date(r.fireTimeMs),
+      params: {},
+      cancelRequested: false,
+    }));
+    // Through the transaction's own connection: the pool may be taken by other pre-staged fires.
+    await this.ensureDefinitions(runs, client);
+    const workers = this.opts.workers();
+    const targetOf = this.targets(workers);
+    const planned: PlannedDispatch[] = [];
+    const prepared = new Set<number>();
+    for (const run of runs) {
+      const def = this.definitions.get(definitionKey(run.workflowId, run.version));
+      if (!def) continue;
+      const fireMs = run.fireTime?.getTime() ?? this.clock.now();
+      const plan = planRun(def.tasks.map(toPlannedTask), [], fireMs);
+      if (plan.outcome !== null || plan.wakeAt !== null || plan.dispatch.length === 0) continue;
+      const tasks = new Map(def.tasks.map((t) => [t.name, t]));
+      const mine: PlannedDispatch[] = [];
+      for (const action of plan.dispatch) {
+        const task = tasks.get(action.taskName) as TaskDefinition;
+        mine.push(...this.route(run, def, task, action, workers, targetOf));
+      }
+      // Only runs whose every first task has a worker now; the rest are driven after the commit.
+      if (mine.some((m) => m.d.worker === null)) continue;
+      planned.push(...mine);
+      prepared.add(run.id);
+    }
+    if (prepared.size === 0) return null;
+    await markRunsRunning(client, this.opts.owner, [...prepared]);
+    const sends = await this.persistDispatches(client, planned);
+    return {
+      runIds: prepared,
+      afterCommit: () => {
+        if (!this.started) return; // stopped meanwhile: a later drive sends them (first drive resends)
+        for (const id of prepared) this.seen.add(id);
+        this.sendInBackground(sends);
+      },
+    };
+  }
+
+  private targets(workers: readonly RegisteredWorker[]): (w: WorkerView) => Target {
+    const registrations = new Map(workers.map((w) => [w.key, w.czxid ?? null]));
+    return (w) => ({
+      address: w.address,
+      startTime: w.startTime,
+      key: w.key,
+      czxid: registrations.get(w.key) ?? null,
+    });
+  }
+
+  /** Loads the definitions of `runs` not cached yet, through `db` (the pool unless given a client). */
+  private async ensureDefinitions(runs: DriveRun[], db: Db | pg.ClientBase = this.opts.db): Promise<void> {
     const missing = runs.filter((r) => !this.definitions.has(definitionKey(r.workflowId, r.version)));
     if (missing.length === 0) return;
     const loaded = await loadDefinitions(
-      this.opts.db,
+      db,
       missing.map((r) => ({ workflowId: r.workflowId, version: r.version })),
     );
     for (const [k, v] of loaded) this.definitions.set(k, v);
@@ -378,7 +463,7 @@ export class RunDriver {
     action: { taskName: string; attempt: number; shard?: { index: number; total: number } },
     workers: readonly WorkerView[],
     target: (w: WorkerView) => Target,
-  ): { d: NewDispatch; run: DriveRun; task: TaskDefinition; fallbacks: Target[] }[] {
+  ): PlannedDispatch[] {
     const base = { runId: run.id, taskName: task.name, attempt: action.attempt };
     const plan = this.opts.router.route(workers, {
       strategy: task.routing,

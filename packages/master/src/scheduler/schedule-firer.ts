@@ -47,7 +47,7 @@ export interface ScheduleFirerOptions {
   scanIntervalMs: number;
   /** At most this many schedules are read per scan. @defaultValue 20000 */
   scanLimit: number;
-  /** At most this many schedules go in one fire statement; larger sets are split and sent in parallel. @defaultValue 250 */
+  /** At most this many schedules go in one fire statement; larger sets are split and sent in parallel. @defaultValue 1000 */
   batchMax: number;
   /** How often queued runs (concurrency `queue`) are checked for release. @defaultValue 1000 */
   queueSweepMs: number;
@@ -64,7 +64,7 @@ export const DEFAULT_FIRER_OPTIONS = {
   lookAheadMs: 5000,
   scanIntervalMs: 1000,
   scanLimit: 20_000,
-  batchMax: 250,
+  batchMax: 1000,
   queueSweepMs: 1000,
   prestageMs: 300,
 } satisfies ScheduleFirerOptions;
@@ -76,6 +76,25 @@ export interface FiredRun {
   queued: boolean;
   /** Wall time (clock.now()) when the statement that created the run had committed. */
   committedAtMs: number;
+  /** Its first tasks were dispatched with the fire (`prepareRuns`): nobody needs to wake it. */
+  prepared: boolean;
+}
+
+/** A run created by a pre-staged fire statement, not yet committed. */
+export interface StagedRun {
+  runId: number;
+  workflowId: number;
+  version: number;
+  fireTimeMs: number;
+}
+
+/**
+ * What `prepareRuns` did inside the pre-staged transaction: the runs it prepared, and what to do
+ * once the transaction has committed (never called if it rolls back).
+ */
+export interface PreparedRuns {
+  runIds: ReadonlySet<number>;
+  afterCommit(): void;
 }
 
 export interface ScheduleFirerDeps {
@@ -91,6 +110,13 @@ export interface ScheduleFirerDeps {
   options?: Partial<ScheduleFirerOptions>;
   /** Called with the runs each fire statement created (after commit). */
   onRunsCreated?: (runs: FiredRun[]) => void;
+  /**
+   * Called inside a pre-staged fire's transaction, before the fire time, with the runs it created:
+   * the run driver persists their first attempts there (docs/scheduling.md#from-fire-to-start), so
+   * that at the fire time only the commit and the sends are left. A failure is rolled back to a
+   * savepoint and the runs are driven the usual way.
+   */
+  prepareRuns?: (client: pg.PoolClient, runs: StagedRun[]) => Promise<PreparedRuns | null>;
   /** Called with queued runs (concurrency `queue`) that the sweep released, i.e. that may start now. */
   onRunsReleased?: (runIds: number[]) => void;
 }
@@ -411,7 +437,7 @@ export class ScheduleFirer {
     advances: ScheduleAdvance[],
     fires: FireRequest[],
     fireAtMs: number,
-  ): Promise<FireOutcome[]> {
+  ): Promise<{ outcomes: FireOutcome[]; prepared: PreparedRuns | null }> {
     const client = await this.deps.pool.connect();
     // Set when the connection itself fails (server closed it, e.g. idle_in_transaction_session_timeout
     // after this process was paused): such a client is destroyed instead of returned to the pool.
@@ -424,11 +450,12 @@ export class ScheduleFirer {
       await client.query('BEGIN');
       await client.query(`SET LOCAL idle_in_transaction_session_timeout = ${this.opts.prestageMs + 2000}`);
       const outcomes = await fireSchedules(client, this.deps.self, policy, advances, fires);
+      const prepared = await this.prepare(client, outcomes);
       await this.untilWallClock(fireAtMs);
       // Checked as late as possible: a master paused (GC, SIGSTOP) must not act on a stale lease.
       if (!this.deps.leaseValid()) throw new Error('registry lease not valid at the fire time');
       await client.query('COMMIT');
-      return outcomes;
+      return { outcomes, prepared };
     } catch (err) {
       if (!connectionError) {
         // A ROLLBACK that fails means the connection is broken: destroy it, do not pool it.
@@ -443,6 +470,38 @@ export class ScheduleFirer {
     }
   }
 
+  /** `prepareRuns` under a savepoint: its failure costs the fire nothing. */
+  private async prepare(client: pg.PoolClient, outcomes: FireOutcome[]): Promise<PreparedRuns | null> {
+    const prepareRuns = this.deps.prepareRuns;
+    if (!prepareRuns) return null;
+    const runs: StagedRun[] = [];
+    for (const o of outcomes) {
+      for (const r of o.runs) {
+        if (!r.queued)
+          runs.push({
+            runId: r.runId,
+            workflowId: r.workflowId,
+            version: r.version,
+            fireTimeMs: r.fireTimeMs,
+          });
+      }
+    }
+    if (runs.length === 0) return null;
+    await client.query('SAVEPOINT prepare_runs');
+    try {
+      const prepared = await prepareRuns(client, runs);
+      await client.query('RELEASE SAVEPOINT prepare_runs');
+      return prepared;
+    } catch (err) {
+      this.log.warn(
+        { err, runs: runs.length },
+        'preparing the first dispatches of fired runs failed; they are driven after the commit',
+      );
+      await client.query('ROLLBACK TO SAVEPOINT prepare_runs');
+      return null;
+    }
+  }
+
   private async fireBatch(batch: Armed[], plans: Map<number, FirePlan>, fireAtMs: number): Promise<void> {
     const advances = batch.map((a) => (plans.get(a.row.id) as FirePlan).advance);
     const fires = batch.flatMap((a) => (plans.get(a.row.id) as FirePlan).fires);
@@ -453,9 +512,10 @@ export class ScheduleFirer {
       this.clock.now() < fireAtMs &&
       batch.every((a) => !(plans.get(a.row.id) as FirePlan).misfired);
     let outcomes: FireOutcome[];
+    let prepared: PreparedRuns | null = null;
     try {
       if (prestage) {
-        outcomes = await this.firePrestaged(policy, advances, fires, fireAtMs);
+        ({ outcomes, prepared } = await this.firePrestaged(policy, advances, fires, fireAtMs));
       } else {
         // Other policies look at the workflow's active runs: that must happen at the fire time.
         await this.untilWallClock(fireAtMs);
@@ -476,6 +536,8 @@ export class ScheduleFirer {
       return;
     }
     const committedAtMs = this.clock.now();
+    // Committed: the prepared dispatches may go out now (first thing, they are what users wait for).
+    prepared?.afterCommit();
     this.stats.fireStatements += 1;
     const created: FiredRun[] = [];
     const rearmed: Armed[] = [];
@@ -495,6 +557,7 @@ export class ScheduleFirer {
           fireTimeMs: r.fireTimeMs,
           queued: r.queued,
           committedAtMs,
+          prepared: prepared?.runIds.has(r.runId) ?? false,
         });
       const nextMs = (plans.get(o.scheduleId) as FirePlan).advance.nextMs;
       this.disarm(o.scheduleId);

@@ -30,12 +30,21 @@ export interface FireRequest {
   trigger: 'schedule' | 'misfire';
 }
 
+export interface FiredRunRow {
+  runId: number;
+  fireTimeMs: number;
+  queued: boolean;
+  workflowId: number;
+  /** The definition version the run was created with. */
+  version: number;
+}
+
 export interface FireOutcome {
   scheduleId: number;
   /** Whether this caller's CAS advanced the schedule. */
   advanced: boolean;
   /** Runs created (empty when the policy held the fire back, or nothing was due). */
-  runs: { runId: number; fireTimeMs: number; queued: boolean }[];
+  runs: FiredRunRow[];
 }
 
 const CAS_CTE = `cas AS (
@@ -56,9 +65,11 @@ const CAS_CTE = `cas AS (
 const BUSY = `EXISTS (SELECT 1 FROM runs r WHERE r.workflow_id = a.workflow_id AND r.state IN ('pending', 'running'))`;
 
 // Advanced schedules and created runs as two row kinds (a join here would be quadratic: CTE scans have no index).
-const RESULT = `SELECT a.id AS schedule_id, NULL::bigint AS run_id, NULL::bigint AS fire_ms, NULL::boolean AS queued FROM advanced a
+const RESULT = `SELECT a.id AS schedule_id, NULL::bigint AS run_id, NULL::bigint AS fire_ms, NULL::boolean AS queued,
+            NULL::bigint AS workflow_id, NULL::int AS version FROM advanced a
      UNION ALL
-     SELECT i.schedule_id, i.id, (extract(epoch from i.fire_time) * 1000)::bigint, i.queued FROM inserted i`;
+     SELECT i.schedule_id, i.id, (extract(epoch from i.fire_time) * 1000)::bigint, i.queued, i.workflow_id, i.workflow_version
+       FROM inserted i`;
 
 const INSERT_HEAD = `INSERT INTO runs (workflow_id, workflow_version, schedule_id, fire_time, trigger, owner, queued)`;
 
@@ -71,7 +82,7 @@ const FIRE_SQL: Record<ConcurrencyPolicy, string> = {
        SELECT a.workflow_id, w.current_version, a.id, f.fire_time, f.trigger, $8, false, greatest(clock_timestamp(), f.fire_time)
          FROM advanced a JOIN wanted f ON f.schedule_id = a.id JOIN workflows w ON w.id = a.workflow_id
        ON CONFLICT (schedule_id, fire_time) DO NOTHING
-       RETURNING id, schedule_id, fire_time, queued
+       RETURNING id, schedule_id, fire_time, queued, workflow_id, workflow_version
      ) ${RESULT}`,
   forbid: `WITH ${CAS_CTE}, inserted AS (
        ${INSERT_HEAD}
@@ -79,14 +90,14 @@ const FIRE_SQL: Record<ConcurrencyPolicy, string> = {
          FROM advanced a JOIN wanted f ON f.schedule_id = a.id JOIN workflows w ON w.id = a.workflow_id
         WHERE f.first_rank = 1 AND NOT ${BUSY}
        ON CONFLICT (schedule_id, fire_time) DO NOTHING
-       RETURNING id, schedule_id, fire_time, queued
+       RETURNING id, schedule_id, fire_time, queued, workflow_id, workflow_version
      ) ${RESULT}`,
   queue: `WITH ${CAS_CTE}, inserted AS (
        ${INSERT_HEAD}
        SELECT a.workflow_id, w.current_version, a.id, f.fire_time, f.trigger, $8, f.first_rank > 1 OR ${BUSY}
          FROM advanced a JOIN wanted f ON f.schedule_id = a.id JOIN workflows w ON w.id = a.workflow_id
        ON CONFLICT (schedule_id, fire_time) DO NOTHING
-       RETURNING id, schedule_id, fire_time, queued
+       RETURNING id, schedule_id, fire_time, queued, workflow_id, workflow_version
      ) ${RESULT}`,
   replace: `WITH ${CAS_CTE}, cancelled AS (
        UPDATE runs r SET state = 'cancelled', ended_at = clock_timestamp()
@@ -104,7 +115,7 @@ const FIRE_SQL: Record<ConcurrencyPolicy, string> = {
          FROM advanced a JOIN wanted f ON f.schedule_id = a.id JOIN workflows w ON w.id = a.workflow_id
         WHERE f.last_rank = 1
        ON CONFLICT (schedule_id, fire_time) DO NOTHING
-       RETURNING id, schedule_id, fire_time, queued
+       RETURNING id, schedule_id, fire_time, queued, workflow_id, workflow_version
      ) ${RESULT}`,
 };
 
@@ -125,6 +136,8 @@ export async function fireSchedules(
     run_id: number | null;
     fire_ms: number | null;
     queued: boolean | null;
+    workflow_id: number | null;
+    version: number | null;
   }>({
     name: `sched_fire_${policy}`,
     text: FIRE_SQL[policy],
@@ -147,7 +160,13 @@ export async function fireSchedules(
     if (!o) continue;
     o.advanced = true;
     if (r.run_id !== null && r.fire_ms !== null) {
-      o.runs.push({ runId: r.run_id, fireTimeMs: r.fire_ms, queued: r.queued === true });
+      o.runs.push({
+        runId: r.run_id,
+        fireTimeMs: r.fire_ms,
+        queued: r.queued === true,
+        workflowId: Number(r.workflow_id),
+        version: Number(r.version),
+      });
     }
   }
   return [...byId.values()];

@@ -1,11 +1,16 @@
 import { type Issue, SchedError } from '@sched/core';
 
-/** The worker already runs `capacity` tasks; the master should try another worker. */
+/**
+ * Every slot of the task's kind is taken and the backlog is full; the master should try another
+ * worker or wait.
+ */
 export class WorkerAtCapacityError extends SchedError {
-  constructor(capacity: number) {
-    super('WORKER_AT_CAPACITY', `worker is at capacity (${capacity} tasks running); try another worker`, {
-      retriable: true,
-    });
+  constructor(capacity: number, kind: 'process' | 'http' = 'process', backlog = 0) {
+    super(
+      'WORKER_AT_CAPACITY',
+      `worker is busy: all ${capacity} ${kind} slots are taken and its backlog of ${backlog} waiting attempts is full; try another worker`,
+      { retriable: true },
+    );
   }
 }
 

@@ -16,8 +16,19 @@ export type ExecutorEvent =
   | { type: 'finished'; request: AttemptRequest; result: AttemptResult };
 
 export interface TaskExecutorOptions {
-  /** Maximum concurrent tasks; a submit beyond it is refused (`WORKER_AT_CAPACITY`). */
+  /**
+   * Process slots: shell and script tasks running at once. A slot is held from the process's
+   * start until its process group is gone — not while the result is spooled or reported.
+   */
   capacity: number;
+  /** http tasks running at once (they hold a socket, not a process). @defaultValue 256 */
+  httpCapacity?: number;
+  /**
+   * Accepted attempts that wait for a free slot of their kind (FIFO). Beyond it a submit is
+   * refused (`WORKER_AT_CAPACITY`, the master routes elsewhere or waits). noop attempts never
+   * wait: they hold no slot. @defaultValue 1000
+   */
+  backlog?: number;
   /** Between SIGTERM and SIGKILL to a task's process group. */
   killGraceMs: number;
   logs: LogStore;
@@ -66,8 +77,19 @@ type StopReason =
   | { kind: 'timeout' }
   | { kind: 'cancel'; reason: string; immediate?: boolean; handBack?: boolean };
 
+/** What an attempt holds while it runs: a process slot, an http slot, or nothing (noop). */
+export type SlotKind = 'process' | 'http' | 'none';
+
+export function slotKindOf(type: AttemptRequest['task']['type']): SlotKind {
+  if (type === 'shell' || type === 'script') return 'process';
+  return type === 'http' ? 'http' : 'none';
+}
+
 interface LiveAttempt {
   request: AttemptRequest;
+  slot: SlotKind;
+  /** Accepted, waiting for a slot: nothing of it has started yet. */
+  queued: boolean;
   startedAt: string;
   startedMono: number;
   pgid: number | null;
@@ -77,19 +99,44 @@ interface LiveAttempt {
   done: Promise<AttemptResult>;
   timer: NodeJS.Timeout | null;
   killing: Promise<unknown> | null;
+  /** Resolves `done` of an attempt that was queued (it ends when it ran, or without running). */
+  release?: (r: AttemptResult) => void;
 }
 
 /**
  * Runs task attempts on this worker: shell, script, http, noop. Each process task is the leader
  * of its own process group, so a timeout or cancel (SIGTERM, grace, SIGKILL) reaches everything
  * it started; left-over group members are cleaned up the same way when the leader exits.
- * Enforces capacity, and is idempotent on the attempt id.
+ * Idempotent on the attempt id.
+ *
+ * Capacity (docs/tasks.md#capacity): shell and script tasks hold a process slot (`capacity`),
+ * http tasks an http slot (`httpCapacity`), noop tasks nothing. A slot is held only while the
+ * task runs: it is free again the moment the process group is gone (or the response is read),
+ * before the result is spooled or reported. An attempt that finds no free slot of its kind waits
+ * in the backlog (FIFO per kind, at most `backlog` attempts in all); beyond that it is refused
+ * with `WORKER_AT_CAPACITY` and the master routes it elsewhere or waits.
+ *
+ * | attempt state | event                         | next                                   |
+ * |---------------|-------------------------------|----------------------------------------|
+ * | (unknown)     | submit, slot free / noop      | running                                |
+ * | (unknown)     | submit, no slot, backlog room | queued                                 |
+ * | (unknown)     | submit, backlog full          | refused (WORKER_AT_CAPACITY)           |
+ * | queued        | a slot of its kind frees up (not draining) | running                   |
+ * | queued        | cancel / killAll / handBackQueued | killed or failed-over, never started |
+ * | running       | task ends                     | final state; the slot is free at once  |
  */
 export class TaskExecutor {
   readonly capacity: number;
+  readonly httpCapacity: number;
+  readonly backlog: number;
   private readonly opts: TaskExecutorOptions;
   private readonly clock: Clock;
+  /** Queued and running attempts. */
   private readonly live = new Map<string, LiveAttempt>();
+  /** Attempts waiting for a slot, per kind, oldest first (each also in `live`). */
+  private readonly waiting: Record<'process' | 'http', LiveAttempt[]> = { process: [], http: [] };
+  /** Slots in use per kind. */
+  private readonly inUse: Record<'process' | 'http', number> = { process: 0, http: 0 };
   private readonly finished = new Map<string, { request: AttemptRequest; result: AttemptResult }>();
   /** Attempt id → highest revoked `dispatchSeq`; oldest revoke first (it is dropped first). */
   private readonly revoked = new Map<string, number>();
@@ -101,15 +148,46 @@ export class TaskExecutor {
     if (!Number.isInteger(opts.capacity) || opts.capacity < 1) {
       throw new RangeError(`capacity must be a positive integer, got ${opts.capacity}`);
     }
+    const httpCapacity = opts.httpCapacity ?? 256;
+    if (!Number.isInteger(httpCapacity) || httpCapacity < 1) {
+      throw new RangeError(`httpCapacity must be a positive integer, got ${httpCapacity}`);
+    }
+    const backlog = opts.backlog ?? 1000;
+    if (!Number.isInteger(backlog) || backlog < 0) {
+      throw new RangeError(`backlog must be a non-negative integer, got ${backlog}`);
+    }
     this.opts = opts;
     this.capacity = opts.capacity;
+    this.httpCapacity = httpCapacity;
+    this.backlog = backlog;
     this.clock = opts.clock ?? systemClock;
     mkdirSync(opts.workDir, { recursive: true });
   }
 
-  /** Number of attempts running now (they hold capacity until their process group is gone). */
+  /** Process slots in use: shell and script tasks running now (until their process group is gone). */
   get running(): number {
+    return this.inUse.process;
+  }
+
+  /** http tasks running now. */
+  get httpRunning(): number {
+    return this.inUse.http;
+  }
+
+  /** Accepted attempts waiting for a slot. */
+  get queued(): number {
+    return this.waiting.process.length + this.waiting.http.length;
+  }
+
+  /** Attempts this worker holds (queued or running, every kind). */
+  get active(): number {
     return this.live.size;
+  }
+
+  /** Whether a submit of a task of this kind would be refused for lack of room now. */
+  full(kind: SlotKind = 'process'): boolean {
+    if (kind === 'none') return false;
+    return !this.hasFreeSlot(kind) && this.queued >= this.backlog;
   }
 
   /** Attempts ever started by this executor (duplicates not counted). */
@@ -140,10 +218,20 @@ export class TaskExecutor {
       throw new AttemptRevokedError(request.attemptId, request.dispatchSeq);
     }
     if (this.isDraining) throw new WorkerDrainingError();
-    if (this.live.size >= this.capacity) throw new WorkerAtCapacityError(this.capacity);
+    const slot = slotKindOf(request.task.type);
+    const startNow = slot === 'none' || (this.hasFreeSlot(slot) && this.waiting[slot].length === 0);
+    if (!startNow && this.queued >= this.backlog) {
+      throw new WorkerAtCapacityError(
+        slot === 'http' ? this.httpCapacity : this.capacity,
+        slot,
+        this.backlog,
+      );
+    }
 
     const attempt: LiveAttempt = {
       request,
+      slot,
+      queued: !startNow,
       startedAt: new Date(this.clock.now()).toISOString(),
       startedMono: this.clock.monotonic(),
       pgid: null,
@@ -157,16 +245,89 @@ export class TaskExecutor {
     // Opened now, not when the process starts, so a follower may attach right after dispatch.
     if (request.task.type !== 'noop') attempt.log = this.opts.logs.open(request.attemptId);
     this.live.set(request.attemptId, attempt);
-    this.startedCount++;
-    attempt.done = this.execute(attempt);
+    if (attempt.queued) {
+      const done = new Promise<AttemptResult>((resolve) => {
+        attempt.release = resolve;
+      });
+      attempt.done = done;
+      this.waiting[slot as 'process' | 'http'].push(attempt);
+      attempt.log?.note(`queued: no free ${slot} slot (${this.queued} attempts waiting)`);
+    } else {
+      this.begin(attempt);
+    }
     return { accepted: true, snapshot: this.snapshot(request.attemptId) as AttemptSnapshot };
+  }
+
+  private hasFreeSlot(kind: 'process' | 'http'): boolean {
+    return this.inUse[kind] < (kind === 'process' ? this.capacity : this.httpCapacity);
+  }
+
+  /** Takes the attempt's slot and starts it. */
+  private begin(a: LiveAttempt): void {
+    a.queued = false;
+    if (a.slot !== 'none') this.inUse[a.slot] += 1;
+    a.startedAt = new Date(this.clock.now()).toISOString();
+    a.startedMono = this.clock.monotonic();
+    this.startedCount++;
+    const done = this.execute(a);
+    a.done = done;
+    if (a.release) done.then(a.release);
+  }
+
+  /** Starts waiting attempts while slots of their kind are free (not while draining). */
+  private startWaiting(): void {
+    if (this.isDraining) return;
+    for (const kind of ['process', 'http'] as const) {
+      const queue = this.waiting[kind];
+      while (queue.length > 0 && this.hasFreeSlot(kind)) this.begin(queue.shift() as LiveAttempt);
+    }
+  }
+
+  /** Ends a queued attempt without starting it (cancelled or handed back). */
+  private endQueued(a: LiveAttempt, state: 'killed' | 'failed-over', reason: string): void {
+    const queue = this.waiting[a.slot as 'process' | 'http'];
+    const i = queue.indexOf(a);
+    if (i >= 0) queue.splice(i, 1);
+    a.log?.note(`${reason}; it never started`);
+    a.log?.close();
+    const now = new Date(this.clock.now()).toISOString();
+    const result: AttemptResult = {
+      attemptId: a.request.attemptId,
+      state,
+      exitCode: null,
+      signal: null,
+      httpStatus: null,
+      startedAt: now,
+      endedAt: now,
+      durationMs: 0,
+      logTail: a.log?.tail() ?? '',
+      logBytes: a.log?.totalBytes ?? 0,
+      logTruncated: a.log?.truncated ?? false,
+      error: `${reason} (never started)`,
+    };
+    this.live.delete(a.request.attemptId);
+    this.remember(a.request, result);
+    this.emit({ type: 'finished', request: a.request, result });
+    a.release?.(result);
+  }
+
+  /**
+   * Hands back every queued attempt (`failed-over`: the master re-runs it elsewhere without using
+   * a retry) — a draining worker does not make them wait for its running tasks.
+   */
+  handBackQueued(reason: string): void {
+    for (const a of [...this.waiting.process, ...this.waiting.http]) {
+      this.endQueued(a, 'failed-over', reason);
+    }
   }
 
   /** Current view of an attempt, or undefined if this worker does not know it. */
   snapshot(attemptId: string): AttemptSnapshot | undefined {
     const live = this.live.get(attemptId);
     if (live) {
-      return { attemptId, state: 'running', startedAt: live.startedAt, pgid: live.pgid, result: null };
+      return live.queued
+        ? { attemptId, state: 'queued', startedAt: null, pgid: null, result: null }
+        : { attemptId, state: 'running', startedAt: live.startedAt, pgid: live.pgid, result: null };
     }
     const done = this.finished.get(attemptId);
     if (done) {
@@ -190,7 +351,11 @@ export class TaskExecutor {
    */
   cancel(attemptId: string, reason = 'cancelled by the master'): AttemptSnapshot | undefined {
     const live = this.live.get(attemptId);
-    if (live) this.stop(live, { kind: 'cancel', reason });
+    if (live?.queued) {
+      this.endQueued(live, 'killed', reason);
+    } else if (live) {
+      this.stop(live, { kind: 'cancel', reason });
+    }
     return this.snapshot(attemptId);
   }
 
@@ -218,7 +383,10 @@ export class TaskExecutor {
     return { attemptId, state: 'revoked' };
   }
 
-  /** Stop accepting new attempts (graceful shutdown); running ones continue. */
+  /**
+   * Stop accepting new attempts (graceful shutdown, a suspended session); running ones continue,
+   * queued ones wait (`handBackQueued` gives them back).
+   */
   drain(): void {
     this.isDraining = true;
   }
@@ -226,6 +394,7 @@ export class TaskExecutor {
   /** Accept new attempts again (after a suspension or self-fencing, once the worker is registered again). */
   resume(): void {
     this.isDraining = false;
+    this.startWaiting();
   }
 
   /**
@@ -241,10 +410,14 @@ export class TaskExecutor {
     opts: { immediate?: boolean; fenced?: boolean; handBack?: boolean } = {},
   ): Promise<void> {
     this.isDraining = true;
-    const all = [...this.live.values()];
     const fenced = opts.fenced === true;
     const immediate = fenced || opts.immediate === true;
     const handBack = fenced || opts.handBack === true;
+    // Queued ones first: none of them may start once this began.
+    for (const a of [...this.waiting.process, ...this.waiting.http]) {
+      this.endQueued(a, handBack ? 'failed-over' : 'killed', reason);
+    }
+    const all = [...this.live.values()];
     for (const a of all) this.stop(a, { kind: 'cancel', reason, immediate, handBack });
     await Promise.all(all.map((a) => a.done));
   }
@@ -382,8 +555,11 @@ export class TaskExecutor {
             : outcome.error,
     };
     this.live.delete(req.attemptId);
+    if (a.slot !== 'none') this.inUse[a.slot] -= 1;
     this.remember(req, result);
     this.emit({ type: 'finished', request: req, result });
+    // The slot is free now, before the result is spooled or reported (the listeners only queue it).
+    this.startWaiting();
     return result;
   }
 

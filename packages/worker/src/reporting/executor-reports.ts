@@ -19,7 +19,7 @@ export function reportExecutorEvents(
     const at = new Date(clock.now()).toISOString();
     const report =
       event.type === 'running'
-        ? runningReport(randomUUID(), event.request, workerKey(), event.snapshot.startedAt, at)
+        ? runningReport(randomUUID(), event.request, workerKey(), event.snapshot.startedAt ?? at, at)
         : finishedReport(randomUUID(), event.request, workerKey(), event.result, at);
     sender.submit(report).catch((err) => {
       // The spool could not be written (disk full, read-only): the master will find the attempt
