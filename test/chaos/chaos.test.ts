@@ -1,8 +1,8 @@
-// Issue 6, acceptance 6 (short variant inside `npm test`): the chaos suite of `npm run chaos`
-// (packages/chaos/src/chaos-run.ts), run in-process for 75 s of nemesis against the run's
-// shared ZooKeeper (own chroot, each daemon behind its own fault proxies) and PostgreSQL (a
-// fresh database). Prints the summary and asserts that every check passed. The seed is
-// printed; SCHED_CHAOS_SEED repeats one.
+// The failover guarantees hold under seeded faults (short variant inside `npm test`): the chaos
+// suite of `npm run chaos` (packages/chaos/src/chaos-run.ts), run in-process for 75 s of
+// nemesis against the run's shared ZooKeeper (own chroot, each daemon behind its own fault
+// proxies) and PostgreSQL (a fresh database). Prints the summary and asserts that every check
+// passed. The seed is printed; SCHED_CHAOS_SEED repeats one.
 import { formatSummary, runChaos } from '@sched/chaos';
 import { expect, test } from 'vitest';
 

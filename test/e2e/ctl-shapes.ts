@@ -1,4 +1,4 @@
-// The documented `--json` shapes (architecture §10, docs/cli.md) as zod schemas: a field renamed,
+// The documented `--json` shapes (docs/design.md#contract, docs/cli.md) as zod schemas: a field renamed,
 // missing or of another type fails the test. Fields may be added (loose objects).
 import { z } from 'zod';
 
@@ -50,6 +50,7 @@ export const runShowShape = z.looseObject({
   workflow: z.string(),
   state: runState,
   owner: z.string().nullable(),
+  fireToStartMs: z.number().nullable(),
   tasks: z.array(
     z.looseObject({
       name: z.string(),

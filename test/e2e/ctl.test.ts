@@ -1,4 +1,4 @@
-// Issue 7, acceptance 2 and 3: every `sched-ctl` command end to end against real daemons (one
+// Every `sched-ctl` command end to end against real daemons (one
 // master, one worker as child processes), by spawning the real `sched-ctl` binary; every
 // `--json` output is checked against the documented shape; bad input gives a clear message and
 // a non-zero exit and changes nothing.
@@ -194,6 +194,7 @@ describe('sched-ctl against a running cluster', { timeout: 180_000 }, () => {
     const greet = run.tasks[0]?.attempts[0];
     expect(greet?.worker).toBe(worker.address);
     expect(greet?.exitCode).toBe(0);
+    expect(run.fireToStartMs).toBeNull(); // a manual run has no fire time
 
     const all = shaped(runListShape, await ctlJson(cluster, ['run', 'list']));
     expect(all.map((r) => r.id)).toContain(t.runId);

@@ -1,4 +1,4 @@
-// Issue 5, acceptance 1: a fan-out/fan-in DAG runs end to end on real daemons (one master, two
+// A fan-out/fan-in DAG runs end to end on real daemons (one master, two
 // workers as child processes); a failing task retries with its backoff and then fails the run;
 // its downstream tasks never start.
 import { readFileSync } from 'node:fs';

@@ -1,6 +1,6 @@
-// Issue 6, acceptance 5: SIGTERM of a busy worker. It drains: advertises DRAINING, refuses new
-// work (a run triggered meanwhile goes to another worker), lets its running task finish, delivers
-// the report, deletes its znode and exits 0. The leader sees the znode go, waits the failover
+// A graceful stop is not a failover: SIGTERM of a busy worker. It drains: advertises DRAINING,
+// refuses new work (a run triggered meanwhile goes to another worker), lets its running task
+// finish, delivers the report, deletes its znode and exits 0. The leader sees the znode go, waits the failover
 // delay and finds a graceful stop: no failover, no record, no failed-over attempt.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// Issue 4, acceptance 3: exactly-once under churn. Three masters (real processes) and 500
+// Exactly-once firing under master churn. Three masters (real processes) and 500
 // schedules firing every second for 30 s while one master is stopped (SIGTERM), one is killed -9
 // and one is started: for every schedule, every second of the window has exactly one run —
 // none missing, none doubled — checked from the database.

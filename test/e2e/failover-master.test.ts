@@ -1,4 +1,4 @@
-// Issue 6, acceptance 4: kill -9 of a run-owning master (its runs are re-assigned and complete),
+// Master and leader failover: kill -9 of a run-owning master (its runs are re-assigned and complete),
 // kill -9 of the leader (a new leader takes over failover duties), and a leader killed between
 // the failover transaction and the record write (the next leader's sweep completes it; nothing
 // is failed over twice).

@@ -1,5 +1,5 @@
-// Issue 6, acceptance 1: kill -9 of the worker running a long shell task: after the session
-// timeout and the failover delay, the attempt is failed over, the task runs again on another
+// A dead worker's task is re-run elsewhere. Kill -9 of the worker running a long shell task:
+// after the session timeout and the failover delay, the attempt is failed over, the task runs again on another
 // worker, and the FAILOVER_FINISH_NODES record names the dead incarnation.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -96,7 +96,7 @@ test('kill -9 of a busy worker: its attempt is failed over and the task runs aga
     await session.close();
   }
 
-  // What the operator sees: `sched-ctl failover list --json` (architecture §10 shape).
+  // What the operator sees: `sched-ctl failover list --json` (the shape in docs/cli.md).
   const listed = await ctlJson<
     { role: string; address: string; startTime: number; failedOverAt: string; by: string }[]
   >(cluster, ['failover', 'list']);

@@ -1,7 +1,7 @@
-// Issue 6, acceptance 2 and 3: zombie workers. A worker cut off from ZooKeeper and from the
-// masters (every link of it black-holed: its ZooKeeper proxies, the proxy the masters dispatch to
-// it through, its own proxies to the masters) or frozen (SIGSTOP) past the session timeout is
-// failed over; its task must be dead
+// Zombie workers are fenced before their work is re-run, and exit on their record. A worker cut
+// off from ZooKeeper and from the masters (every link of it black-holed: its ZooKeeper proxies,
+// the proxy the masters dispatch to it through, its own proxies to the masters) or frozen
+// (SIGSTOP) past the session timeout is failed over; its task must be dead
 // before the re-run starts, and the zombie must exit (code 3) once it learns of its record.
 // Variants around the heal: within the failover delay (the leader cancels; the worker stays),
 // after the failover transaction but before the record (it re-registers, then exits on the
@@ -382,7 +382,7 @@ describe('a worker that re-registers after the failover transaction but before t
   // wide; the leader's test hook widens it: it dies right after the failover transaction, and the
   // next leader's reconciliation sweep writes the record seconds later. The worker heals in
   // between, finds no record, re-registers with the same key, and must exit once the record
-  // appears (architecture §8: "if the record appears later, exit then").
+  // appears (docs/design.md#zombies: if the record appears later, exit then).
   test('it re-registers, then exits 3 when the record appears; no overlap, nothing failed over twice', async () => {
     cluster = await TestCluster.create({ zkProxies: true, peerProxies: true });
     const c = cluster;

@@ -1,4 +1,5 @@
-// Issue 5, acceptance 4 (master half): a real master process survives a bounded fuzz of 10,000
+// A master refuses malformed and unauthenticated input (the worker's side:
+// packages/worker/test/http-fuzz.test.ts): a real master process survives a bounded fuzz of 10,000
 // malformed or unauthenticated requests — raw TCP garbage, every route without (or with a wrong)
 // secret carrying otherwise valid bodies, authenticated malformed bodies for reports and the
 // REST API, wrong methods and paths. Every one gets a 4xx, the process stays up and keeps

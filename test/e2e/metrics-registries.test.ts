@@ -47,6 +47,17 @@ describe('master metrics', () => {
     expect(value(e, 'sched_registry_session_state', { state: 'CONNECTING' })).toBe(1);
   });
 
+  test('fire-to-start is observed per scheduled run, in seconds', async () => {
+    const m = new MasterMetrics(node, { defaultMetrics: false });
+    m.observeFireToStart([12, 40, 1_500]);
+    const e = parseExposition(await m.registry.metrics());
+    expect(value(e, 'sched_fire_to_start_seconds_count')).toBe(3);
+    expect(value(e, 'sched_fire_to_start_seconds_sum')).toBeCloseTo(1.552, 5);
+    expect(value(e, 'sched_fire_to_start_seconds_bucket', { le: '0.025' })).toBe(1);
+    expect(value(e, 'sched_fire_to_start_seconds_bucket', { le: '0.05' })).toBe(2);
+    expect(value(e, 'sched_fire_to_start_seconds_bucket', { le: '2' })).toBe(3);
+  });
+
   test('dispatch calls are timed by outcome; the wrapped client still works', async () => {
     const m = new MasterMetrics(node, { defaultMetrics: false });
     let closed = false;

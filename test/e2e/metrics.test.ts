@@ -1,4 +1,4 @@
-// Issue 7, acceptance 4: `/metrics` on masters exposes the trigger lag histogram, runs and attempts
+// Metrics and probes: `/metrics` on masters exposes the trigger lag histogram, runs and attempts
 // by state, dispatch latency, failovers, the leader gauge and the registry session state (scraped
 // over HTTP from real daemons and parsed); `/healthz` and `/readyz` are public, `/readyz` turns
 // 503 while PostgreSQL does not answer; the REST API itself needs the secret.

@@ -1,4 +1,4 @@
-// Issue 5, acceptance 5: with 2 masters and 50 runs in flight, stop the master the workers
+// Reports survive a master crash: with 2 masters and 50 runs in flight, stop the master the workers
 // report to (kill -9; and separately a restart) while reports are pending: every report reaches
 // a live master and is applied exactly once; no result is lost or applied twice.
 import { eventually, sleep } from '@sched/testkit';

@@ -1,4 +1,4 @@
-// Issue 5 scope: re-run a run from its failed tasks, or all of it, through the real sched-ctl.
+// Re-run a run from its failed tasks, or all of it, through the real sched-ctl.
 // A DAG extract → transform → load where `transform` fails the first time: re-running from the
 // failed tasks carries `extract` over (it does not run again) and runs `transform` and `load`;
 // re-running all runs every task again.

@@ -1,4 +1,4 @@
-// Issue 7, acceptance 1: `sched-standalone` brings up ZooKeeper, PostgreSQL, a master and a
+// Zero-setup standalone mode: `sched-standalone` brings up ZooKeeper, PostgreSQL, a master and a
 // worker from a folder; the demo workflow runs every few seconds; `sched-ctl cluster status` in
 // the same folder, with no variables set, finds it (one leader master, one worker); Ctrl-C
 // leaves no process behind; a restart reuses the data.

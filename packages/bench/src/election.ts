@@ -1,6 +1,6 @@
 // `npm run bench -- election [--graceful-rounds N] [--kill-rounds N] [--timeouts 4s,10s]`
 //
-// Time to a new leader (issue 3, acceptance 10): after the leader closes gracefully (it
+// Time to a new leader: after the leader closes gracefully (it
 // deletes its candidate node; the successor's predecessor watch fires), and after kill -9 of
 // the leader's process (nothing is deleted until ZooKeeper expires the dead session, so the
 // floor is the session timeout). Each candidate is a separate Node.js process running

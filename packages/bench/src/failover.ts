@@ -1,6 +1,6 @@
 // `npm run bench -- failover [--worker-rounds N] [--leader-rounds N] [--session-timeout 10s]`
 //
-// Failover times with real daemons (issue 6, acceptance 7): masters and workers are child
+// Failover times with real daemons: masters and workers are child
 // processes (the built sched-master / sched-worker) on a private ZooKeeper and PostgreSQL, with
 // the session timeout at 10 s and the failover delay at its default.
 //

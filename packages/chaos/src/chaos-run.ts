@@ -1,5 +1,5 @@
-// One chaos run (issue 6, acceptance 6), shared by `npm run chaos` (main.ts) and the short
-// variant inside `npm test` (test/chaos/chaos.test.ts):
+// One chaos run (the failover guarantees under seeded faults), shared by `npm run chaos`
+// (main.ts) and the short variant inside `npm test` (test/chaos/chaos.test.ts):
 //
 //   1. start 3 masters and 3 workers as child processes, each behind its own fault proxies to
 //      ZooKeeper, on a fresh database; apply the workload; start the manual triggers;

@@ -2,7 +2,7 @@
 // to a list of checks, each passed or failed with the violations that failed it. No I/O here
 // (facts.ts gathers the inputs), so every check is unit-tested with hand-made facts.
 //
-// The guarantees checked (architecture §8):
+// The guarantees checked (docs/design.md#guarantees):
 //   lost fires          every every-second schedule has a run for every second of the checked
 //                       window, unless its misfire policy excuses it (fire-once-now: a gap must
 //                       end in a run with trigger 'misfire'; skip: gaps are allowed);

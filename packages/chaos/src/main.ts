@@ -1,6 +1,6 @@
 // `npm run chaos [-- --duration 10m] [--seed N] [--ensemble] [--concurrency N]`
 //
-// The chaos suite as a plain program (issue 6, acceptance 6): starts its own ZooKeeper (one
+// The chaos suite as a plain program: starts its own ZooKeeper (one
 // server, or with --ensemble a 3-server quorum whose members the nemesis kills and restarts)
 // and PostgreSQL, runs runChaos() (chaos-run.ts), prints the summary and ends with
 // `N passed, N failed`; the exit code is 1 when any check failed. See docs/chaos.md.

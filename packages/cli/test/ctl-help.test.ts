@@ -1,4 +1,4 @@
-// Every sched-ctl command has --help (issue 7) and every listing has --json (architecture §10).
+// Every sched-ctl command has --help and every listing has --json (docs/cli.md).
 import type { Command } from 'commander';
 import { describe, expect, test } from 'vitest';
 import { ctlProgram } from '../src/ctl/ctl-program.js';
@@ -27,7 +27,7 @@ function help(args: string[]): string {
 const commands = leaves(ctlProgram()).map((l) => l.path.join(' '));
 
 describe('sched-ctl commands', () => {
-  test('the command set of architecture §10', () => {
+  test('has exactly the documented command set', () => {
     expect(commands.sort()).toEqual(
       [
         'cluster status',

@@ -1,4 +1,4 @@
-// The run JSON shapes (architecture §10) and how a task's state is derived from its attempts.
+// The run JSON shapes (docs/cli.md) and how a task's state is derived from its attempts.
 import { runDetailJson, runSummaryJson, taskState } from '@sched/master';
 import type { AttemptRow, RunRow } from '@sched/store';
 import { describe, expect, test } from 'vitest';

@@ -12,7 +12,7 @@ const FAILOVER_MARGIN_MS = 1_000;
 
 /**
  * The shortest failover delay that still guarantees a partitioned (zombie) node has killed
- * its tasks before they are re-run elsewhere (architecture §8): the zombie notices the loss
+ * its tasks before they are re-run elsewhere (docs/design.md#failover-delay): the zombie notices the loss
  * at most one watchdog tick (a third of the session timeout) plus a round trip after the
  * server expired its session. Self-fencing kills task process groups with SIGKILL at once —
  * the kill grace is for timeouts and cancels, not for fencing — so it adds nothing here

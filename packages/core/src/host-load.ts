@@ -1,7 +1,7 @@
 import os from 'node:os';
 
 /**
- * Host load figures for heartbeats (architecture §3): CPU busy fraction since the previous
+ * Host load figures for heartbeats (docs/design.md#znodes): CPU busy fraction since the previous
  * sample, memory in use, and the 1-minute load average per core. Cheap enough to call on every
  * heartbeat; the first CPU sample measures since boot.
  */

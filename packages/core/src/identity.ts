@@ -1,7 +1,7 @@
 import { SchedError } from './errors.js';
 
 /**
- * Node identity (architecture §2). A daemon process is one incarnation: `host:port` plus the
+ * Node identity (docs/design.md#identity). A daemon process is one incarnation: `host:port` plus the
  * epoch-ms `startTime` of the process plus its `pid`. The key `host:port_startTime` names
  * everything written for it (registry znodes, task attempts, failover records), because an
  * address alone is reused by the next process on the same host and port.

@@ -21,7 +21,7 @@ describe('configuration reference', () => {
     expect(new Set(envs).size).toBe(envs.length);
   });
 
-  test('the variables of architecture §10 map to their settings', () => {
+  test('the documented SCHED_* variables map to their settings', () => {
     const table = Object.fromEntries(envTable().map((r) => [r.env, r.path]));
     expect(table).toMatchObject({
       SCHED_ZK: 'zk.connect',

@@ -38,6 +38,8 @@ describe('loadConfig', () => {
       worker: {
         groups: ['default'],
         capacity: 8,
+        httpCapacity: 256,
+        backlog: 1000,
         weight: 1,
         killGraceMs: 5_000,
         logRetentionMs: 604_800_000,
@@ -104,6 +106,8 @@ log:
       worker: {
         groups: ['default', 'gpu'],
         capacity: 2,
+        httpCapacity: 256,
+        backlog: 1000,
         weight: 3,
         killGraceMs: 250,
         logRetentionMs: 604_800_000,
@@ -176,6 +180,8 @@ node: { port: 1111 }
         SCHED_FAILOVER_RETENTION: '1h',
         SCHED_WORKER_GROUPS: 'default, gpu ,etl',
         SCHED_WORKER_CAPACITY: '16',
+        SCHED_WORKER_HTTP_CAPACITY: '64',
+        SCHED_WORKER_BACKLOG: '0',
         SCHED_WORKER_WEIGHT: '5',
         SCHED_KILL_GRACE: '1s',
         SCHED_WORKER_LOG_RETENTION: '2d',
@@ -207,6 +213,8 @@ node: { port: 1111 }
       worker: {
         groups: ['default', 'gpu', 'etl'],
         capacity: 16,
+        httpCapacity: 64,
+        backlog: 0,
         weight: 5,
         killGraceMs: 1_000,
         logRetentionMs: 172_800_000,
@@ -235,14 +243,15 @@ worker:
       { path: 'node.port', message: 'invalid value 99999; accepted: an integer from 0 to 65535' },
       {
         path: 'worker.capacty',
-        message: 'unknown key; accepted here: groups, capacity, weight, killGrace, logRetention, logMaxBytes',
+        message:
+          'unknown key; accepted here: groups, capacity, httpCapacity, backlog, weight, killGrace, logRetention, logMaxBytes',
       },
     ]);
     expect(err.message.split('\n')).toEqual([
       `invalid configuration (config file ${path}): 3 problems`,
       `  - zk.sessionTimeout: invalid duration "ten seconds"; ${ACCEPTED_DURATIONS}`,
       '  - node.port: invalid value 99999; accepted: an integer from 0 to 65535',
-      '  - worker.capacty: unknown key; accepted here: groups, capacity, weight, killGrace, logRetention, logMaxBytes',
+      '  - worker.capacty: unknown key; accepted here: groups, capacity, httpCapacity, backlog, weight, killGrace, logRetention, logMaxBytes',
     ]);
   });
 

@@ -41,7 +41,7 @@ import { CommandProcessor } from './scheduler/command-processor.js';
 import { ScheduleFirer } from './scheduler/schedule-firer.js';
 
 /**
- * A master daemon (architecture §1): fires the schedules of its slot, claims commands, owns and
+ * A master daemon (docs/design.md#what-sched-is): fires the schedules of its slot, claims commands, owns and
  * drives runs, applies workers' reports, and runs for leadership. Every side effect is gated on
  * the registry lease; when the session is LOST the master fences itself at once (stops firing
  * and driving) and resumes only with a new session.

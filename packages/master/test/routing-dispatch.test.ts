@@ -9,7 +9,7 @@ import { WorkerRouter } from '../src/routing/worker-router.js';
 import { compareWorkers, type WorkerView } from '../src/routing/worker-view.js';
 
 /**
- * Routing over real worker endpoints (acceptance 3, end to end on the worker side): three
+ * Routing over real worker endpoints (end to end on the worker side): three
  * in-process workers with their HTTP endpoints; the router's plan is dispatched with the
  * master's HTTP client, and the tasks themselves say where and as which shard they ran.
  */

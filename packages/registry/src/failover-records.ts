@@ -6,7 +6,7 @@ import type { MemberRole, RegistryPaths } from './registry-paths.js';
 import type { ZkSession } from './zk-session.js';
 
 /**
- * FAILOVER_FINISH_NODES (architecture §3, §8): a persistent record
+ * FAILOVER_FINISH_NODES (docs/design.md#failover-finish-nodes): a persistent record
  * `{root}/failover-finish-nodes/{role}/{host:port_startTime}` written by the leader once an
  * incarnation has been failed over. The incarnation itself, on getting a new session, looks
  * for its own record (and watches for it): if present, it was failed over and must exit.

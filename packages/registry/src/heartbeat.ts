@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * Heartbeat JSON of a registered master or worker (architecture §3). Fields may be added by
+ * Heartbeat JSON of a registered master or worker (docs/design.md#znodes). Fields may be added by
  * later versions, never renamed; unknown fields are kept when read.
  */
 export const nodeStateSchema = z.enum(['NORMAL', 'BUSY', 'DRAINING']);

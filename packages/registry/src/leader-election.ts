@@ -8,7 +8,7 @@ import { Wakeup } from './wakeup.js';
 import type { ZkSession } from './zk-session.js';
 
 /**
- * Leader election (architecture §5; ZooKeeper's recipe, Curator LeaderLatch's checks):
+ * Leader election (docs/design.md#leader-election; ZooKeeper's recipe, Curator LeaderLatch's checks):
  *
  * - each candidate is a protected ephemeral sequential node `{root}/election/{guid}-n_{seq}`
  *   holding its incarnation key; the lowest sequence leads;

@@ -1,7 +1,7 @@
 import { SchedError } from '@sched/core';
 
 /**
- * The znode layout (architecture §3), under a configurable root (default `/sched`; a chroot
+ * The znode layout (docs/design.md#znodes), under a configurable root (default `/sched`; a chroot
  * in the connect string composes with it).
  *
  * | path                                               | kind                 |

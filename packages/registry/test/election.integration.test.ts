@@ -6,7 +6,7 @@ import { RegistryPaths } from '../src/registry-paths.js';
 import type { ZkSession } from '../src/zk-session.js';
 import { openSession } from './support/zk.js';
 
-// Acceptance 6 of issue 3: election with 5 candidates, hand-over, no herd, and no overlap of
+// Leader election with 5 candidates, hand-over, no herd, and no overlap of
 // terms when the leader is black-holed.
 
 let serverAddress: { host: string; port: number };
@@ -72,7 +72,7 @@ async function candidate(
   return { session, election };
 }
 
-describe('LeaderElection (acceptance 6)', () => {
+describe('LeaderElection', () => {
   it('5 candidates: exactly one leader; closing it hands over to the next, and only the successor is notified', async () => {
     const zk = await sharedZooKeeper();
     const connect = await zkChroot(zk, 'election-five');

@@ -6,7 +6,7 @@ import { RegistryPaths } from '../src/registry-paths.js';
 import { Wakeup } from '../src/wakeup.js';
 
 describe('RegistryPaths', () => {
-  it('lays out the architecture §3 paths under the root', () => {
+  it('lays out the documented znode paths under the root', () => {
     const p = new RegistryPaths('/sched');
     expect(p.member('master', '10.0.0.1:5678_1')).toBe('/sched/masters/10.0.0.1:5678_1');
     expect(p.member('worker', '10.0.0.1:1234_2')).toBe('/sched/workers/10.0.0.1:1234_2');

@@ -5,7 +5,7 @@ import { DistributedLock } from '../src/distributed-lock.js';
 import { RegistryPaths } from '../src/registry-paths.js';
 import { openSession } from './support/zk.js';
 
-// Acceptance 7 of issue 3: mutual exclusion, acquire timeout, release on session loss.
+// Distributed locks: mutual exclusion, acquire timeout, release on session loss.
 
 let connect: string;
 let chroot: string;
@@ -19,7 +19,7 @@ beforeAll(async () => {
   chroot = connect.slice(connect.indexOf('/'));
 });
 
-describe('DistributedLock (acceptance 7)', () => {
+describe('DistributedLock', () => {
   it('mutual exclusion among 5 contenders over 200 acquisitions (a shared counter checked inside the critical section)', async () => {
     const sessions = await Promise.all(Array.from({ length: 5 }, () => openSession(connect)));
     const locks = sessions.map((s) => new DistributedLock(s, paths, 'counter'));

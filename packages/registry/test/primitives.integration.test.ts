@@ -9,7 +9,7 @@ import { parseSequentialName, protectedCreate } from '../src/protected-create.js
 import { listSubtree, removeRecursive } from '../src/tree.js';
 import { openSession, rawClient } from './support/zk.js';
 
-// Acceptance 3, 4 and 5 of issue 3: the primitives node-zookeeper-client gets wrong.
+// The primitives node-zookeeper-client gets wrong.
 
 let connect: string;
 let serverAddress: { host: string; port: number };
@@ -22,7 +22,7 @@ beforeAll(async () => {
   chrootPath = connect.slice(connect.indexOf('/'));
 });
 
-describe('version-0 conditional writes (acceptance 3)', () => {
+describe('version-0 conditional writes', () => {
   it('single-op setData and remove with expected version 0 fail with BAD_VERSION when the node is at version 1', async () => {
     const session = await openSession(connect);
     await session.create('/cas-single', Buffer.from('v0'));
@@ -87,7 +87,7 @@ describe('version-0 conditional writes (acceptance 3)', () => {
   });
 });
 
-describe('subtree listing and recursive delete (acceptance 4)', () => {
+describe('subtree listing and recursive delete', () => {
   it('lists and deletes a tree of 1,111 nodes exactly', async () => {
     const session = await openSession(connect);
     const root = '/big';
@@ -124,7 +124,7 @@ describe('subtree listing and recursive delete (acceptance 4)', () => {
   });
 });
 
-describe('protected sequential creates (acceptance 5)', () => {
+describe('protected sequential creates', () => {
   it('a connection cut after the server applied a sequential create, before its reply arrived, leaves exactly one node', async () => {
     const proxy = await FaultProxy.start(serverAddress);
     const session = await openSession(`${proxy.address}${chrootPath}`, { sessionTimeoutMs: 10_000 });

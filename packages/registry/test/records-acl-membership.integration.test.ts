@@ -10,7 +10,7 @@ import { MembersView } from '../src/members-view.js';
 import { RegistryPaths } from '../src/registry-paths.js';
 import { openSession } from './support/zk.js';
 
-// Acceptance 8 (FAILOVER_FINISH_NODES) and 9 (digest ACL) of issue 3, and membership.
+// FAILOVER_FINISH_NODES records, digest ACLs, and membership.
 
 let zkConnect: string;
 const paths = new RegistryPaths('/sched');
@@ -34,7 +34,7 @@ function record(role: 'master' | 'worker', port: number, failedOverAt: number): 
   };
 }
 
-describe('FAILOVER_FINISH_NODES (acceptance 8)', () => {
+describe('FAILOVER_FINISH_NODES records', () => {
   it('round-trips a record; writing again keeps the first; list sorts by key', async () => {
     const connect = await zkChroot({ connectString: zkConnect }, 'records-roundtrip');
     const records = new FailoverRecords(await openSession(connect), paths);
@@ -95,7 +95,7 @@ describe('FAILOVER_FINISH_NODES (acceptance 8)', () => {
   });
 });
 
-describe('digest ACL (acceptance 9)', () => {
+describe('digest ACL', () => {
   it('with auth configured, an unauthenticated (or wrongly authenticated) client cannot create, change or delete under the root', async () => {
     const connect = await zkChroot({ connectString: zkConnect }, 'acl');
     const owner = await openSession(connect, { auth: 'sched:s3cret' });

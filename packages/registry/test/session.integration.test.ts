@@ -9,7 +9,7 @@ import { RegistryPaths } from '../src/registry-paths.js';
 import type { SessionStatus } from '../src/session-status.js';
 import { expireSessionOnServer, openSession } from './support/zk.js';
 
-// Acceptance 1 and 2 of issue 3: what the session layer sees that the library does not.
+// What the session layer sees that the library does not.
 
 const T = 3000;
 let connect: string; // host:port/chroot of the shared server
@@ -53,7 +53,7 @@ describe('ZkSession against a real ZooKeeper', () => {
     expect(session.checkLease().remainingMs).toBeGreaterThan(T / 3);
   });
 
-  it('acceptance 1: black hole ⇒ SUSPENDED by 2/3·T (+1 tick), LOST at T after the last reply while the raw client says SYNC_CONNECTED; after healing a new session re-creates the ephemeral node', async () => {
+  it('black hole ⇒ SUSPENDED by 2/3·T (+1 tick), LOST at T after the last reply while the raw client says SYNC_CONNECTED; after healing a new session re-creates the ephemeral node', async () => {
     const proxy = await FaultProxy.start(serverAddress);
     const session = await openSession(`${proxy.address}${chrootPath}`, { sessionTimeoutMs: T });
     const observer = await openSession(connect, { sessionTimeoutMs: 10_000 });
@@ -126,7 +126,7 @@ describe('ZkSession against a real ZooKeeper', () => {
     await registration.stop();
   });
 
-  it('acceptance 2: server-side expiry ⇒ LOST(expired) on reconnect; ephemeral node and watches are re-established in a new session', async () => {
+  it('server-side expiry ⇒ LOST(expired) on reconnect; ephemeral node and watches are re-established in a new session', async () => {
     // Behind a proxy only so that the victim cannot re-attach the session in the instant
     // between the second handle attaching and closing it.
     const proxy = await FaultProxy.start(serverAddress);

@@ -1,5 +1,5 @@
 -- Up Migration
--- One row per failed-over incarnation (architecture §8), written in the same transaction that
+-- One row per failed-over incarnation (docs/design.md#failover), written in the same transaction that
 -- takes its workload over, fenced by the leader epoch. `recorded_at` is set once the
 -- FAILOVER_FINISH_NODES record is in ZooKeeper: a leader that dies between the two leaves a row
 -- with recorded_at NULL, and the next leader's reconciliation sweep writes the record. The key

@@ -31,9 +31,9 @@ import { ReportSpool } from './reporting/report-spool.js';
 import { registerWorkerMetrics, type WorkerMetrics } from './worker-metrics.js';
 
 /**
- * A worker daemon (architecture §1, §7, §8) without its command line: the executor with its
- * task supervisor process, the HTTP endpoint masters dispatch to, the report spool, and registry
- * membership.
+ * A worker daemon (docs/design.md#what-sched-is, #runs, #zombies) without its command line: the
+ * executor with its task supervisor process, the HTTP endpoint masters dispatch to, the report
+ * spool, and registry membership.
  *
  * | state      | event                                      | next                                     |
  * |------------|--------------------------------------------|------------------------------------------|
@@ -311,7 +311,7 @@ export class WorkerNode {
     return this.executor?.full('process') ? 'BUSY' : 'NORMAL';
   }
 
-  /** Session LOST: SIGKILL every task group at once; the failover delay counts on it (architecture §8, decision 0004). */
+  /** Session LOST: SIGKILL every task group at once; the failover delay counts on it (docs/design.md#failover-delay, decision 0004). */
   private async fence(reason: string): Promise<void> {
     if (this.nodeState === 'stopped' || this.nodeState === 'terminated') return;
     this.nodeState = 'fenced';

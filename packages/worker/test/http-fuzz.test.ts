@@ -10,7 +10,8 @@ import { LogStore } from '../src/logs/log-store.js';
 import { attemptRequest, tempDir } from './helpers.js';
 
 /**
- * Acceptance 4 (worker half): 10,000 malformed or unauthenticated requests, raw TCP and HTTP.
+ * A worker refuses malformed and unauthenticated input (the master's side:
+ * test/e2e/master-fuzz.test.ts): 10,000 malformed or unauthenticated requests, raw TCP and HTTP.
  * Every one gets a 4xx, the worker keeps serving, and no task runs — even though many of the
  * unauthenticated requests carry a perfectly valid dispatch whose task would leave a marker file.
  */

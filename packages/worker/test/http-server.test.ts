@@ -40,7 +40,13 @@ async function call(method: string, path: string, body?: unknown, headers: Recor
 beforeAll(async () => {
   dir = await tempDir('http');
   const logs = new LogStore({ dir: join(dir.path, 'logs') });
-  executor = new TaskExecutor({ capacity: 2, killGraceMs: 200, logs, workDir: join(dir.path, 'work') });
+  executor = new TaskExecutor({
+    capacity: 2,
+    backlog: 0,
+    killGraceMs: 200,
+    logs,
+    workDir: join(dir.path, 'work'),
+  });
   server = new WorkerHttpServer({
     executor,
     logs,
@@ -202,12 +208,13 @@ describe('worker HTTP endpoint', () => {
     });
   });
 
-  test('at capacity the worker refuses with 429; draining with 503', async () => {
+  test('with its process slots taken and no backlog the worker refuses a shell task with 429 (a noop still runs); draining with 503', async () => {
     const long = [1, 2].map(() => attemptRequest({ type: 'shell', command: 'sleep 300' }));
     for (const l of long) expect((await call('POST', '/v1/attempts', l)).status).toBe(202);
-    const refused = await call('POST', '/v1/attempts', attemptRequest({ type: 'noop' }));
+    const refused = await call('POST', '/v1/attempts', attemptRequest({ type: 'shell', command: 'true' }));
     expect(refused.status).toBe(429);
     expect(refused.json.error).toMatchObject({ code: 'WORKER_AT_CAPACITY' });
+    expect((await call('POST', '/v1/attempts', attemptRequest({ type: 'noop' }))).status).toBe(202);
     // Cancel through the endpoint, then the slot is free again.
     const cancelled = await call('POST', `/v1/attempts/${long[0]?.attemptId}/cancel`, {
       reason: 'operator said so',

@@ -12,7 +12,7 @@ import { attemptRequest, pidRuns, tempDir } from './helpers.js';
 /**
  * The task supervisor kills task process groups when the worker daemon freezes (blocked event
  * loop, SIGSTOP) past its timeout, or dies (kill -9), so a task never outlives its worker's
- * session next to its re-run (architecture §8, issue 6 acceptance 3's worker half).
+ * session next to its re-run (docs/design.md#zombies: the worker's half of the frozen-worker case).
  */
 const fixture = fileURLToPath(new URL('./fixtures/supervised-executor.mjs', import.meta.url));
 const built = fileURLToPath(new URL('../dist/index.js', import.meta.url));

@@ -9,7 +9,7 @@ export function clusterCommands(program: Command): void {
   cluster
     .command('status')
     .description('Live masters (the leader marked) and workers, with heartbeat age, load and running tasks')
-    .option('--json', 'print JSON (architecture §10 shape)')
+    .option('--json', 'print JSON (the shape in docs/cli.md)')
     .action(async function (this: Command) {
       await withContext(this, async (ctx, opts) => {
         const status = await readClusterStatus(await ctx.zk(), ctx.paths);
@@ -57,7 +57,7 @@ export function clusterCommands(program: Command): void {
     .description(
       'Incarnations that were failed over: when, by which leader, how many tasks and runs taken over',
     )
-    .option('--json', 'print JSON (architecture §10 shape)')
+    .option('--json', 'print JSON (the shape in docs/cli.md)')
     .action(async function (this: Command) {
       await withContext(this, async (ctx, opts) => {
         const records = await ctx.api<FailoverRecordJson[]>({ method: 'GET', path: '/v1/failovers' });

@@ -22,7 +22,7 @@ export function runCommands(program: Command): void {
     .option('--state <state>', 'only runs in this state: pending, running, succeeded, failed, cancelled')
     .option('--since <iso>', 'only runs created at or after this ISO 8601 time')
     .option('--limit <n>', 'at most this many runs (1..10000)', '100')
-    .option('--json', 'print JSON [{ id, workflow, state, fireTime, createdAt, endedAt }] (architecture §10)')
+    .option('--json', 'print JSON [{ id, workflow, state, fireTime, createdAt, endedAt }] (docs/cli.md)')
     .action(async function (this: Command) {
       await withContext(this, async (ctx, opts) => {
         const q = new URLSearchParams();
@@ -45,7 +45,7 @@ export function runCommands(program: Command): void {
     .argument('<id>', 'run id')
     .option(
       '--json',
-      'print JSON { id, workflow, state, owner, tasks: [{ name, state, attempts }] } (architecture §10)',
+      'print JSON { id, workflow, state, owner, fireToStartMs, tasks: [{ name, state, attempts }] } (docs/cli.md)',
     )
     .action(async function (this: Command, id: string) {
       await withContext(this, async (ctx, opts) => {
@@ -54,6 +54,9 @@ export function runCommands(program: Command): void {
         process.stdout.write(
           `run ${r.id}  ${r.workflow} v${r.workflowVersion}  ${r.state}${r.cancelRequestedAt ? ' (cancel requested)' : ''}\n` +
             `  trigger ${r.trigger}, fire time ${r.fireTime ?? '-'}, created ${r.createdAt}, ended ${r.endedAt ?? '-'}\n` +
+            (r.fireToStartMs === null || r.fireToStartMs === undefined
+              ? ''
+              : `  fire to start ${r.fireToStartMs} ms (the first task started on its worker after the fire time)\n`) +
             `  owner ${r.owner ?? '-'}${Object.keys(r.params).length ? `, params ${JSON.stringify(r.params)}` : ''}\n`,
         );
         printTable(

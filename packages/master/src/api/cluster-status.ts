@@ -10,10 +10,10 @@ import {
 } from '@sched/registry';
 
 /**
- * What an operator needs to see in seconds (issue 7): who leads, who is alive, how loaded, and
+ * What an operator needs to see in seconds: who leads, who is alive, how loaded, and
  * what was failed over. Read straight from ZooKeeper (not from a master's cached view), so
  * `sched-ctl cluster status` works even when no master answers, and a master's REST API answers
- * the same thing. JSON shapes: architecture §10 (fields may be added, never renamed).
+ * the same thing. JSON shapes: docs/design.md#contract and docs/cli.md (fields may be added, never renamed).
  */
 
 export interface MasterStatusJson {

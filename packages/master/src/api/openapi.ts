@@ -289,8 +289,9 @@ export const openApiDocument = {
       },
       RunDetail: {
         type: 'object',
-        required: ['id', 'workflow', 'state', 'owner', 'tasks'],
+        required: ['id', 'workflow', 'state', 'owner', 'fireToStartMs', 'tasks'],
         properties: {
+          fireToStartMs: { type: ['number', 'null'] },
           tasks: {
             type: 'array',
             items: {

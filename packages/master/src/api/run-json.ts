@@ -1,8 +1,9 @@
 import type { AttemptRow, AttemptState, RunRow } from '@sched/store';
 
 /**
- * The JSON shapes of runs (architecture §10). Fields may be added, never renamed: `address` is
- * `host:port`, `workerStartTime` epoch ms, every other time ISO 8601 with milliseconds.
+ * The JSON shapes of runs (docs/design.md#contract, docs/cli.md). Fields may be added, never
+ * renamed: `address` is `host:port`, `workerStartTime` epoch ms, every other time ISO 8601 with
+ * milliseconds.
  */
 
 export interface RunSummaryJson {
@@ -11,7 +12,10 @@ export interface RunSummaryJson {
   state: RunRow['state'];
   /** The scheduled fire time; null for manual runs. */
   fireTime: string | null;
-  /** When the run row was committed. */
+  /**
+   * When the run row was inserted; for a pre-staged scheduled run, its fire time (it is inserted
+   * before and committed at it). No reader sees the run before this instant.
+   */
   createdAt: string;
   endedAt: string | null;
   trigger: RunRow['trigger'];
@@ -56,6 +60,12 @@ export interface RunDetailJson {
   cancelRequestedAt: string | null;
   rerunOf: number | null;
   params: Record<string, string>;
+  /**
+   * Scheduled runs: from the fire time to the start of the first task on its worker, in ms —
+   * what a user waits for (the `sched_fire_to_start_seconds` histogram); null for runs without a
+   * schedule and before any task started.
+   */
+  fireToStartMs: number | null;
   tasks: TaskJson[];
 }
 
@@ -137,6 +147,7 @@ export function runDetailJson(
     cancelRequestedAt: iso(r.cancelRequestedAt),
     rerunOf: r.rerunOf,
     params: r.params,
+    fireToStartMs: fireToStartMs(r, attempts),
     tasks: names.map((name) => {
       const list = (byTask.get(name) ?? []).sort(
         (a, b) => a.shardIndex - b.shardIndex || a.attempt - b.attempt,
@@ -144,4 +155,15 @@ export function runDetailJson(
       return { name, state: taskState(list), attempts: list.map(attemptJson) };
     }),
   };
+}
+
+/** Fire time → first attempt started, for scheduled runs (see `RunDetailJson.fireToStartMs`). */
+export function fireToStartMs(r: RunRow, attempts: readonly AttemptRow[]): number | null {
+  if (r.scheduleId === null || r.fireTime === null) return null;
+  let first: number | null = null;
+  for (const a of attempts) {
+    if (a.startedAt !== null && (first === null || a.startedAt.getTime() < first))
+      first = a.startedAt.getTime();
+  }
+  return first === null ? null : first - r.fireTime.getTime();
 }

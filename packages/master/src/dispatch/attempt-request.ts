@@ -1,7 +1,7 @@
 import type { TaskDefinition } from '@sched/store';
 import type { AttemptRequest, TaskSpec } from '@sched/worker';
 
-/** The worker-side task spec for a definition's task (architecture §10 → docs/transport.md). */
+/** The worker-side task spec for a definition's task (docs/definitions.md → docs/transport.md). */
 export function taskSpecOf(task: TaskDefinition): TaskSpec {
   switch (task.type) {
     case 'shell':
@@ -52,7 +52,7 @@ export interface AttemptIdentity {
 /**
  * The dispatch body for one attempt. The idempotency key is the same for every attempt of one
  * task (and shard) of one run, so a task whose side effects are keyed on it does them once even
- * when it is retried or failed over (architecture §8).
+ * when it is retried or failed over (docs/design.md#guarantees).
  */
 export function attemptRequestOf(
   a: AttemptIdentity,

@@ -29,7 +29,7 @@ import {
 } from './failover-queries.js';
 
 /**
- * The leader's failover duty (architecture §8). For one leadership term:
+ * The leader's failover duty (docs/design.md#failover). For one leadership term:
  *
  * 1. When a master or worker znode disappears, wait `delayMs` (the zombie, if it is one, has
  *    fenced itself by then: docs/failover.md gives the timing argument). Remember the czxid of

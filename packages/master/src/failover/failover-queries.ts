@@ -2,7 +2,7 @@ import { FencedWriteError } from '@sched/core';
 import type { Db } from '@sched/store';
 
 /**
- * The failover coordinator's statements (architecture §8). Everything runs inside one
+ * The failover coordinator's statements (docs/design.md#failover). Everything runs inside one
  * transaction opened by the caller, after `lockLeaderEpoch`: the epoch row is share-locked, so
  * a newer leader cannot advance the epoch until this transaction ends, and a deposed leader's
  * transaction finds the epoch moved on and writes nothing.

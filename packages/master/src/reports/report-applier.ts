@@ -4,7 +4,7 @@ import type { AttemptReport } from '@sched/worker';
 import { notifyOwners } from '../runs/run-wake-channel.js';
 
 /**
- * Applies workers' attempt reports (architecture §7). Any master applies any report, with a
+ * Applies workers' attempt reports (docs/design.md#runs). Any master applies any report, with a
  * fenced conditional update: the attempt id, the worker incarnation that was given the attempt,
  * and an allowed current state must all match. So a report delivered twice (lost ack, spool
  * replay), a report from a worker whose attempt was failed over, or one for an attempt that was

@@ -1,5 +1,5 @@
 /**
- * What the router knows about a live worker: its registry heartbeat (architecture §3), reduced to
+ * What the router knows about a live worker: its registry heartbeat (docs/design.md#znodes), reduced to
  * the fields routing reads. The master builds these from `/sched/workers/*`; the router never
  * talks to ZooKeeper itself, so every strategy is a pure function of this list plus its own
  * per-scope memory.

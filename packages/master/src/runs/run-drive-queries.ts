@@ -123,7 +123,7 @@ export interface NewDispatch {
 }
 
 /**
- * Persists the dispatch intent before anything is sent (architecture §7): one row per attempt,
+ * Persists the dispatch intent before anything is sent (docs/design.md#runs): one row per attempt,
  * `dispatched` with the chosen worker incarnation and registration (or `pending` without one). Idempotent on
  * (run, task, shard, attempt); only for runs this master still owns. Returns the created rows.
  */

@@ -32,7 +32,7 @@ import {
  * came due, a cancel was requested, it was re-assigned to this master). Woken runs are driven in
  * batches: load runs + attempts, plan each with `planRun`, persist the dispatch intents in one
  * statement, send them to workers grouped per worker, and end finished runs. Every write is
- * fenced on `owner = me`, so a master that has lost a run changes nothing (architecture §7).
+ * fenced on `owner = me`, so a master that has lost a run changes nothing (docs/design.md#runs).
  *
  * The first time this incarnation drives a run, attempts already `dispatched` are sent again
  * (dispatch is idempotent on the attempt id): the previous owner may have died between

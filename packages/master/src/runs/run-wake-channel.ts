@@ -3,7 +3,7 @@ import type { Db } from '@sched/store';
 import pg from 'pg';
 
 /**
- * Wakes the owner of a run when another master changed something for it (architecture §7: a
+ * Wakes the owner of a run when another master changed something for it (docs/design.md#runs: a
  * worker reports to any live master; the master that applies the report wakes the run's owner).
  *
  * PostgreSQL LISTEN/NOTIFY on one channel. Payload: `<owner key> <run id>,<run id>,…`, or `*` as

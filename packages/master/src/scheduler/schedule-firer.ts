@@ -17,7 +17,7 @@ import { ownsSchedule, type SlotAssignment, sameAssignment, slotOf } from './slo
 
 /**
  * ScheduleFirer: fires the cron schedules of this master's slot, exactly once per
- * (schedule, fire time), with millisecond timers (architecture §6).
+ * (schedule, fire time), with millisecond timers (docs/design.md#firing).
  *
  * Lifecycle:
  *

@@ -1,5 +1,5 @@
 /**
- * The compiled (validated, normalised) form of a workflow definition file (architecture §10).
+ * The compiled (validated, normalised) form of a workflow definition file (docs/definitions.md).
  * User-facing durations (`10m`) are compiled once to `…Ms` numbers; defaults are filled in, so
  * two files that mean the same thing compile to the same object (and the same digest).
  */

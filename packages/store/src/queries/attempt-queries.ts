@@ -1,7 +1,7 @@
 import type { Db } from '../db.js';
 
 /**
- * Named queries on task attempts. States (architecture §10, plus `pending`):
+ * Named queries on task attempts. States (docs/design.md#data-model):
  *
  *   pending ──dispatch──▶ dispatched ──report RUNNING──▶ running ──▶ succeeded | failed | timed-out | killed
  *      │ (not_before: retry backoff)   │                               │

@@ -1,6 +1,6 @@
 import type { Db } from '../db.js';
 
-/** The leader epoch (fencing token of a leadership term, architecture §5). */
+/** The leader epoch (fencing token of a leadership term, docs/design.md#fencing). */
 
 /** Records a new term; true only when `epoch` is newer than the recorded one. */
 export async function advanceLeaderEpoch(db: Db, epoch: number, leaderKey: string): Promise<boolean> {

@@ -2,7 +2,7 @@ import type { Db } from '../db.js';
 import type { ConcurrencyPolicy } from '../definitions/definition-types.js';
 
 /**
- * The exactly-once fire (architecture §6): ONE statement that, for a batch of schedules,
+ * The exactly-once fire (docs/design.md#firing): ONE statement that, for a batch of schedules,
  * compare-and-sets next_fire_time (id, expected next_fire_time, revision, not paused) and inserts
  * the runs of the schedules it advanced, with the unique key (schedule_id, fire_time) and
  * ON CONFLICT DO NOTHING. A schedule whose CAS fails (another master fired it, the definition

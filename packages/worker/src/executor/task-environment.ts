@@ -7,9 +7,9 @@ import type { AttemptRequest } from './attempt-request.js';
 const WITHHELD = ['SCHED_CLUSTER_SECRET', 'SCHED_DB_URL', 'SCHED_ZK_AUTH'];
 
 /**
- * The environment of a task process (architecture §10): the worker's environment minus secrets,
- * then the task's params, then the SCHED_* variables (params cannot override those; the request
- * validator refuses SCHED_* param names).
+ * The environment of a task process (docs/design.md#contract, docs/tasks.md#environment): the
+ * worker's environment minus secrets, then the task's params, then the SCHED_* variables (params
+ * cannot override those; the request validator refuses SCHED_* param names).
  */
 export function taskEnvironment(
   req: AttemptRequest,

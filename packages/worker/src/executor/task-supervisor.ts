@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import type { Logger } from '@sched/core';
 
 /**
- * The task supervisor (architecture §8, decision 0004): a small process, separate from the worker
+ * The task supervisor (docs/design.md#zombies, decision 0004): a small process, separate from the worker
  * daemon and in its own process group, that knows every running task's process group and SIGKILLs
  * them all when the daemon stops talking to it:
  *
