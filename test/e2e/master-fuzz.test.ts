@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION } from '@sched/protocol';
 import { SeededRandom } from '@sched/testkit';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type DaemonHandle, TestCluster } from './cluster.js';
@@ -75,7 +76,8 @@ const goodReport = {
 function probe(i: number, r: () => number, secret: string): Probe {
   const pick = <T>(list: readonly T[]): T => list[Math.floor(r() * list.length)] as T;
   const json = { 'content-type': 'application/json' };
-  const auth = { ...json, authorization: `Bearer ${secret}` };
+  // Authenticated; reports as a worker of this protocol version sends them.
+  const auth = { ...json, authorization: `Bearer ${secret}`, [PROTOCOL_HEADER]: String(PROTOCOL_VERSION) };
   switch (i % 4) {
     case 0: {
       const garbage = Buffer.from(

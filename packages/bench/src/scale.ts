@@ -125,7 +125,8 @@ export async function run(args: string[]): Promise<void> {
     let rssMax = rssAfterStart;
 
     // Load window: every-minute schedules fire all along.
-    const loadFrom = Math.ceil((Date.now() + 2_000) / 1000) * 1000;
+    // Not before `fresh`: fire times before it were moved past it by the fix-up above.
+    const loadFrom = Math.ceil(Math.max(Date.now() + 2_000, fresh + 1_000) / 1000) * 1000;
     const loadTo = loadFrom + opts.load * 1000;
     await sleep(loadFrom - Date.now());
     const cpuLoad0 = cpuMsOf(pid);
@@ -135,11 +136,37 @@ export async function run(args: string[]): Promise<void> {
     }
     const loadCpuPercent = Math.round(((cpuMsOf(pid) - cpuLoad0) / (opts.load * 1000)) * 1000) / 10;
     await sleep(5_000);
-    const [{ expected } = { expected: 0 }] = await cluster.query<{ expected: number }>(
-      `SELECT count(*)::int AS expected FROM runs r JOIN workflows w ON w.id = r.workflow_id
-        WHERE w.name LIKE 'scale-%' AND r.fire_time >= $1 AND r.fire_time < $2`,
-      [new Date(loadFrom), new Date(loadTo)],
+    // Every fire time of every schedule in the window, from the same crons (computed, not read).
+    const want = new Map<string, number[]>();
+    let expected = 0;
+    for (let i = 0; i < opts.schedules; i++) {
+      const cron = new CronSchedule(cronFor(i), { timezone: ZONES[i % ZONES.length] as string });
+      for (let t = cron.next(loadFrom - 1); t !== null && t < loadTo; t = cron.next(t)) {
+        expected += 1;
+        want.set(`scale-${i}`, [...(want.get(`scale-${i}`) ?? []), t]);
+      }
+    }
+    const got = new Set(
+      (
+        await cluster.query<{ name: string; fire: number }>(
+          `SELECT w.name, (extract(epoch FROM r.fire_time) * 1000)::float8 AS fire FROM runs r
+             JOIN workflows w ON w.id = r.workflow_id WHERE r.fire_time >= $1 AND r.fire_time < $2`,
+          [new Date(loadFrom), new Date(loadTo)],
+        )
+      ).map((r) => `${r.name}@${r.fire}`),
     );
+    const missing = [...want].flatMap(([name, times]) =>
+      times.filter((t) => !got.has(`${name}@${t}`)).map((t) => ({ name, t })),
+    );
+    for (const m of missing.slice(0, 5)) {
+      const [row] = await cluster.query<{ cron: string; timezone: string; next: Date; paused: boolean }>(
+        `SELECT s.cron, s.timezone, s.next_fire_time AS next, s.paused FROM schedules s JOIN workflows w ON w.id = s.workflow_id WHERE w.name = $1`,
+        [m.name],
+      );
+      say(
+        `  missing: ${m.name} at ${new Date(m.t).toISOString()} (cron ${row?.cron}, ${row?.timezone}, next_fire_time now ${row?.next?.toISOString()})`,
+      );
+    }
     const fired = await fireWindowFigures(cluster, 'scale', loadFrom, loadTo, expected);
     say(describeWindow(fired));
     say(`master CPU while firing ${round1(expected / opts.load)} runs/s: ${loadCpuPercent} % of one core`);

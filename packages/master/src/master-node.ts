@@ -12,15 +12,14 @@ import {
   systemClock,
 } from '@sched/core';
 import {
-  ensureLayout,
+  type ClusterMembership,
   type FailoverRecord,
-  FailoverRecords,
+  joinCluster,
   LeaderElection,
   type LeadershipTerm,
-  MemberRegistration,
   MembersView,
+  type NodeState,
   RegistryPaths,
-  type WatchHandle,
   type WorkerHeartbeat,
   ZkSession,
 } from '@sched/registry';
@@ -41,19 +40,26 @@ import { CommandProcessor } from './scheduler/command-processor.js';
 import { ScheduleFirer } from './scheduler/schedule-firer.js';
 
 /**
- * A master daemon (docs/design.md#what-sched-is): fires the schedules of its slot, claims commands, owns and
- * drives runs, applies workers' reports, and runs for leadership. Every side effect is gated on
- * the registry lease; when the session is LOST the master fences itself at once (stops firing
- * and driving) and resumes only with a new session.
+ * A master daemon (docs/design.md#what-sched-is, #zombies): fires the schedules of its slot,
+ * claims commands, owns and drives runs, applies workers' reports, and runs for leadership.
+ * Every side effect is gated on the registry lease; when the session is LOST the master fences
+ * itself at once (stops firing and driving) and resumes only once registered in a new session —
+ * unless it finds it was failed over (`joinCluster`), then it ends for good.
  *
- * | state    | event                               | next                                   |
- * |----------|-------------------------------------|----------------------------------------|
- * | starting | HTTP bound, migrated, registered    | running                                |
- * | running  | session SUSPENDED                   | running (lease checks stop new work)   |
- * | running  | session LOST                        | fenced (firer + driver stopped)        |
- * | fenced   | new session, registered again       | running                                |
- * | any      | stop()                              | stopped (deregistered, connections closed) |
+ * | state      | event                               | next                                   |
+ * |------------|-------------------------------------|----------------------------------------|
+ * | starting   | HTTP bound, migrated, registered    | running                                |
+ * | running    | session SUSPENDED                   | running (lease checks stop new work)   |
+ * | running    | session LOST                        | fenced (firer + driver stopped)        |
+ * | fenced     | new session, no failover record, registered again | running (firing and driving again) |
+ * | running/fenced | own failover record found (before re-registering, or appearing later) | terminated (fenced for good; `ended` resolves 3) |
+ * | any but stopping/stopped | stop()                | stopping (DRAINING heartbeat; runs handed to the other masters unless fenced or terminated) |
+ * | stopping   | deregistered, connections closed    | stopped                                |
+ *
+ * `state` is this lifecycle state; the heartbeat's `state` field (NORMAL / DRAINING,
+ * docs/design.md#znodes) is derived from it by `heartbeatState()`.
  */
+export type MasterNodeState = 'starting' | 'running' | 'fenced' | 'terminated' | 'stopping' | 'stopped';
 
 export interface MasterNodeOptions {
   config: SchedConfig;
@@ -80,7 +86,7 @@ export class MasterNode {
   pool!: pg.Pool;
   session!: ZkSession;
   paths!: RegistryPaths;
-  private registration!: MemberRegistration;
+  private membership!: ClusterMembership;
   mastersView!: MembersView;
   workersView!: MembersView;
   election!: LeaderElection;
@@ -91,11 +97,7 @@ export class MasterNode {
   private applier: ReportApplier | undefined;
   firer!: ScheduleFirer;
   commands!: CommandProcessor;
-  records!: FailoverRecords;
-  private failoverWatch: WatchHandle | undefined;
-  private fenced = false;
-  private stopping = false;
-  private state: 'NORMAL' | 'DRAINING' = 'NORMAL';
+  private nodeState: MasterNodeState = 'starting';
   private resolveEnded!: (code: number) => void;
   /** Resolves with a non-zero exit code when this incarnation must end (it was failed over). */
   readonly ended: Promise<number> = new Promise((resolve) => {
@@ -123,9 +125,19 @@ export class MasterNode {
     return node;
   }
 
+  /** Lifecycle state (the table above); not the heartbeat's NORMAL / DRAINING. */
+  get state(): MasterNodeState {
+    return this.nodeState;
+  }
+
+  /** Whether this master may work: not fenced, terminated or stopping. */
+  private get active(): boolean {
+    return this.nodeState === 'starting' || this.nodeState === 'running';
+  }
+
   /** Whether side effects may happen now: the lease holds and this master is not fenced. */
   leaseValid(): boolean {
-    if (this.fenced || this.stopping) return false;
+    if (!this.active) return false;
     try {
       this.session.checkLease();
       return true;
@@ -205,8 +217,6 @@ export class MasterNode {
       clock: this.clock,
       logger: this.log,
     });
-    await ensureLayout(this.session, this.paths);
-    this.records = new FailoverRecords(this.session, this.paths, { clock: this.clock, logger: this.log });
     this.workersView = new MembersView(this.session, this.paths, 'worker', { logger: this.log });
     this.mastersView = new MembersView(this.session, this.paths, 'master', { logger: this.log });
     await Promise.all([this.workersView.start(), this.mastersView.start()]);
@@ -265,8 +275,9 @@ export class MasterNode {
       onCommandDone: (r) => this.driver.wake(r.runIds),
     });
 
-    // 5. Register (the firer needs this master in the live list to own a slot), then start.
-    this.registration = new MemberRegistration(this.session, this.paths, {
+    // 5. Join (the firer needs this master in the live list to own a slot), then start. Every
+    // re-registration first looks for our failover record, and the record is watched for.
+    this.membership = await joinCluster(this.session, this.paths, {
       role: 'master',
       key: this.key,
       heartbeat: () => ({
@@ -275,26 +286,18 @@ export class MasterNode {
         pid: this.pid,
         version: SCHED_VERSION,
         ...this.load.sample(),
-        state: this.state,
+        state: this.heartbeatState(),
         reportedAt: new Date(this.clock.now()).toISOString(),
       }),
       intervalMs: config.heartbeat.intervalMs,
-      beforeRegister: async ({ first }) => {
-        if (first) return; // a brand-new incarnation cannot have been failed over
-        const record = await this.records.read('master', this.key);
-        if (record) {
-          this.terminate(record);
-          throw new SchedError(
-            'FAILED_OVER',
-            `master ${this.key} was failed over; this incarnation must exit`,
-          );
-        }
+      onRegistered: () => {
+        if (this.nodeState === 'starting') this.nodeState = 'running';
+        else this.unfence();
       },
+      onFailedOver: (record) => this.terminate(record),
       logger: this.log,
+      clock: this.clock,
     });
-    await this.registration.start();
-    // If the leader is failing us over right now, our record appears later: exit then.
-    this.failoverWatch = this.records.watchFor('master', this.key, (record) => this.terminate(record));
     this.mastersView.on('added', () => this.firer.membershipChanged());
     this.mastersView.on('removed', () => this.firer.membershipChanged());
     await this.mastersView.sync();
@@ -302,7 +305,6 @@ export class MasterNode {
     this.session.on('lost', (info) =>
       this.fence(`ZooKeeper session ${info.sessionId} lost (${info.reason})`),
     );
-    this.session.on('session', () => this.unfence());
 
     await this.wakeListener.start();
     await this.driver.start();
@@ -335,7 +337,7 @@ export class MasterNode {
       pool: this.pool,
       session: this.session,
       paths: this.paths,
-      records: this.records,
+      records: this.membership.records,
       masters: this.mastersView,
       workers: this.workersView,
       leaderKey: this.key,
@@ -351,13 +353,19 @@ export class MasterNode {
 
   /** This incarnation was failed over (a zombie): fence for good and tell the CLI to exit non-zero. */
   private terminate(record: FailoverRecord): void {
-    if (this.stopping) return;
+    if (this.nodeState === 'stopping' || this.nodeState === 'stopped') return;
     this.log.error(
       { failedOverAt: record.failedOverAt, by: record.by, runs: record.runs },
       `this master (${this.key}) was failed over by ${record.by} at ${record.failedOverAt}; exiting so a fresh incarnation can start`,
     );
     this.fence('failed over');
+    this.nodeState = 'terminated';
     this.resolveEnded(3);
+  }
+
+  /** The heartbeat's `state` field (docs/design.md#znodes): DRAINING from stop() on. */
+  private heartbeatState(): NodeState {
+    return this.nodeState === 'stopping' || this.nodeState === 'stopped' ? 'DRAINING' : 'NORMAL';
   }
 
   /** Live workers as the router sees them. */
@@ -382,17 +390,18 @@ export class MasterNode {
   }
 
   private fence(reason: string): void {
-    if (this.fenced || this.stopping) return;
-    this.fenced = true;
+    if (!this.active) return;
+    this.nodeState = 'fenced';
     this.log.warn({ reason }, 'self-fencing: stopped firing and driving runs');
     void this.firer.stop();
     void this.commands.stop();
     void this.driver.stop();
   }
 
+  /** Registered again in a new session (no failover record): back to work. */
   private unfence(): void {
-    if (!this.fenced || this.stopping) return;
-    this.fenced = false;
+    if (this.nodeState !== 'fenced') return;
+    this.nodeState = 'running';
     this.log.info('new ZooKeeper session: firing and driving runs again');
     this.firer.start();
     this.commands.start();
@@ -401,7 +410,7 @@ export class MasterNode {
 
   /** A graceful stop hands this master's active runs to the other live masters (nothing to fail over then). */
   private async handBackRuns(): Promise<void> {
-    if (!this.pool || !this.mastersView || this.fenced) return;
+    if (!this.pool || !this.mastersView) return;
     const others = this.mastersView
       .list()
       .map((m) => m.key)
@@ -417,9 +426,10 @@ export class MasterNode {
 
   /** Stops everything: deregisters (nothing is failed over for a graceful stop), closes connections. */
   async stop(): Promise<void> {
-    if (this.stopping) return;
-    this.stopping = true;
-    this.state = 'DRAINING';
+    if (this.nodeState === 'stopping' || this.nodeState === 'stopped') return;
+    // A fenced or failed-over master's runs are not its to hand over: the failover moves them.
+    const handBack = this.active;
+    this.nodeState = 'stopping';
     const quietly = async (what: string, fn: () => Promise<unknown> | unknown) => {
       try {
         await fn();
@@ -427,16 +437,15 @@ export class MasterNode {
         this.log.warn({ err }, `stopping ${what} failed`);
       }
     };
-    this.failoverWatch?.stop();
     // Publish DRAINING first: a leader that sees this node go then knows it was a graceful stop.
-    await quietly('heartbeat', () => this.registration?.refresh());
+    await quietly('heartbeat', () => this.membership?.registration.refresh());
     await quietly('election', () => this.election?.close());
     await quietly('firer', () => this.firer?.stop());
     await quietly('commands', () => this.commands?.stop());
     await quietly('driver', () => this.driver?.stop());
-    await quietly('hand-back', () => this.handBackRuns());
+    if (handBack) await quietly('hand-back', () => this.handBackRuns());
     await quietly('wake listener', () => this.wakeListener?.stop());
-    await quietly('registration', () => this.registration?.stop());
+    await quietly('registration', () => this.membership?.stop());
     await quietly('views', () => {
       this.mastersView?.stop();
       this.workersView?.stop();
@@ -445,5 +454,6 @@ export class MasterNode {
     await quietly('http', () => this.http?.close());
     this.client?.close();
     await quietly('pool', () => this.pool?.end());
+    this.nodeState = 'stopped';
   }
 }

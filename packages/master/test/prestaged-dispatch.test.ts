@@ -3,8 +3,9 @@
  * tasks of a pre-staged fire are persisted in the fire's transaction before the fire time and sent
  * only after it commits — never before the fire time, and never when the fire rolls back.
  */
+
+import type { AttemptRequest } from '@sched/protocol';
 import { eventually, registerCleanup } from '@sched/testkit';
-import type { AttemptRequest } from '@sched/worker';
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { DispatchAnswer, WorkerClient } from '../src/dispatch/worker-client.js';

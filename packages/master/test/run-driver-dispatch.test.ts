@@ -6,9 +6,9 @@
  * stopped and started (self-fencing and back).
  */
 import { parseIncarnationKey } from '@sched/core';
+import type { AttemptRequest } from '@sched/protocol';
 import { applyDefinitions, compileDefinitions } from '@sched/store';
 import { eventually, registerCleanup } from '@sched/testkit';
-import type { AttemptRequest } from '@sched/worker';
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type WorkerClient, WorkerUnreachableError } from '../src/dispatch/worker-client.js';

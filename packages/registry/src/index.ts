@@ -4,6 +4,7 @@ export * from './errors.js';
 export * from './failover-records.js';
 export * from './from-config.js';
 export * from './heartbeat.js';
+export * from './join-cluster.js';
 export * from './json-node.js';
 export * from './layout.js';
 export * from './leader-election.js';

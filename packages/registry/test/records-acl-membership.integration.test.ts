@@ -8,6 +8,7 @@ import { ensureLayout } from '../src/layout.js';
 import { MemberRegistration } from '../src/member-registration.js';
 import { MembersView } from '../src/members-view.js';
 import { RegistryPaths } from '../src/registry-paths.js';
+import { masterHeartbeat } from './support/heartbeats.js';
 import { openSession } from './support/zk.js';
 
 // FAILOVER_FINISH_NODES records, digest ACLs, and membership.
@@ -146,20 +147,6 @@ describe('digest ACL', () => {
 });
 
 describe('membership: registration and live view', () => {
-  function hb(port: number, state: MasterHeartbeat['state'] = 'NORMAL'): MasterHeartbeat {
-    return {
-      address: `127.0.0.1:${port}`,
-      startTime: 1_700_000_000_000,
-      pid: process.pid,
-      version: 'test',
-      cpu: 0,
-      memory: 0,
-      load: 0,
-      state,
-      reportedAt: new Date().toISOString(),
-    };
-  }
-
   it('the view reports added, updated (interval and immediate refresh) and removed; a deleted registration is put back', async () => {
     const connect = await zkChroot({ connectString: zkConnect }, 'membership');
     const watcherSession = await openSession(connect);
@@ -177,7 +164,7 @@ describe('membership: registration and live view', () => {
       role: 'master',
       key,
       intervalMs: 300,
-      heartbeat: () => hb(7300, state),
+      heartbeat: () => masterHeartbeat(7300, state),
     });
     await reg.start();
     expect(await events.next()).toBe(`added ${key} NORMAL`);
@@ -207,7 +194,7 @@ describe('membership: registration and live view', () => {
     const reg = new MemberRegistration(session, paths, {
       role: 'master',
       key: '127.0.0.1:7400_1',
-      heartbeat: () => hb(7400),
+      heartbeat: () => masterHeartbeat(7400),
       beforeRegister: async () => {
         throw new Error('failed over');
       },

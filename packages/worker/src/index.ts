@@ -1,29 +1,6 @@
 export { HttpError } from '@sched/core';
-export {
-  type AttemptRequest,
-  DISPATCH_SEQ_MAX,
-  type HttpTask,
-  type NoopTask,
-  parseAttemptRequest,
-  parseRevokeRequest,
-  type RevokeItem,
-  type RevokeRequest,
-  type ScriptTask,
-  type ShellTask,
-  type TaskSpec,
-} from './executor/attempt-request.js';
-export type {
-  AttemptResult,
-  AttemptSnapshot,
-  AttemptState,
-  FinalAttemptState,
-} from './executor/attempt-result.js';
-export {
-  AttemptRevokedError,
-  InvalidRequestError,
-  WorkerAtCapacityError,
-  WorkerDrainingError,
-} from './executor/errors.js';
+// The wire contract (attempt requests, results, reports) lives in @sched/protocol.
+export { AttemptRevokedError, WorkerAtCapacityError, WorkerDrainingError } from './executor/errors.js';
 export { isProcessAlive, livePidsInGroup, signalGroup, terminateGroup } from './executor/process-group.js';
 export { taskEnvironment } from './executor/task-environment.js';
 export {
@@ -41,13 +18,6 @@ export {
 export { WorkerHttpServer, type WorkerHttpServerOptions } from './http/worker-http-server.js';
 export { AttemptLog } from './logs/attempt-log.js';
 export { LogStore, type LogStoreOptions } from './logs/log-store.js';
-export {
-  type AttemptReport,
-  finishedReport,
-  type NewAttemptReport,
-  type ReportAck,
-  runningReport,
-} from './reporting/attempt-report.js';
 export { reportExecutorEvents } from './reporting/executor-reports.js';
 export { type HttpReportTransportOptions, httpReportTransport } from './reporting/http-report-transport.js';
 export { type ReportBackoff, ReportSender, type ReportSenderOptions } from './reporting/report-sender.js';

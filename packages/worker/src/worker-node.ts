@@ -11,13 +11,11 @@ import {
   systemClock,
 } from '@sched/core';
 import {
-  ensureLayout,
+  type ClusterMembership,
   type FailoverRecord,
-  FailoverRecords,
-  MemberRegistration,
+  joinCluster,
   MembersView,
   RegistryPaths,
-  type WatchHandle,
   ZkSession,
 } from '@sched/registry';
 import { TaskExecutor } from './executor/task-executor.js';
@@ -86,10 +84,8 @@ export class WorkerNode {
   session!: ZkSession;
   mastersView!: MembersView;
   private http!: WorkerHttpServer;
-  private registration: MemberRegistration | undefined;
+  private membership: ClusterMembership | undefined;
   supervisor: TaskSupervisor | undefined;
-  private failoverWatch: WatchHandle | undefined;
-  private records!: FailoverRecords;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly load = new HostLoadSampler();
@@ -171,7 +167,7 @@ export class WorkerNode {
       workerKey: () => this.key || null,
       // The latest registration (kept after a LOST until the next one: dispatches are refused
       // then anyway, the executor drains while fenced).
-      registration: () => this.registration?.registration?.czxid.toString() ?? null,
+      registration: () => this.membership?.registration.registration?.czxid.toString() ?? null,
       health: () => ({ state: this.heartbeatState(), node: this.nodeState, groups: config.worker.groups }),
       logger: this.log.child({ component: 'http' }),
       // Prometheus scrapes /metrics without the cluster secret (docs/api.md).
@@ -187,7 +183,7 @@ export class WorkerNode {
     // master that guessed the key, but the executor refuses until then anyway.
     this.executor.drain();
 
-    // 3. The registry: session, masters (report targets), failover records.
+    // 3. The registry: session, masters (report targets).
     const paths = new RegistryPaths(config.zk.root);
     this.session = await ZkSession.connect({
       connectString: config.zk.connect,
@@ -197,10 +193,8 @@ export class WorkerNode {
       clock: this.clock,
       logger: this.log,
     });
-    await ensureLayout(this.session, paths);
     this.mastersView = new MembersView(this.session, paths, 'master', { logger: this.log });
     await this.mastersView.start();
-    this.records = new FailoverRecords(this.session, paths, { clock: this.clock, logger: this.log });
 
     // 4. Reports: replay the spool of earlier runs, then report every attempt of this one.
     this.sender = new ReportSender({
@@ -218,7 +212,7 @@ export class WorkerNode {
       const now = this.heartbeatState();
       if (now !== this.lastHeartbeatState) {
         this.lastHeartbeatState = now;
-        void this.registration?.refresh().catch(() => {});
+        void this.membership?.registration.refresh().catch(() => {});
       }
     });
 
@@ -239,8 +233,9 @@ export class WorkerNode {
       (info) => void this.fence(`ZooKeeper session ${info.sessionId} lost (${info.reason})`),
     );
 
-    // 6. Register. Before each re-registration (a new session), look for our failover record.
-    this.registration = new MemberRegistration(this.session, paths, {
+    // 6. Join. Before each re-registration (a new session) our failover record is looked for, and
+    // it is watched for: if the leader is failing us over right now, it appears later.
+    this.membership = await joinCluster(this.session, paths, {
       role: 'worker',
       key: this.key,
       heartbeat: () => ({
@@ -259,33 +254,21 @@ export class WorkerNode {
         backlog: config.worker.backlog,
       }),
       intervalMs: config.heartbeat.intervalMs,
-      beforeRegister: async ({ first }) => {
-        if (first) return; // a brand-new incarnation cannot have been failed over
-        const record = await this.records.read('worker', this.key);
-        if (record) {
-          void this.terminate(record);
-          throw new SchedError(
-            'FAILED_OVER',
-            `worker ${this.key} was failed over; this incarnation must exit`,
-          );
+      onRegistered: () => {
+        if (this.nodeState === 'fenced' || this.nodeState === 'starting' || this.nodeState === 'suspended') {
+          // A drain fenced on the way stays a drain: registered again as DRAINING, taking nothing.
+          if (this.drainRequested) {
+            this.nodeState = 'draining';
+            return;
+          }
+          this.nodeState = 'running';
+          this.executor.resume();
         }
       },
+      onFailedOver: (record) => void this.terminate(record),
       logger: this.log,
+      clock: this.clock,
     });
-    this.registration.on('registered', () => {
-      if (this.nodeState === 'fenced' || this.nodeState === 'starting' || this.nodeState === 'suspended') {
-        // A drain fenced on the way stays a drain: registered again as DRAINING, taking nothing.
-        if (this.drainRequested) {
-          this.nodeState = 'draining';
-          return;
-        }
-        this.nodeState = 'running';
-        this.executor.resume();
-      }
-    });
-    await this.registration.start();
-    // If the leader is failing us over right now, its record appears later: exit then.
-    this.failoverWatch = this.records.watchFor('worker', this.key, (record) => void this.terminate(record));
 
     const interval = this.opts.logPurgeIntervalMs ?? 3_600_000;
     this.purgeTimer = setInterval(() => {
@@ -343,7 +326,7 @@ export class WorkerNode {
     this.executor.drain();
     // Attempts still waiting for a slot go back at once: other workers run them sooner.
     this.executor.handBackQueued('worker draining; handed back before it started');
-    await this.registration?.refresh().catch(() => {});
+    await this.membership?.registration.refresh().catch(() => {});
     const idle = this.executor.whenIdle();
     const timedOut = await Promise.race([
       idle.then(() => false),
@@ -379,12 +362,12 @@ export class WorkerNode {
       }
     };
     clearInterval(this.purgeTimer);
-    this.failoverWatch?.stop();
     await quietly('tasks', () => this.executor?.killAll('worker stopping; handed back', { handBack: true }));
     await quietly('task supervisor', () => this.supervisor?.stop());
     await quietly('reports', () => this.sender?.stop());
-    // A failed-over incarnation's znode is gone with its session; a graceful stop deletes it.
-    if (!wasTerminated) await quietly('registration', () => this.registration?.stop());
+    // A failed-over incarnation's znode is gone with its session; a graceful stop deletes it
+    // (and stops watching for the failover record; a failed-over one has stopped already).
+    if (!wasTerminated) await quietly('registration', () => this.membership?.stop());
     await quietly('masters view', () => this.mastersView?.stop());
     await quietly('session', () => this.session?.close());
     await quietly('http', () => this.http?.close());

@@ -2,13 +2,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { type AttemptRequest, parseAttemptRequest, parseRevokeRequest } from '@sched/protocol';
 import { eventually } from '@sched/testkit';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  type AttemptRequest,
-  parseAttemptRequest,
-  parseRevokeRequest,
-} from '../src/executor/attempt-request.js';
 import { TaskExecutor } from '../src/executor/task-executor.js';
 import type { ProcessGroupWatcher, SupervisorKill } from '../src/executor/task-supervisor.js';
 import { LogStore } from '../src/logs/log-store.js';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AttemptRequest, TaskSpec } from '../src/executor/attempt-request.js';
+import type { AttemptRequest, TaskSpec } from '@sched/protocol';
 
 /**
  * Whether `pid` runs, read straight from /proc, independent of the code under test. A zombie

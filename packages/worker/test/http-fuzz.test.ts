@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { PROTOCOL_HEADER, PROTOCOL_VERSION } from '@sched/protocol';
 import { SeededRandom } from '@sched/testkit';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { TaskExecutor } from '../src/executor/task-executor.js';
@@ -115,7 +116,12 @@ const rawCases: ((r: () => number) => Buffer)[] = [
 
 function probe(i: number, r: () => number): Probe {
   const pick = <T>(list: readonly T[]): T => list[Math.floor(r() * list.length)] as T;
-  const auth = (h: Record<string, string>) => ({ ...h, authorization: `Bearer ${SECRET}` });
+  // Authenticated as a master of this protocol version.
+  const auth = (h: Record<string, string>) => ({
+    ...h,
+    authorization: `Bearer ${SECRET}`,
+    [PROTOCOL_HEADER]: String(PROTOCOL_VERSION),
+  });
   const json = { 'content-type': 'application/json' };
   switch (i % 4) {
     case 0:
@@ -207,6 +213,13 @@ function probe(i: number, r: () => number): Probe {
       }
       if (variant === 3) {
         return { ...base, label: `empty#${i}`, headers: auth(json), body: Buffer.alloc(0) };
+      }
+      if (variant === 4 && r() < 0.5) {
+        // A valid dispatch from a master of another protocol version, or of none.
+        const headers: Record<string, string> = { ...json, authorization: `Bearer ${SECRET}` };
+        const version = pick([undefined, '0', String(PROTOCOL_VERSION + 1), 'x']);
+        if (version !== undefined) headers[PROTOCOL_HEADER] = version;
+        return { ...base, label: `protocol#${i}`, headers, body: Buffer.from(JSON.stringify(valid)) };
       }
       if (variant === 8) {
         return {
@@ -348,7 +361,11 @@ test(`${TOTAL} malformed or unauthenticated requests: each gets a 4xx JSON error
   const ok = validDispatch();
   const res = await fetch(`http://127.0.0.1:${port}/v1/attempts`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
+    headers: {
+      authorization: `Bearer ${SECRET}`,
+      'content-type': 'application/json',
+      [PROTOCOL_HEADER]: String(PROTOCOL_VERSION),
+    },
     body: JSON.stringify(ok),
   });
   expect(res.status).toBe(202);
@@ -358,7 +375,11 @@ test(`${TOTAL} malformed or unauthenticated requests: each gets a 4xx JSON error
   for (const attemptId of ['rv-1', 'rv-2', 'x1']) {
     const again = await fetch(`http://127.0.0.1:${port}/v1/attempts`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
+      headers: {
+        authorization: `Bearer ${SECRET}`,
+        'content-type': 'application/json',
+        [PROTOCOL_HEADER]: String(PROTOCOL_VERSION),
+      },
       body: JSON.stringify(attemptRequest({ type: 'noop' }, { attemptId, dispatchSeq: 1 })),
     });
     expect([attemptId, again.status]).toEqual([attemptId, 202]);

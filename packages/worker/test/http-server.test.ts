@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type AttemptRequest, PROTOCOL_HEADER, PROTOCOL_VERSION } from '@sched/protocol';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { AttemptRequest } from '../src/executor/attempt-request.js';
 import { TaskExecutor } from '../src/executor/task-executor.js';
 import { WorkerHttpServer } from '../src/http/worker-http-server.js';
 import { LogStore } from '../src/logs/log-store.js';
@@ -21,6 +21,7 @@ async function call(method: string, path: string, body?: unknown, headers: Recor
     method,
     headers: {
       authorization: `Bearer ${SECRET}`,
+      [PROTOCOL_HEADER]: String(PROTOCOL_VERSION),
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
       ...headers,
     },
@@ -206,6 +207,29 @@ describe('worker HTTP endpoint', () => {
       ]);
       expect(executor.started).toBe(started);
     });
+  });
+
+  test('a master of another protocol version (or none) is refused with PROTOCOL_MISMATCH naming both; nothing starts', async () => {
+    const started = executor.started;
+    for (const version of [undefined, '0', '2']) {
+      const res = await fetch(`${base}/v1/attempts`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${SECRET}`,
+          'content-type': 'application/json',
+          ...(version === undefined ? {} : { [PROTOCOL_HEADER]: version }),
+        },
+        body: JSON.stringify(attemptRequest({ type: 'noop' })),
+      });
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('PROTOCOL_MISMATCH');
+      expect(body.error.message).toContain(`this worker speaks ${PROTOCOL_VERSION}`);
+      expect(body.error.message).toContain(
+        version === undefined ? 'no X-Sched-Protocol header' : `"${version}"`,
+      );
+    }
+    expect(executor.started).toBe(started);
   });
 
   test('with its process slots taken and no backlog the worker refuses a shell task with 429 (a noop still runs); draining with 503', async () => {

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { AttemptReport } from '@sched/protocol';
 import { expect, test } from 'vitest';
-import type { AttemptReport } from '../src/reporting/attempt-report.js';
 import { httpReportTransport } from '../src/reporting/http-report-transport.js';
 
 const report = (reportId: string): AttemptReport => ({

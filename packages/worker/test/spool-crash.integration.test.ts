@@ -3,9 +3,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { AttemptReport } from '@sched/protocol';
 import { eventually, spawnProcess } from '@sched/testkit';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import type { AttemptReport } from '../src/reporting/attempt-report.js';
 import { tempDir } from './helpers.js';
 
 /**

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createLogger, loadConfig, SCHED_VERSION } from '@sched/core';
+import { type AttemptReport, PROTOCOL_HEADER, PROTOCOL_VERSION } from '@sched/protocol';
 import {
   ensureLayout,
   FailoverRecords,
@@ -14,7 +15,6 @@ import {
 } from '@sched/registry';
 import { eventually, FaultProxy, registerCleanup, sharedZooKeeper, zkChroot } from '@sched/testkit';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { AttemptReport } from '../src/reporting/attempt-report.js';
 import { WorkerNode } from '../src/worker-node.js';
 import { attemptRequest, pidRuns, tempDir } from './helpers.js';
 
@@ -118,7 +118,11 @@ async function dispatch(
 ): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(`http://${node.address}/v1/attempts`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
+    headers: {
+      authorization: `Bearer ${SECRET}`,
+      'content-type': 'application/json',
+      [PROTOCOL_HEADER]: String(PROTOCOL_VERSION),
+    },
     body: JSON.stringify(body),
   });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };

@@ -1,5 +1,5 @@
+import type { AttemptRequest, TaskSpec } from '@sched/protocol';
 import type { TaskDefinition } from '@sched/store';
-import type { AttemptRequest, TaskSpec } from '@sched/worker';
 
 /** The worker-side task spec for a definition's task (docs/definitions.md → docs/transport.md). */
 export function taskSpecOf(task: TaskDefinition): TaskSpec {

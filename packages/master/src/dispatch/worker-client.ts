@@ -1,19 +1,21 @@
 import { Agent, request } from 'node:http';
 import { dialAddress, type PeerMap, SchedError } from '@sched/core';
-import type { AttemptRequest } from '@sched/worker';
+import {
+  type AttemptRequest,
+  type DispatchAnswer,
+  dispatchBatchAnswerSchema,
+  errorAnswerSchema,
+  PROTOCOL_HEADER,
+  PROTOCOL_VERSION,
+  revokeAnswerSchema,
+} from '@sched/protocol';
+
+export type { DispatchAnswer } from '@sched/protocol';
 
 /**
  * The master's side of the master→worker transport (docs/transport.md): HTTP/1.1 keep-alive JSON,
  * `Authorization: Bearer <cluster secret>`. One connection pool per master, shared by every worker.
  */
-
-/** What a worker answered for one attempt of a batch. */
-export type DispatchAnswer =
-  | { attemptId: string; outcome: 'accepted' }
-  /** The worker already had this attempt (a repeated dispatch); it is running or done there. */
-  | { attemptId: string; outcome: 'duplicate' }
-  /** Capacity, draining, wrong incarnation: try another worker. */
-  | { attemptId: string; outcome: 'refused'; code: string; message: string };
 
 export interface WorkerClient {
   /** Sends attempts to one worker. Throws `WorkerUnreachableError` when the worker cannot be asked at all. */
@@ -64,13 +66,6 @@ export interface HttpWorkerClientOptions {
   peerMap?: PeerMap;
 }
 
-interface BatchResult {
-  status: number;
-  attemptId?: string;
-  accepted?: boolean;
-  error?: { code: string; message: string };
-}
-
 export class HttpWorkerClient implements WorkerClient {
   private readonly agent: Agent;
   private readonly timeoutMs: number;
@@ -87,16 +82,25 @@ export class HttpWorkerClient implements WorkerClient {
   async dispatch(address: string, attempts: AttemptRequest[]): Promise<DispatchAnswer[]> {
     const { status, body } = await this.call(address, 'POST', '/v1/attempts/batch', { attempts });
     if (status !== 200) {
-      const err = (body as { error?: { code?: string; message?: string } }).error;
-      // The whole batch was refused (draining, malformed): nothing ran; every attempt is refused.
+      const err = errorAnswerSchema.safeParse(body);
+      // The whole batch was refused (draining, malformed, another protocol): nothing ran; every
+      // attempt is refused.
       return attempts.map((a) => ({
         attemptId: a.attemptId,
         outcome: 'refused',
-        code: err?.code ?? `HTTP_${status}`,
-        message: err?.message ?? `worker answered ${status}`,
+        code: err.success ? err.data.error.code : `HTTP_${status}`,
+        message: err.success ? err.data.error.message : `worker answered ${status}`,
       }));
     }
-    const results = (body as { results?: BatchResult[] }).results ?? [];
+    const parsed = dispatchBatchAnswerSchema.safeParse(body);
+    // An answer in another shape says nothing about what ran: treated like a lost answer.
+    if (!parsed.success) {
+      throw new WorkerUnreachableError(
+        address,
+        new Error('the worker answered the dispatch in an unknown shape'),
+      );
+    }
+    const results = parsed.data.results;
     return attempts.map((a, i): DispatchAnswer => {
       const r = results[i];
       if (r && (r.status === 200 || r.status === 202)) {
@@ -132,19 +136,13 @@ export class HttpWorkerClient implements WorkerClient {
       worker: workerKey,
       attempts,
     });
-    const results = (body as { results?: { attemptId?: unknown; state?: unknown }[] }).results;
-    if (status !== 200 || !Array.isArray(results)) {
-      const err = (body as { error?: { code?: string; message?: string } }).error;
-      throw new WorkerUnreachableError(
-        address,
-        new Error(`revoke answered ${status} ${err?.code ?? ''} ${err?.message ?? ''}`.trim()),
-      );
+    const parsed = status === 200 ? revokeAnswerSchema.safeParse(body) : null;
+    if (!parsed?.success) {
+      const err = errorAnswerSchema.safeParse(body);
+      const what = err.success ? `${err.data.error.code} ${err.data.error.message}` : 'an unknown shape';
+      throw new WorkerUnreachableError(address, new Error(`revoke answered ${status} ${what}`));
     }
-    const out = new Map<string, string>();
-    for (const r of results) {
-      if (typeof r?.attemptId === 'string' && typeof r.state === 'string') out.set(r.attemptId, r.state);
-    }
-    return out;
+    return new Map(parsed.data.results.map((r) => [r.attemptId, r.state]));
   }
 
   close(): void {
@@ -170,6 +168,7 @@ export class HttpWorkerClient implements WorkerClient {
           timeout: this.timeoutMs,
           headers: {
             Authorization: this.auth,
+            [PROTOCOL_HEADER]: String(PROTOCOL_VERSION),
             'Content-Type': 'application/json',
             'Content-Length': data.length,
           },

@@ -1,6 +1,6 @@
 import type { Logger } from '@sched/core';
+import { type AttemptReport, FINAL_ATTEMPT_STATES } from '@sched/protocol';
 import type { Db } from '@sched/store';
-import type { AttemptReport } from '@sched/worker';
 import { notifyOwners } from '../runs/run-wake-channel.js';
 
 /**
@@ -18,7 +18,7 @@ import { notifyOwners } from '../runs/run-wake-channel.js';
 
 // `failed-over`: the worker fenced itself and killed the attempt (worker attempt-result.ts); the
 // owner re-runs it per the failover policy, as after the leader's failover.
-const FINAL_STATES = new Set(['succeeded', 'failed', 'timed-out', 'killed', 'failed-over']);
+const FINAL_STATES: ReadonlySet<string> = new Set(FINAL_ATTEMPT_STATES);
 
 export interface ReportOutcome {
   applied: string[];

@@ -1,4 +1,5 @@
 import { type Clock, type Logger, systemClock } from '@sched/core';
+import { WireError } from '@sched/protocol';
 import { type Db, releaseQueuedRun, type TaskDefinition, type WorkflowDefinition } from '@sched/store';
 import type pg from 'pg';
 import { attemptRequestOf } from '../dispatch/attempt-request.js';
@@ -656,10 +657,10 @@ export class RunDriver {
             }
             this.opts.router.reportDispatchFailure(s.target.key);
             const code = answer?.outcome === 'refused' ? answer.code : null;
-            if (code === 'WRONG_REGISTRATION') wrongRegistration.push(s);
+            if (code === WireError.WrongRegistration) wrongRegistration.push(s);
             // Another incarnation at the address, or this one on another registration (the view lags).
-            const notForThisOne = code === 'WRONG_INCARNATION' || code === 'WRONG_REGISTRATION';
-            if (lostAnswer || (s.mayHave && code !== 'ATTEMPT_REVOKED')) {
+            const notForThisOne = code === WireError.WrongIncarnation || code === WireError.WrongRegistration;
+            if (lostAnswer || (s.mayHave && code !== WireError.AttemptRevoked)) {
               // A copy may be there (or on its way): never give it to a second worker unasked. A
               // different incarnation at the address cannot answer for the one we sent it to, and
               // the failover of the registration the row records may take it over first: held

@@ -1,4 +1,5 @@
-import { type Issue, SchedError } from '@sched/core';
+import { SchedError } from '@sched/core';
+import { WireError } from '@sched/protocol';
 
 /**
  * Every slot of the task's kind is taken and the backlog is full; the master should try another
@@ -7,7 +8,7 @@ import { type Issue, SchedError } from '@sched/core';
 export class WorkerAtCapacityError extends SchedError {
   constructor(capacity: number, kind: 'process' | 'http' = 'process', backlog = 0) {
     super(
-      'WORKER_AT_CAPACITY',
+      WireError.WorkerAtCapacity,
       `worker is busy: all ${capacity} ${kind} slots are taken and its backlog of ${backlog} waiting attempts is full; try another worker`,
       { retriable: true },
     );
@@ -17,22 +18,13 @@ export class WorkerAtCapacityError extends SchedError {
 /** The worker is draining (shutting down gracefully) and takes no new task. */
 export class WorkerDrainingError extends SchedError {
   constructor() {
-    super('WORKER_DRAINING', 'worker is draining and accepts no new task; try another worker', {
+    super(WireError.WorkerDraining, 'worker is draining and accepts no new task; try another worker', {
       retriable: true,
     });
   }
 }
 
-/** A dispatch request is malformed; `issues` name each bad field. */
-export class InvalidRequestError extends SchedError {
-  readonly issues: readonly Issue[];
-
-  constructor(issues: readonly Issue[]) {
-    const lines = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message));
-    super('REQUEST_INVALID', `invalid request: ${lines.join('; ')}`, { retriable: false });
-    this.issues = issues;
-  }
-}
+export { InvalidRequestError } from '@sched/protocol';
 
 /**
  * A master revoked this dispatch of the attempt (`POST /v1/attempts/revoke`): it found the
@@ -46,7 +38,7 @@ export class AttemptRevokedError extends SchedError {
     readonly dispatchSeq: number,
   ) {
     super(
-      'ATTEMPT_REVOKED',
+      WireError.AttemptRevoked,
       `attempt ${attemptId} (dispatch ${dispatchSeq}) was revoked on this worker: a master found it was not delivered and gave it to another worker; not started`,
       { retriable: false },
     );

@@ -1,4 +1,4 @@
-import type { AttemptRequest } from './attempt-request.js';
+import type { AttemptRequest } from '@sched/protocol';
 
 /**
  * Variables of the worker's own environment that must never reach task code: the cluster secret

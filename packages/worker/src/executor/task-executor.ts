@@ -2,10 +2,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Clock, formatDuration, type Logger, sleep, systemClock } from '@sched/core';
+import type {
+  AttemptRequest,
+  AttemptResult,
+  AttemptSnapshot,
+  FinalAttemptState,
+  HttpTask,
+} from '@sched/protocol';
 import type { AttemptLog } from '../logs/attempt-log.js';
 import type { LogStore } from '../logs/log-store.js';
-import type { AttemptRequest, HttpTask } from './attempt-request.js';
-import type { AttemptResult, AttemptSnapshot, FinalAttemptState } from './attempt-result.js';
 import { AttemptRevokedError, WorkerAtCapacityError, WorkerDrainingError } from './errors.js';
 import { type TerminationOutcome, terminateGroup } from './process-group.js';
 import { taskEnvironment } from './task-environment.js';

@@ -3,16 +3,15 @@ import { HttpError, JsonHttpServer, type Logger, type RequestContext, type Route
 import {
   type AttemptRequest,
   ID_PATTERN,
+  InvalidRequestError,
+  PROTOCOL_HEADER,
   parseAttemptRequest,
   parseRevokeRequest,
+  protocolMismatch,
   type RevokeRequest,
-} from '../executor/attempt-request.js';
-import {
-  AttemptRevokedError,
-  InvalidRequestError,
-  WorkerAtCapacityError,
-  WorkerDrainingError,
-} from '../executor/errors.js';
+  WireError,
+} from '@sched/protocol';
+import { AttemptRevokedError, WorkerAtCapacityError, WorkerDrainingError } from '../executor/errors.js';
 import type { TaskExecutor } from '../executor/task-executor.js';
 import type { LogStore } from '../logs/log-store.js';
 
@@ -86,17 +85,17 @@ export class WorkerHttpServer {
       {
         method: 'POST',
         pattern: /^\/v1\/attempts$/,
-        handle: async (ctx) => this.dispatchOne(await ctx.json()),
+        handle: async (ctx) => this.dispatchOne(await fromMaster(ctx)),
       },
       {
         method: 'POST',
         pattern: /^\/v1\/attempts\/batch$/,
-        handle: async (ctx) => this.dispatchBatch(await ctx.json()),
+        handle: async (ctx) => this.dispatchBatch(await fromMaster(ctx)),
       },
       {
         method: 'POST',
         pattern: /^\/v1\/attempts\/revoke$/,
-        handle: async (ctx) => this.revoke(await ctx.json()),
+        handle: async (ctx) => this.revoke(await fromMaster(ctx)),
       },
       {
         method: 'GET',
@@ -104,14 +103,15 @@ export class WorkerHttpServer {
         handle: (ctx) => {
           const id = attemptIdOf(ctx);
           const snapshot = this.opts.executor.snapshot(id);
-          if (!snapshot) throw new HttpError(404, 'NOT_FOUND', `attempt ${id} is not known on this worker`);
+          if (!snapshot)
+            throw new HttpError(404, WireError.NotFound, `attempt ${id} is not known on this worker`);
           return { status: 200, body: snapshot };
         },
       },
       {
         method: 'POST',
         pattern: attempt('/cancel'),
-        handle: async (ctx) => this.cancel(attemptIdOf(ctx), await ctx.json({ optional: true })),
+        handle: async (ctx) => this.cancel(attemptIdOf(ctx), await fromMaster(ctx, { optional: true })),
       },
       {
         method: 'GET',
@@ -169,12 +169,16 @@ export class WorkerHttpServer {
   private dispatchBatch(body: unknown): { status: number; body: unknown } {
     const attempts = (body as { attempts?: unknown } | null)?.attempts;
     if (typeof body !== 'object' || body === null || !Array.isArray(attempts)) {
-      throw new HttpError(400, 'REQUEST_INVALID', 'attempts: expected { "attempts": [ …attempt requests ] }');
+      throw new HttpError(
+        400,
+        WireError.RequestInvalid,
+        'attempts: expected { "attempts": [ …attempt requests ] }',
+      );
     }
     if (attempts.length === 0 || attempts.length > this.maxBatch) {
       throw new HttpError(
         400,
-        'REQUEST_INVALID',
+        WireError.RequestInvalid,
         `attempts: expected 1..${this.maxBatch} attempts, got ${attempts.length}`,
       );
     }
@@ -190,7 +194,7 @@ export class WorkerHttpServer {
       }
     });
     if (issues.length > 0)
-      throw new HttpError(400, 'REQUEST_INVALID', new InvalidRequestError(issues).message, { issues });
+      throw new HttpError(400, WireError.RequestInvalid, new InvalidRequestError(issues).message, { issues });
     const results = requests.map((r) => {
       const { status, body: b } = this.dispatch(r as AttemptRequest);
       return { status, ...(b as object) };
@@ -205,7 +209,7 @@ export class WorkerHttpServer {
       if (request.worker !== null && own !== null && request.worker !== own) {
         return errorOutcome(
           409,
-          'WRONG_INCARNATION',
+          WireError.WrongIncarnation,
           `attempt ${request.attemptId} was dispatched to ${request.worker}, but this worker is ${own}`,
         );
       }
@@ -214,7 +218,7 @@ export class WorkerHttpServer {
         const who = request.worker ?? own ?? 'this worker';
         return errorOutcome(
           409,
-          'WRONG_REGISTRATION',
+          WireError.WrongRegistration,
           BigInt(request.registration) < BigInt(current)
             ? `attempt ${request.attemptId} was dispatched to registration ${request.registration} of worker ${who}, but this worker is now registration ${current} (it lost its ZooKeeper session and registered again); not started`
             : `attempt ${request.attemptId} was dispatched to registration ${request.registration} of worker ${who}, but this worker is still registration ${current} (it is registering again); not started`,
@@ -231,7 +235,11 @@ export class WorkerHttpServer {
       if (err instanceof WorkerAtCapacityError) return errorOutcome(429, err.code, err.message);
       if (err instanceof WorkerDrainingError) return errorOutcome(503, err.code, err.message);
       this.opts.logger?.error({ err }, 'dispatch failed');
-      return errorOutcome(500, 'INTERNAL', `worker could not start the attempt: ${(err as Error).message}`);
+      return errorOutcome(
+        500,
+        WireError.Internal,
+        `worker could not start the attempt: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -256,7 +264,7 @@ export class WorkerHttpServer {
     if (request.worker !== null && request.worker !== own) {
       throw new HttpError(
         409,
-        'WRONG_INCARNATION',
+        WireError.WrongIncarnation,
         own === null
           ? `the revoke is addressed to ${request.worker}, but this worker does not know its incarnation key yet`
           : `the revoke is addressed to ${request.worker}, but this worker is ${own}`,
@@ -279,12 +287,13 @@ export class WorkerHttpServer {
         Array.isArray(body) ||
         (r !== undefined && typeof r !== 'string')
       ) {
-        throw new HttpError(400, 'REQUEST_INVALID', 'reason: expected { "reason"?: string }');
+        throw new HttpError(400, WireError.RequestInvalid, 'reason: expected { "reason"?: string }');
       }
       if (typeof r === 'string' && r.length > 0) reason = r.slice(0, 500);
     }
     const snapshot = this.opts.executor.cancel(attemptId, reason);
-    if (!snapshot) throw new HttpError(404, 'NOT_FOUND', `attempt ${attemptId} is not known on this worker`);
+    if (!snapshot)
+      throw new HttpError(404, WireError.NotFound, `attempt ${attemptId} is not known on this worker`);
     return { status: 200, body: { attemptId, state: snapshot.state } };
   }
 
@@ -298,7 +307,7 @@ export class WorkerHttpServer {
     if (!/^\d{1,15}$/.test(offsetText)) {
       throw new HttpError(
         400,
-        'REQUEST_INVALID',
+        WireError.RequestInvalid,
         `offset: expected a non-negative integer, got ${JSON.stringify(offsetText.slice(0, 40))}`,
       );
     }
@@ -306,13 +315,14 @@ export class WorkerHttpServer {
     if (followText !== 'true' && followText !== 'false') {
       throw new HttpError(
         400,
-        'REQUEST_INVALID',
+        WireError.RequestInvalid,
         `follow: expected true or false, got ${JSON.stringify(followText.slice(0, 40))}`,
       );
     }
     const known = this.opts.executor.snapshot(attemptId);
     if (!(await this.opts.logs.exists(attemptId))) {
-      if (!known) throw new HttpError(404, 'NOT_FOUND', `no log for attempt ${attemptId} on this worker`);
+      if (!known)
+        throw new HttpError(404, WireError.NotFound, `no log for attempt ${attemptId} on this worker`);
       // A noop attempt has no log: an empty log, not an error.
       res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Attempt-State': known.state });
       res.end();
@@ -344,7 +354,11 @@ export class WorkerHttpServer {
 function attemptIdOf(ctx: RequestContext): string {
   const id = ctx.params[0] ?? '';
   if (!ID_PATTERN.test(id)) {
-    throw new HttpError(400, 'REQUEST_INVALID', `attempt id ${JSON.stringify(id.slice(0, 80))} is malformed`);
+    throw new HttpError(
+      400,
+      WireError.RequestInvalid,
+      `attempt id ${JSON.stringify(id.slice(0, 80))} is malformed`,
+    );
   }
   return id;
 }
@@ -356,4 +370,15 @@ function errorOutcome(
   issues?: readonly { path: string; message: string }[],
 ) {
   return { status, body: { error: issues ? { code, message, issues } : { code, message } } };
+}
+
+/**
+ * The JSON body of a master's request, after checking that the master speaks this worker's
+ * protocol version (`X-Sched-Protocol`): a master of another version is refused with 400
+ * `PROTOCOL_MISMATCH` before anything is read or done.
+ */
+async function fromMaster(ctx: RequestContext, opts: { optional?: boolean } = {}): Promise<unknown> {
+  const mismatch = protocolMismatch(ctx.req.headers[PROTOCOL_HEADER], 'master');
+  if (mismatch !== null) throw new HttpError(400, WireError.ProtocolMismatch, mismatch);
+  return ctx.json(opts);
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock, Logger } from '@sched/core';
+import { finishedReport, runningReport } from '@sched/protocol';
 import type { TaskExecutor } from '../executor/task-executor.js';
-import { finishedReport, runningReport } from './attempt-report.js';
 import type { ReportSender } from './report-sender.js';
 
 /**

@@ -1,5 +1,11 @@
 import { SchedError } from '@sched/core';
-import type { AttemptReport, ReportAck } from './attempt-report.js';
+import {
+  type AttemptReport,
+  PROTOCOL_HEADER,
+  PROTOCOL_VERSION,
+  type ReportAck,
+  reportAckSchema,
+} from '@sched/protocol';
 
 export interface HttpReportTransportOptions {
   /** Addresses (`host:port`) of the live masters, e.g. from the registry; asked on every send. */
@@ -32,7 +38,11 @@ export function httpReportTransport(
       try {
         const res = await fetch(`http://${address}/v1/reports`, {
           method: 'POST',
-          headers: { authorization: `Bearer ${opts.secret}`, 'content-type': 'application/json' },
+          headers: {
+            authorization: `Bearer ${opts.secret}`,
+            'content-type': 'application/json',
+            [PROTOCOL_HEADER]: String(PROTOCOL_VERSION),
+          },
           body: JSON.stringify({ reports: batch }),
           signal: AbortSignal.timeout(timeoutMs),
         });
@@ -46,9 +56,9 @@ export function httpReportTransport(
           errors.push(`${address}: HTTP ${res.status} ${text.slice(0, 200)}`);
           continue;
         }
-        const ack = JSON.parse(text) as ReportAck;
-        if (!Array.isArray(ack.acked)) {
-          errors.push(`${address}: answer has no "acked" list`);
+        const ack = parseAck(text);
+        if (!ack) {
+          errors.push(`${address}: answer is not { acked: [...], rejected?: [...] }`);
           continue;
         }
         preferred = index;
@@ -64,12 +74,12 @@ export function httpReportTransport(
 }
 
 function parseAck(text: string): ReportAck | null {
+  let body: unknown;
   try {
-    const body = JSON.parse(text) as Partial<ReportAck>;
-    return Array.isArray(body.acked) && Array.isArray(body.rejected)
-      ? { acked: body.acked, rejected: body.rejected }
-      : null;
+    body = JSON.parse(text);
   } catch {
     return null;
   }
+  const parsed = reportAckSchema.safeParse(body);
+  return parsed.success ? parsed.data : null;
 }

@@ -1,5 +1,5 @@
 import { type Logger, SchedError } from '@sched/core';
-import type { AttemptReport, NewAttemptReport, ReportAck } from './attempt-report.js';
+import type { AttemptReport, NewAttemptReport, ReportAck } from '@sched/protocol';
 import type { ReportSpool } from './report-spool.js';
 
 export interface ReportBackoff {

@@ -1,7 +1,7 @@
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '@sched/core';
-import { type AttemptReport, isAttemptReport } from './attempt-report.js';
+import { type AttemptReport, isAttemptReport } from '@sched/protocol';
 
 /**
  * Reports not yet acknowledged by a master, on the worker's disk (`<dataDir>/spool`), so that a

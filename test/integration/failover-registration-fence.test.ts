@@ -18,14 +18,14 @@ import { EventQueue, eventually, registerCleanup, sharedZooKeeper, timing, zkChr
 import { LogStore, TaskExecutor, WorkerHttpServer } from '@sched/worker';
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { HttpWorkerClient, type WorkerClient } from '../src/dispatch/worker-client.js';
-import { FailoverCoordinator } from '../src/failover/failover-coordinator.js';
-import { failOverWorkerAttempts } from '../src/failover/failover-queries.js';
-import { WorkerRouter } from '../src/routing/worker-router.js';
-import { insertAttempts } from '../src/runs/run-drive-queries.js';
-import { type RegisteredWorker, RunDriver } from '../src/runs/run-driver.js';
-import { newManualRun, workerView } from './driver-fixtures.js';
-import { migratedDatabase, quietLogger } from './scheduler-fixtures.js';
+import { HttpWorkerClient, type WorkerClient } from '../../packages/master/src/dispatch/worker-client.js';
+import { FailoverCoordinator } from '../../packages/master/src/failover/failover-coordinator.js';
+import { failOverWorkerAttempts } from '../../packages/master/src/failover/failover-queries.js';
+import { WorkerRouter } from '../../packages/master/src/routing/worker-router.js';
+import { insertAttempts } from '../../packages/master/src/runs/run-drive-queries.js';
+import { type RegisteredWorker, RunDriver } from '../../packages/master/src/runs/run-driver.js';
+import { newManualRun, workerView } from '../../packages/master/test/driver-fixtures.js';
+import { migratedDatabase, quietLogger } from '../../packages/master/test/scheduler-fixtures.js';
 
 /**
  * The leader's failover fences on the worker's registration (docs/failover.md, the paragraph

@@ -2,11 +2,12 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AttemptRequest, LogStore, TaskExecutor, WorkerHttpServer } from '@sched/worker';
+import type { AttemptRequest } from '@sched/protocol';
+import { LogStore, TaskExecutor, WorkerHttpServer } from '@sched/worker';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { HttpWorkerClient } from '../src/dispatch/worker-client.js';
-import { WorkerRouter } from '../src/routing/worker-router.js';
-import { compareWorkers, type WorkerView } from '../src/routing/worker-view.js';
+import { HttpWorkerClient } from '../../packages/master/src/dispatch/worker-client.js';
+import { WorkerRouter } from '../../packages/master/src/routing/worker-router.js';
+import { compareWorkers, type WorkerView } from '../../packages/master/src/routing/worker-view.js';
 
 /**
  * Routing over real worker endpoints (end to end on the worker side): three

@@ -18,7 +18,8 @@
  * partitioned from ZooKeeper but not from the masters would fail the run instead (a killed
  * attempt is terminal) and the leader's failover would then find nothing to re-queue.
  */
-export type FinalAttemptState = 'succeeded' | 'failed' | 'timed-out' | 'killed' | 'failed-over';
+export const FINAL_ATTEMPT_STATES = ['succeeded', 'failed', 'timed-out', 'killed', 'failed-over'] as const;
+export type FinalAttemptState = (typeof FINAL_ATTEMPT_STATES)[number];
 /** `queued`: accepted, waiting for a free slot of its kind (task-executor.ts); nothing started yet. */
 export type AttemptState = 'queued' | 'running' | FinalAttemptState;
 

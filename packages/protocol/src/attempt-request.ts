@@ -2,8 +2,9 @@ import type { Issue } from '@sched/core';
 import { InvalidRequestError } from './errors.js';
 
 /**
- * What the master sends to run one task attempt (the body of a dispatch). Validated by hand (the
- * worker has no schema library dependency) with every problem named by its field path.
+ * What the master sends to run one task attempt (the body of a dispatch), and its validation,
+ * which names every problem by its field path, what was wrong and what is accepted (the worker
+ * refuses a malformed dispatch whole; nothing runs).
  */
 export type TaskSpec = ShellTask | ScriptTask | HttpTask | NoopTask;
 
