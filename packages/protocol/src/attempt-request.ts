@@ -1,4 +1,5 @@
 import type { Issue } from '@sched/core';
+import { z } from 'zod';
 import { InvalidRequestError } from './errors.js';
 
 /**
@@ -105,74 +106,7 @@ const ID_RULE = {
   accepted: 'letters, digits, _ . : - (at most 128, starting with a letter or digit)',
 };
 
-class Checker {
-  readonly issues: Issue[] = [];
-
-  problem(path: string, message: string): undefined {
-    this.issues.push({ path, message });
-    return undefined;
-  }
-
-  object(value: unknown, path: string): Record<string, unknown> | undefined {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      return this.problem(path, `expected an object, got ${describe(value)}`);
-    }
-    return value as Record<string, unknown>;
-  }
-
-  string(value: unknown, path: string, opts: { pattern?: RegExp; accepted?: string; max?: number } = {}) {
-    if (typeof value !== 'string') return this.problem(path, `expected a string, got ${describe(value)}`);
-    if (value.length === 0) return this.problem(path, 'must not be empty');
-    if (value.length > (opts.max ?? MAX_TEXT))
-      return this.problem(path, `longer than ${opts.max ?? MAX_TEXT} characters`);
-    if (opts.pattern && !opts.pattern.test(value)) {
-      return this.problem(
-        path,
-        `${JSON.stringify(value.slice(0, 80))} is not accepted; expected ${opts.accepted}`,
-      );
-    }
-    return value;
-  }
-
-  int(value: unknown, path: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      return this.problem(path, `expected an integer in ${min}..${max}, got ${describe(value)}`);
-    }
-    return value;
-  }
-
-  stringArray(value: unknown, path: string): string[] | undefined {
-    if (value === undefined) return [];
-    if (!Array.isArray(value))
-      return this.problem(path, `expected an array of strings, got ${describe(value)}`);
-    const out: string[] = [];
-    value.forEach((v, i) => {
-      if (typeof v !== 'string') this.problem(`${path}[${i}]`, `expected a string, got ${describe(v)}`);
-      else out.push(v);
-    });
-    return out;
-  }
-
-  stringMap(
-    value: unknown,
-    path: string,
-    keyPattern?: RegExp,
-    accepted?: string,
-  ): Record<string, string> | undefined {
-    if (value === undefined) return {};
-    const obj = this.object(value, path);
-    if (!obj) return undefined;
-    const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(obj)) {
-      if (keyPattern && !keyPattern.test(k))
-        this.problem(`${path}.${k}`, `name is not accepted; expected ${accepted}`);
-      else if (typeof v !== 'string') this.problem(`${path}.${k}`, `expected a string, got ${describe(v)}`);
-      else out[k] = v;
-    }
-    return out;
-  }
-}
-
+/** How a wrong value is named in a message. */
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -181,84 +115,323 @@ function describe(value: unknown): string {
   return typeof value;
 }
 
+// ---- zod building blocks: every message says what was wrong and what is accepted -------------
+
+/** A non-empty string of at most `max` characters, optionally matching `rule`. */
+function text(max = MAX_TEXT, rule?: { pattern: RegExp; accepted: string }) {
+  const base = z
+    .string({ error: (iss) => `expected a string, got ${describe(iss.input)}` })
+    .min(1, { error: 'must not be empty', abort: true })
+    .max(max, { error: `longer than ${max} characters`, abort: true });
+  if (!rule) return base;
+  return base.regex(rule.pattern, {
+    error: (iss) =>
+      `${JSON.stringify(String(iss.input).slice(0, 80))} is not accepted; expected ${rule.accepted}`,
+    abort: true,
+  });
+}
+
+/** An integer in `min..max`. */
+function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
+  const error = (iss: { input?: unknown }) =>
+    `expected an integer in ${min}..${max}, got ${describe(iss.input)}`;
+  return z
+    .number({ error })
+    .int({ error, abort: true })
+    .min(min, { error, abort: true })
+    .max(max, { error, abort: true });
+}
+
+/** An object of string values whose names match `names` (when given). */
+function stringMap(names?: { pattern: RegExp; accepted: string }) {
+  return z.record(
+    names ? z.string().regex(names.pattern) : z.string(),
+    z.string({ error: (iss) => `expected a string, got ${describe(iss.input)}` }),
+    {
+      error: (iss) =>
+        iss.code === 'invalid_key'
+          ? `name is not accepted; expected ${names?.accepted ?? 'a string'}`
+          : `expected an object, got ${describe(iss.input)}`,
+    },
+  );
+}
+
+function object<T extends z.core.$ZodLooseShape>(shape: T) {
+  return z.object(shape, { error: (iss) => `expected an object, got ${describe(iss.input)}` });
+}
+
+const stringList = z.array(z.string({ error: (iss) => `expected a string, got ${describe(iss.input)}` }), {
+  error: (iss) => `expected an array of strings, got ${describe(iss.input)}`,
+});
+
+const isoTime = text(64).refine((v) => !Number.isNaN(Date.parse(v)), {
+  error: 'expected an ISO 8601 time or null',
+});
+
 /**
- * Validates a dispatch body into an `AttemptRequest`.
- * @throws InvalidRequestError listing every bad field.
+ * The fields of a dispatch, each a zod schema, in the order they are checked (and their problems
+ * listed). `parseAttemptRequest` adds what crosses fields: defaults, `shardIndex < shardTotal`,
+ * reserved parameter names, the task by its type.
+ */
+export const attemptRequestFields = {
+  attemptId: text(MAX_TEXT, ID_RULE),
+  runId: text(MAX_TEXT, ID_RULE),
+  taskName: text(256),
+  attempt: integer(1, 1_000_000),
+  fireTime: isoTime.nullable().optional(),
+  shardTotal: integer(1, 100_000).optional(),
+  shardIndex: integer(0, 100_000).optional(),
+  idempotencyKey: text(512).optional(),
+  params: stringMap({
+    pattern: ENV_NAME,
+    accepted: 'an environment variable name [A-Za-z_][A-Za-z0-9_]*',
+  }).optional(),
+  timeoutMs: integer(1).nullable().optional(),
+  worker: text(300).nullable().optional(),
+  registration: text(MAX_TEXT, {
+    pattern: REGISTRATION,
+    accepted: 'the czxid of the worker’s registration znode in decimal (1 to 19 digits), or null',
+  })
+    .nullable()
+    .optional(),
+  dispatchSeq: integer(0, DISPATCH_SEQ_MAX).optional(),
+};
+
+/** The task of a dispatch, by its `type`. */
+export const taskSpecSchemas = {
+  noop: object({}),
+  shell: object({ command: text() }),
+  script: object({
+    interpreter: text(4096),
+    source: z.string({ error: `expected a string of at most ${MAX_TEXT} characters` }).max(MAX_TEXT, {
+      error: `expected a string of at most ${MAX_TEXT} characters`,
+    }),
+    interpreterArgs: stringList.optional(),
+    args: stringList.optional(),
+  }),
+  http: object({
+    url: text(8192)
+      .refine((u) => URL.canParse(u), {
+        error: (iss) => `${JSON.stringify(String(iss.input).slice(0, 80))} is not a URL`,
+        abort: true,
+      })
+      .refine((u) => ['http:', 'https:'].includes(new URL(u).protocol), {
+        error: (iss) =>
+          `protocol ${new URL(String(iss.input)).protocol} is not accepted; expected http: or https:`,
+      }),
+    method: z
+      .unknown()
+      .refine((m) => m === undefined || HTTP_METHODS.includes(String(m).toUpperCase()), {
+        error: (iss) =>
+          `${JSON.stringify(iss.input)} is not accepted; expected one of ${HTTP_METHODS.join(', ')}`,
+      })
+      .transform((m) => (m === undefined ? 'GET' : String(m).toUpperCase())),
+    headers: stringMap().optional(),
+    body: z
+      .string({ error: (iss) => `expected a string or null, got ${describe(iss.input)}` })
+      .nullable()
+      .optional(),
+    // One status or a list; empty means any 2xx.
+    expectedStatus: z.preprocess(
+      (v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]),
+      z.array(integer(100, 599)),
+    ),
+    timeoutMs: integer(1).nullable().optional(),
+  }),
+} as const;
+
+/** One schema's problems, with paths under `base` (`a.b[2].c`). */
+function check<S extends z.ZodType>(
+  issues: Issue[],
+  schema: S,
+  value: unknown,
+  base: string,
+): z.output<S> | undefined {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  for (const iss of r.error.issues) issues.push({ path: joinPath(base, iss.path), message: iss.message });
+  return undefined;
+}
+
+function joinPath(base: string, rest: readonly PropertyKey[]): string {
+  let out = base;
+  for (const p of rest)
+    out = typeof p === 'number' ? `${out}[${p}]` : out ? `${out}.${String(p)}` : String(p);
+  return out;
+}
+
+/**
+ * Validates a dispatch body into an `AttemptRequest` (`path` prefixes every issue, e.g.
+ * `attempts[3]` inside a batch).
+ * @throws InvalidRequestError listing every bad field, in field order.
  */
 export function parseAttemptRequest(input: unknown, path = ''): AttemptRequest {
-  const c = new Checker();
-  const at = (field: string) => (path ? `${path}.${field}` : field);
-  const body = c.object(input, path || '(body)');
-  if (!body) throw new InvalidRequestError(c.issues);
-
-  const attemptId = c.string(body.attemptId, at('attemptId'), ID_RULE);
-  const runId = c.string(body.runId, at('runId'), ID_RULE);
-  const taskName = c.string(body.taskName, at('taskName'), { max: 256 });
-  const attempt = c.int(body.attempt, at('attempt'), 1, 1_000_000);
-  let fireTime: string | null = null;
-  if (body.fireTime !== undefined && body.fireTime !== null) {
-    const ft = c.string(body.fireTime, at('fireTime'), { max: 64 });
-    if (ft !== undefined && Number.isNaN(Date.parse(ft)))
-      c.problem(at('fireTime'), 'expected an ISO 8601 time or null');
-    else if (ft !== undefined) fireTime = ft;
+  // The common case, a valid dispatch, in one pass of the composed schema; anything it refuses
+  // goes through the field-by-field pass below, which names every problem in field order.
+  const fast = attemptRequestSchema.safeParse(input);
+  if (fast.success) {
+    const r = fast.data;
+    const shardTotal = r.shardTotal ?? 1;
+    const shardIndex = r.shardIndex ?? 0;
+    const params = r.params ?? {};
+    if (shardIndex < shardTotal && !Object.keys(params).some((n) => n.startsWith('SCHED_'))) {
+      return {
+        attemptId: r.attemptId,
+        runId: r.runId,
+        taskName: r.taskName,
+        attempt: r.attempt,
+        fireTime: r.fireTime ?? null,
+        shardIndex,
+        shardTotal,
+        idempotencyKey: r.idempotencyKey ?? r.attemptId,
+        params,
+        timeoutMs: r.timeoutMs ?? null,
+        worker: r.worker ?? null,
+        registration:
+          r.registration === undefined || r.registration === null ? null : BigInt(r.registration).toString(),
+        dispatchSeq: r.dispatchSeq ?? 0,
+        task: taskSpecOf(r.task),
+      };
+    }
   }
-  const shardTotal = body.shardTotal === undefined ? 1 : c.int(body.shardTotal, at('shardTotal'), 1, 100_000);
-  const shardIndex = body.shardIndex === undefined ? 0 : c.int(body.shardIndex, at('shardIndex'), 0, 100_000);
+  return parseAttemptRequestSlowly(input, path);
+}
+
+function parseAttemptRequestSlowly(input: unknown, path: string): AttemptRequest {
+  const issues: Issue[] = [];
+  const at = (field: string) => (path ? `${path}.${field}` : field);
+  const body = check(
+    issues,
+    z.record(z.string(), z.unknown(), { error: objectError }),
+    input,
+    path || '(body)',
+  );
+  if (!body || Array.isArray(input)) {
+    if (issues.length === 0)
+      issues.push({ path: path || '(body)', message: `expected an object, got ${describe(input)}` });
+    throw new InvalidRequestError(issues);
+  }
+  const f = attemptRequestFields;
+  const attemptId = check(issues, f.attemptId, body.attemptId, at('attemptId'));
+  const runId = check(issues, f.runId, body.runId, at('runId'));
+  const taskName = check(issues, f.taskName, body.taskName, at('taskName'));
+  const attempt = check(issues, f.attempt, body.attempt, at('attempt'));
+  const fireTime = check(issues, f.fireTime, body.fireTime, at('fireTime'));
+  const shardTotalIn = check(issues, f.shardTotal, body.shardTotal, at('shardTotal'));
+  const shardIndexIn = check(issues, f.shardIndex, body.shardIndex, at('shardIndex'));
+  const shardTotal = body.shardTotal === undefined ? 1 : shardTotalIn;
+  const shardIndex = body.shardIndex === undefined ? 0 : shardIndexIn;
   if (shardIndex !== undefined && shardTotal !== undefined && shardIndex >= shardTotal) {
-    c.problem(at('shardIndex'), `must be below shardTotal (${shardTotal}), got ${shardIndex}`);
+    issues.push({
+      path: at('shardIndex'),
+      message: `must be below shardTotal (${shardTotal}), got ${shardIndex}`,
+    });
   }
   const idempotencyKey =
     body.idempotencyKey === undefined
       ? attemptId
-      : c.string(body.idempotencyKey, at('idempotencyKey'), { max: 512 });
-  const params = c.stringMap(
-    body.params,
-    at('params'),
-    ENV_NAME,
-    'an environment variable name [A-Za-z_][A-Za-z0-9_]*',
-  );
-  for (const name of Object.keys(params ?? {})) {
-    if (name.startsWith('SCHED_'))
-      c.problem(`${at('params')}.${name}`, 'SCHED_* names are reserved for sched');
+      : check(issues, f.idempotencyKey, body.idempotencyKey, at('idempotencyKey'));
+  const params =
+    check(issues, f.params, body.params, at('params')) ?? (body.params === undefined ? {} : undefined);
+  if (body.params !== null && typeof body.params === 'object') {
+    for (const [name, value] of Object.entries(body.params as Record<string, unknown>)) {
+      if (name.startsWith('SCHED_') && ENV_NAME.test(name) && typeof value === 'string') {
+        issues.push({ path: `${at('params')}.${name}`, message: 'SCHED_* names are reserved for sched' });
+      }
+    }
   }
-  const timeoutMs =
-    body.timeoutMs === undefined || body.timeoutMs === null
-      ? null
-      : c.int(body.timeoutMs, at('timeoutMs'), 1);
-  let worker: string | null = null;
-  if (body.worker !== undefined && body.worker !== null)
-    worker = c.string(body.worker, at('worker'), { max: 300 }) ?? null;
-  let registration: string | null = null;
-  if (body.registration !== undefined && body.registration !== null) {
-    const r = c.string(body.registration, at('registration'), {
-      pattern: REGISTRATION,
-      accepted: 'the czxid of the worker’s registration znode in decimal (1 to 19 digits), or null',
-    });
-    // Canonical (no leading zeros), so it compares as a string with the worker's own.
-    if (r !== undefined) registration = BigInt(r).toString();
-  }
-  const dispatchSeq =
-    body.dispatchSeq === undefined ? 0 : c.int(body.dispatchSeq, at('dispatchSeq'), 0, DISPATCH_SEQ_MAX);
-  const task = parseTaskSpec(c, body.task, at('task'));
+  const timeoutMs = check(issues, f.timeoutMs, body.timeoutMs, at('timeoutMs'));
+  const worker = check(issues, f.worker, body.worker, at('worker'));
+  const registration = check(issues, f.registration, body.registration, at('registration'));
+  const dispatchSeq = check(issues, f.dispatchSeq, body.dispatchSeq, at('dispatchSeq'));
+  const task = parseTaskSpec(issues, body.task, at('task'));
 
-  if (c.issues.length > 0) throw new InvalidRequestError(c.issues);
+  if (issues.length > 0) throw new InvalidRequestError(issues);
   return {
     attemptId: attemptId as string,
     runId: runId as string,
     taskName: taskName as string,
     attempt: attempt as number,
-    fireTime,
+    fireTime: fireTime ?? null,
     shardIndex: shardIndex as number,
     shardTotal: shardTotal as number,
     idempotencyKey: idempotencyKey as string,
     params: params as Record<string, string>,
     timeoutMs: timeoutMs ?? null,
-    worker,
-    registration,
-    dispatchSeq: dispatchSeq as number,
+    worker: worker ?? null,
+    // Canonical (no leading zeros), so it compares as a string with the worker's own.
+    registration:
+      registration === undefined || registration === null ? null : BigInt(registration).toString(),
+    dispatchSeq: dispatchSeq ?? 0,
     task: task as TaskSpec,
   };
 }
+
+const objectError = (iss: { input?: unknown }) => `expected an object, got ${describe(iss.input)}`;
+
+/** The whole dispatch as one schema (the fast path of `parseAttemptRequest`). */
+export const attemptRequestSchema = z.object({
+  ...attemptRequestFields,
+  task: z.discriminatedUnion('type', [
+    taskSpecSchemas.noop.extend({ type: z.literal('noop') }),
+    taskSpecSchemas.shell.extend({ type: z.literal('shell') }),
+    taskSpecSchemas.script.extend({ type: z.literal('script') }),
+    taskSpecSchemas.http.extend({ type: z.literal('http') }),
+  ]),
+});
+
+type ParsedTask = z.output<typeof attemptRequestSchema>['task'];
+
+function taskSpecOf(t: ParsedTask): TaskSpec {
+  switch (t.type) {
+    case 'noop':
+      return { type: 'noop' };
+    case 'shell':
+      return { type: 'shell', command: t.command };
+    case 'script':
+      return {
+        type: 'script',
+        interpreter: t.interpreter,
+        interpreterArgs: t.interpreterArgs ?? [],
+        source: t.source,
+        args: t.args ?? [],
+      };
+    case 'http':
+      return {
+        type: 'http',
+        url: t.url,
+        method: t.method,
+        headers: t.headers ?? {},
+        body: t.body ?? null,
+        expectedStatus: t.expectedStatus,
+        requestTimeoutMs: t.timeoutMs ?? null,
+      };
+  }
+}
+
+/** The body of `POST /v1/attempts/revoke`. */
+export const revokeRequestSchema = (maxItems: number) =>
+  z.object(
+    {
+      worker: text(300).nullable().optional(),
+      attempts: z
+        .array(z.unknown(), {
+          error: (iss) => `expected an array of { "attemptId", "dispatchSeq" }, got ${describe(iss.input)}`,
+        })
+        .min(1, {
+          error: (iss) => `expected 1..${maxItems} attempts, got ${(iss.input as unknown[]).length}`,
+          abort: true,
+        })
+        .max(maxItems, {
+          error: (iss) => `expected 1..${maxItems} attempts, got ${(iss.input as unknown[]).length}`,
+          abort: true,
+        })
+        .pipe(
+          z.array(object({ attemptId: text(MAX_TEXT, ID_RULE), dispatchSeq: integer(0, DISPATCH_SEQ_MAX) })),
+        ),
+    },
+    { error: objectError },
+  );
 
 /**
  * Validates a revoke body `{ "worker": key | null, "attempts": [{ "attemptId", "dispatchSeq" }, …] }`
@@ -266,98 +439,29 @@ export function parseAttemptRequest(input: unknown, path = ''): AttemptRequest {
  * @throws InvalidRequestError listing every bad field; nothing is revoked then.
  */
 export function parseRevokeRequest(input: unknown, maxItems: number): RevokeRequest {
-  const c = new Checker();
-  const body = c.object(input, '(body)');
-  if (!body) throw new InvalidRequestError(c.issues);
-  let worker: string | null = null;
-  if (body.worker !== undefined && body.worker !== null)
-    worker = c.string(body.worker, 'worker', { max: 300 }) ?? null;
-  const attempts: RevokeItem[] = [];
-  if (!Array.isArray(body.attempts)) {
-    c.problem(
-      'attempts',
-      `expected an array of { "attemptId", "dispatchSeq" }, got ${describe(body.attempts)}`,
-    );
-  } else if (body.attempts.length === 0 || body.attempts.length > maxItems) {
-    c.problem('attempts', `expected 1..${maxItems} attempts, got ${body.attempts.length}`);
-  } else {
-    body.attempts.forEach((item: unknown, i: number) => {
-      const path = `attempts[${i}]`;
-      const o = c.object(item, path);
-      if (!o) return;
-      const attemptId = c.string(o.attemptId, `${path}.attemptId`, ID_RULE);
-      const dispatchSeq = c.int(o.dispatchSeq, `${path}.dispatchSeq`, 0, DISPATCH_SEQ_MAX);
-      if (attemptId !== undefined && dispatchSeq !== undefined) attempts.push({ attemptId, dispatchSeq });
-    });
+  const issues: Issue[] = [];
+  const body = check(issues, revokeRequestSchema(maxItems), input, '');
+  if (!body) {
+    throw new InvalidRequestError(issues.map((i) => (i.path === '' ? { ...i, path: '(body)' } : i)));
   }
-  if (c.issues.length > 0) throw new InvalidRequestError(c.issues);
-  return { worker, attempts };
+  return { worker: body.worker ?? null, attempts: body.attempts };
 }
 
-function parseTaskSpec(c: Checker, input: unknown, path: string): TaskSpec | undefined {
-  const t = c.object(input, path);
-  if (!t) return undefined;
-  switch (t.type) {
-    case 'noop':
-      return { type: 'noop' };
-    case 'shell': {
-      const command = c.string(t.command, `${path}.command`);
-      return command === undefined ? undefined : { type: 'shell', command };
-    }
-    case 'script': {
-      const interpreter = c.string(t.interpreter, `${path}.interpreter`, { max: 4096 });
-      const source = typeof t.source === 'string' && t.source.length <= MAX_TEXT ? t.source : undefined;
-      if (source === undefined)
-        c.problem(`${path}.source`, `expected a string of at most ${MAX_TEXT} characters`);
-      const interpreterArgs = c.stringArray(t.interpreterArgs, `${path}.interpreterArgs`);
-      const args = c.stringArray(t.args, `${path}.args`);
-      if (interpreter === undefined || source === undefined || !interpreterArgs || !args) return undefined;
-      return { type: 'script', interpreter, interpreterArgs, source, args };
-    }
-    case 'http': {
-      const url = c.string(t.url, `${path}.url`, { max: 8192 });
-      if (url !== undefined) {
-        let parsed: URL | undefined;
-        try {
-          parsed = new URL(url);
-        } catch {
-          c.problem(`${path}.url`, `${JSON.stringify(url.slice(0, 80))} is not a URL`);
-        }
-        if (parsed && parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-          c.problem(`${path}.url`, `protocol ${parsed.protocol} is not accepted; expected http: or https:`);
-        }
-      }
-      const method = t.method === undefined ? 'GET' : String(t.method).toUpperCase();
-      if (!HTTP_METHODS.includes(method)) {
-        c.problem(
-          `${path}.method`,
-          `${JSON.stringify(t.method)} is not accepted; expected one of ${HTTP_METHODS.join(', ')}`,
-        );
-      }
-      const headers = c.stringMap(t.headers, `${path}.headers`);
-      let body: string | null = null;
-      if (t.body !== undefined && t.body !== null) {
-        if (typeof t.body === 'string') body = t.body;
-        else c.problem(`${path}.body`, `expected a string or null, got ${describe(t.body)}`);
-      }
-      let expectedStatus: number[] = [];
-      if (t.expectedStatus !== undefined) {
-        const list = Array.isArray(t.expectedStatus) ? t.expectedStatus : [t.expectedStatus];
-        expectedStatus = list.filter(
-          (s, i) => c.int(s, `${path}.expectedStatus[${i}]`, 100, 599) !== undefined,
-        );
-      }
-      const requestTimeoutMs =
-        t.timeoutMs === undefined || t.timeoutMs === null
-          ? null
-          : (c.int(t.timeoutMs, `${path}.timeoutMs`, 1) ?? null);
-      if (url === undefined || !headers) return undefined;
-      return { type: 'http', url, method, headers, body, expectedStatus, requestTimeoutMs };
-    }
-    default:
-      return c.problem(
-        `${path}.type`,
-        `${JSON.stringify(t.type)} is not a task type; accepted: shell, script, http, noop`,
-      );
+function parseTaskSpec(issues: Issue[], input: unknown, path: string): TaskSpec | undefined {
+  const t = check(issues, z.record(z.string(), z.unknown(), { error: objectError }), input, path);
+  if (!t || Array.isArray(input)) {
+    if (t) issues.push({ path, message: `expected an object, got ${describe(input)}` });
+    return undefined;
   }
+  const type = t.type;
+  if (type !== 'noop' && type !== 'shell' && type !== 'script' && type !== 'http') {
+    issues.push({
+      path: `${path}.type`,
+      message: `${JSON.stringify(type)} is not a task type; accepted: shell, script, http, noop`,
+    });
+    return undefined;
+  }
+  if (type === 'noop') return { type: 'noop' };
+  const parsed = check(issues, taskSpecSchemas[type], t, path);
+  return parsed && taskSpecOf({ ...parsed, type } as ParsedTask);
 }

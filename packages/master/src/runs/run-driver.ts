@@ -1,58 +1,52 @@
 import { type Clock, type Logger, systemClock } from '@sched/core';
-import { WireError } from '@sched/protocol';
-import { type Db, releaseQueuedRun, type TaskDefinition, type WorkflowDefinition } from '@sched/store';
+import { type Db, releaseQueuedRun } from '@sched/store';
 import type pg from 'pg';
-import { attemptRequestOf } from '../dispatch/attempt-request.js';
-import { type DispatchAnswer, type WorkerClient, WorkerUnreachableError } from '../dispatch/worker-client.js';
+import type { WorkerClient } from '../dispatch/worker-client.js';
 import type { WorkerRouter } from '../routing/worker-router.js';
-import type { WorkerView } from '../routing/worker-view.js';
 import type { PreparedRuns, StagedRun } from '../scheduler/schedule-firer.js';
-import { type AttemptView, type PlannedTask, planRun } from './dag-planner.js';
+import { DeliveryLedger, ledgerStoreOf } from './delivery-ledger.js';
+import { DispatchSender } from './dispatch-sender.js';
 import {
-  type DispatchTarget,
+  type DispatchJob,
+  DispatchTargets,
+  jobsOfInserted,
+  type PlannedDispatch,
+  type RegisteredWorker,
+} from './dispatch-targets.js';
+import {
   type DriveAttempt,
   type DriveRun,
-  definitionKey,
   finishRuns,
   insertAttempts,
   killPendingAttempts,
   listOwnedActiveRuns,
   loadAttemptsOfRuns,
-  loadDefinitions,
   loadRunsToDrive,
   markRunsRunning,
-  type NewDispatch,
   reassignAttempt,
-  stillDispatched,
 } from './run-drive-queries.js';
+import { RunPlans } from './run-plans.js';
+
+export type { RegisteredWorker } from './dispatch-targets.js';
 
 /**
- * The run driver: drives every run this master owns, from the database alone.
+ * The run driver: drives every run this master owns, from the database alone. Owns the batch
+ * loop (wake → load runs + attempts → plan → persist → send → finish), its wake-ups, sweep and
+ * timers, and the pre-staged dispatch of fired runs (`prepareFired`). Where an attempt goes is
+ * `dispatch-targets.ts`; sending and reading answers, `dispatch-sender.ts`; attempts whose
+ * delivery is uncertain (the lost-answer protocol), `delivery-ledger.ts`.
  *
  * A run is "woken" when something may have changed for it (created, a report applied, a retry
  * came due, a cancel was requested, it was re-assigned to this master). Woken runs are driven in
  * batches: load runs + attempts, plan each with `planRun`, persist the dispatch intents in one
- * statement, send them to workers grouped per worker, and end finished runs. Every write is
- * fenced on `owner = me`, so a master that has lost a run changes nothing (docs/design.md#runs).
+ * statement, send them to workers, and end finished runs. Every write is fenced on `owner = me`,
+ * so a master that has lost a run changes nothing (docs/design.md#runs); nothing is driven or
+ * sent while the lease is not valid.
  *
  * The first time this incarnation drives a run, attempts already `dispatched` are sent again
  * (dispatch is idempotent on the attempt id): the previous owner may have died between
- * persisting the intent and sending it.
- *
- * Every dispatch records the worker's registration (the czxid of its znode) next to its key. A
- * worker that lost its session and came back keeps its key but has a new registration; the
- * leader's failover of the old one leaves attempts of the new one alone (docs/failover.md). So
- * an attempt is only ever sent to the registration recorded on its row: one recorded for a
- * registration that is gone is moved to the current one first (fenced), then sent. The dispatch
- * names that registration, and the worker refuses it (`WRONG_REGISTRATION`) if it is on another
- * one: a master whose view of the workers lags cannot start work the leader fails over.
+ * persisting the intent and sending it. After `stop()` every run is driven as for the first time.
  */
-
-/** A live worker as the driver gets it: the router's view plus, when known, its registration. */
-export type RegisteredWorker = WorkerView & {
-  /** czxid of the worker's registration znode (`MembersView` member `czxid`). */
-  czxid?: bigint;
-};
 
 export interface RunDriverOptions {
   db: pg.Pool;
@@ -80,80 +74,48 @@ export interface RunDriverOptions {
   batchSize?: number;
 }
 
-type Target = DispatchTarget;
-
-/** A new attempt as planned: its row, its run and task, and the workers to try after the first. */
-interface PlannedDispatch {
-  d: NewDispatch;
-  run: DriveRun;
-  task: TaskDefinition;
-  fallbacks: Target[];
-}
-
-interface PendingSend {
-  attemptId: number;
-  run: DriveRun;
-  task: TaskDefinition;
-  taskName: string;
-  attempt: number;
-  shardIndex: number;
-  shardTotal: number;
-  /**
-   * Worker it is assigned to now, then the fallbacks in order. An empty target (key '') means
-   * "not assigned to a sendable registration yet": it is moved to its first fallback, fenced on
-   * `assignedKey` (the worker key its row has now), before anything is sent.
-   */
-  target: Target;
-  fallbacks: Target[];
-  assignedKey?: string | null;
-  /** The row's `dispatch_seq` for the current target (sent with the dispatch and any revoke). */
-  seq: number;
-  /**
-   * The current target may already hold a copy of this attempt: a resend of a row dispatched to it
-   * (an earlier owner's request, or one whose answer was lost). Moving it away from that worker
-   * then needs the worker's word first (`revoke`), or its failover.
-   */
-  mayHave: boolean;
-}
-
-/** An attempt whose delivery could not be confirmed either way: it stays with its worker until it can. */
-interface Unconfirmed {
-  attemptId: number;
-  runId: number;
-  address: string;
-  workerKey: string;
-  seq: number;
-}
-
-const MAX_SENDS_IN_FLIGHT = 4;
-/** Attempts per dispatch or revoke request: the worker's batch limit. */
-const MAX_PER_REQUEST = 1000;
-
 export class RunDriver {
   private readonly dirty = new Set<number>();
   private readonly seen = new Set<number>();
   private readonly timers = new Map<number, NodeJS.Timeout>();
-  private readonly definitions = new Map<string, WorkflowDefinition>();
+  private readonly plans = new RunPlans();
   private readonly clock: Clock;
   private readonly batchSize: number;
+  private readonly noWorkerRetryMs: number;
+  private readonly ledger: DeliveryLedger;
+  private readonly sender: DispatchSender;
   private loop: Promise<void> | null = null;
-  /** Dispatches in flight: the next batch is planned while workers answer (bounded). */
-  private readonly sending = new Set<Promise<void>>();
-  /** Dispatched attempts whose delivery failed with an error: sent again on the run's next drive. */
-  private readonly undelivered = new Set<number>();
-  /** Attempts kept with their worker until it answers whether it has them (see `confirmOrHold`). */
-  private readonly unconfirmed = new Map<number, Unconfirmed>();
-  private unconfirmedTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private started = false;
 
   constructor(private readonly opts: RunDriverOptions) {
     this.clock = opts.clock ?? systemClock;
     this.batchSize = opts.batchSize ?? 500;
+    this.noWorkerRetryMs = opts.noWorkerRetryMs ?? 1_000;
+    const leaseValid = () => opts.leaseValid();
+    this.ledger = new DeliveryLedger({
+      store: ledgerStoreOf(opts.db, opts.owner),
+      workers: opts.client,
+      leaseValid,
+      wake: (runIds) => this.wake(runIds),
+      logger: opts.logger,
+      retryMs: opts.unconfirmedRetryMs,
+    });
+    this.sender = new DispatchSender({
+      client: opts.client,
+      router: opts.router,
+      // Every move is fenced on the run's owner and the dispatch seq the mover knows.
+      move: (id, from, to, fromSeq) => reassignAttempt(opts.db, id, from, to, { fromSeq, owner: opts.owner }),
+      ledger: this.ledger,
+      leaseValid,
+      retryLater: (runId) => this.wakeLater(runId, this.noWorkerRetryMs),
+      logger: opts.logger,
+    });
   }
 
   async start(): Promise<void> {
     this.started = true;
+    this.ledger.start();
     await this.sweep();
     const every = this.opts.sweepIntervalMs ?? 5_000;
     this.sweepTimer = setInterval(() => {
@@ -162,23 +124,21 @@ export class RunDriver {
     this.sweepTimer.unref();
   }
 
-  /** Stops driving (self-fencing or shutdown); waits for the batch in flight. */
+  /** Stops driving (self-fencing or shutdown); waits for the batch and the sends in flight. */
   async stop(): Promise<void> {
     this.started = false;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    if (this.unconfirmedTimer) clearTimeout(this.unconfirmedTimer);
-    this.unconfirmedTimer = null;
+    this.ledger.stop();
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     this.dirty.clear();
     await this.loop;
-    await Promise.all(this.sending);
+    await this.sender.idle();
     // After a restart (self-fencing ended) every run is driven as for the first time: its
     // `dispatched` attempts are sent again to their workers (idempotent, and moved only on their
     // word), so none that was held or undelivered before the stop is forgotten.
-    this.unconfirmed.clear();
+    this.ledger.clear();
     this.seen.clear();
-    this.undelivered.clear();
   }
 
   /** Marks runs as possibly changed; they are driven soon. Unknown or foreign ids are harmless. */
@@ -219,7 +179,7 @@ export class RunDriver {
         await this.driveBatch(batch);
       } catch (err) {
         this.opts.logger.warn({ err, runs: batch.length }, 'driving runs failed; retrying shortly');
-        for (const id of batch) this.wakeLater(id, this.opts.noWorkerRetryMs ?? 1_000);
+        for (const id of batch) this.wakeLater(id, this.noWorkerRetryMs);
       }
     }
   }
@@ -247,7 +207,7 @@ export class RunDriver {
       db,
       runs.map((r) => r.id),
     );
-    await this.ensureDefinitions(runs);
+    await this.plans.load(db, runs);
 
     const byRun = new Map<number, DriveAttempt[]>();
     for (const a of attempts) {
@@ -257,10 +217,9 @@ export class RunDriver {
     }
 
     const now = this.clock.now();
-    const workers = this.opts.workers();
-    const targetOf = this.targets(workers);
+    const targets = new DispatchTargets(this.opts.router, this.opts.workers());
     const newDispatches: PlannedDispatch[] = [];
-    const resends: PendingSend[] = [];
+    const resends: DispatchJob[] = [];
     const toStart: number[] = [];
     const toFinish: { id: number; state: 'succeeded' | 'failed' | 'cancelled' }[] = [];
     // Only workflows with concurrency `queue` can have queued runs to release when one ends.
@@ -268,7 +227,7 @@ export class RunDriver {
     const cancelled: number[] = [];
 
     for (const run of runs) {
-      const def = this.definitions.get(definitionKey(run.workflowId, run.version));
+      const def = this.plans.definitionOf(run);
       if (!def) {
         this.opts.logger.error({ runId: run.id }, 'run refers to a definition version that does not exist');
         continue;
@@ -285,24 +244,20 @@ export class RunDriver {
         continue;
       }
 
-      const tasks = new Map(def.tasks.map((t) => [t.name, t]));
-      const plan = planRun(def.tasks.map(toPlannedTask), runAttempts.map(toAttemptView), now);
+      const { tasks, plan } = this.plans.plan(def, runAttempts, now);
 
-      for (const action of plan.dispatch) {
-        const task = tasks.get(action.taskName) as TaskDefinition;
-        for (const d of this.route(run, def, task, action, workers, targetOf)) newDispatches.push(d);
-      }
-      // Attempts persisted without a worker (none was free) or, on a first drive, already dispatched.
-      for (const a of runAttempts) {
-        const task = tasks.get(a.taskName);
-        if (!task) continue;
-        const resend = firstTime || this.undelivered.delete(a.id);
-        if (a.state === 'pending' || (resend && a.state === 'dispatched' && a.workerKey)) {
-          const send = this.resendOf(run, def, task, a, workers, targetOf);
-          if (send) resends.push(send);
-          else if (a.state === 'pending') this.wakeLater(run.id, this.opts.noWorkerRetryMs ?? 1_000);
-        }
-      }
+      newDispatches.push(...targets.routeAll(run, def, tasks, plan.dispatch));
+      // Attempts persisted without a worker, and dispatched ones on a first drive or after their
+      // send failed (idempotent on the attempt id).
+      const again = targets.resendsOf(
+        run,
+        def,
+        tasks,
+        runAttempts,
+        (a) => firstTime || this.ledger.takeUndelivered(a.id),
+      );
+      resends.push(...again.jobs);
+      if (again.unrouted) this.wakeLater(run.id, this.noWorkerRetryMs);
       if (plan.outcome) toFinish.push({ id: run.id, state: plan.outcome });
       else if (run.state === 'pending') toStart.push(run.id);
       if (plan.wakeAt !== null) this.wakeLater(run.id, plan.wakeAt - now);
@@ -311,11 +266,11 @@ export class RunDriver {
     if (cancelled.length > 0) await killPendingAttempts(db, cancelled);
     await markRunsRunning(db, owner, toStart);
 
-    const sends: PendingSend[] = [...resends, ...(await this.persistDispatches(db, newDispatches))];
+    const jobs = [...resends, ...(await this.persistDispatches(db, newDispatches))];
     // The intents are persisted: sending can overlap with planning the next batch. A slow
     // worker then delays only its own attempts, not the whole driver.
-    this.sendInBackground(sends);
-    if (this.sending.size >= MAX_SENDS_IN_FLIGHT) await Promise.race(this.sending);
+    this.sender.sendInBackground(jobs);
+    await this.sender.throttle();
 
     const ended = await finishRuns(db, owner, toFinish);
     for (const r of toFinish) {
@@ -327,57 +282,21 @@ export class RunDriver {
   }
 
   /**
-   * Inserts the planned attempts (fenced on this master owning their runs) and returns the sends
+   * Inserts the planned attempts (fenced on this master owning their runs) and returns the jobs
    * for those that got a worker; the others are retried after `noWorkerRetryMs`.
    */
   private async persistDispatches(
     db: Db | pg.ClientBase,
     planned: PlannedDispatch[],
-  ): Promise<PendingSend[]> {
+  ): Promise<DispatchJob[]> {
     const created = await insertAttempts(
       db,
       this.opts.owner,
       planned.map((n) => n.d),
     );
-    const byKey = new Map(planned.map((n) => [attemptKey(n.d), n]));
-    const sends: PendingSend[] = [];
-    for (const c of created) {
-      const n = byKey.get(attemptKey(c));
-      if (!n) continue;
-      if (!n.d.worker) {
-        this.wakeLater(c.runId, this.opts.noWorkerRetryMs ?? 1_000);
-        continue;
-      }
-      sends.push({
-        attemptId: c.id,
-        run: n.run,
-        task: n.task,
-        taskName: c.taskName,
-        attempt: c.attempt,
-        shardIndex: c.shardIndex,
-        shardTotal: n.d.shardTotal,
-        target: n.d.worker,
-        fallbacks: n.fallbacks,
-        seq: c.dispatchSeq,
-        mayHave: false,
-      });
-    }
-    return sends;
-  }
-
-  /** Sends without waiting (tracked in `sending`); a failed send is retried on the run's next drive. */
-  private sendInBackground(sends: PendingSend[]): void {
-    if (sends.length === 0) return;
-    const p = this.send(sends)
-      .catch((err) => {
-        this.opts.logger.warn({ err }, 'sending dispatches failed; sending them again shortly');
-        for (const x of sends) {
-          this.undelivered.add(x.attemptId);
-          this.wakeLater(x.run.id, this.opts.noWorkerRetryMs ?? 1_000);
-        }
-      })
-      .finally(() => this.sending.delete(p));
-    this.sending.add(p);
+    const { jobs, unrouted } = jobsOfInserted(planned, created);
+    for (const runId of unrouted) this.wakeLater(runId, this.noWorkerRetryMs);
+    return jobs;
   }
 
   /**
@@ -400,23 +319,17 @@ export class RunDriver {
       cancelRequested: false,
     }));
     // Through the transaction's own connection: the pool may be taken by other pre-staged fires.
-    await this.ensureDefinitions(runs, client);
-    const workers = this.opts.workers();
-    const targetOf = this.targets(workers);
+    await this.plans.load(client, runs);
+    const targets = new DispatchTargets(this.opts.router, this.opts.workers());
     const planned: PlannedDispatch[] = [];
     const prepared = new Set<number>();
     for (const run of runs) {
-      const def = this.definitions.get(definitionKey(run.workflowId, run.version));
+      const def = this.plans.definitionOf(run);
       if (!def) continue;
       const fireMs = run.fireTime?.getTime() ?? this.clock.now();
-      const plan = planRun(def.tasks.map(toPlannedTask), [], fireMs);
+      const { tasks, plan } = this.plans.plan(def, [], fireMs);
       if (plan.outcome !== null || plan.wakeAt !== null || plan.dispatch.length === 0) continue;
-      const tasks = new Map(def.tasks.map((t) => [t.name, t]));
-      const mine: PlannedDispatch[] = [];
-      for (const action of plan.dispatch) {
-        const task = tasks.get(action.taskName) as TaskDefinition;
-        mine.push(...this.route(run, def, task, action, workers, targetOf));
-      }
+      const mine = targets.routeAll(run, def, tasks, plan.dispatch);
       // Only runs whose every first task has a worker now; the rest are driven after the commit.
       if (mine.some((m) => m.d.worker === null)) continue;
       planned.push(...mine);
@@ -424,429 +337,15 @@ export class RunDriver {
     }
     if (prepared.size === 0) return null;
     await markRunsRunning(client, this.opts.owner, [...prepared]);
-    const sends = await this.persistDispatches(client, planned);
+    const jobs = await this.persistDispatches(client, planned);
     return {
       runIds: prepared,
       afterCommit: () => {
         if (!this.started) return; // stopped meanwhile: a later drive sends them (first drive resends)
         for (const id of prepared) this.seen.add(id);
-        this.sendInBackground(sends);
+        this.sender.sendInBackground(jobs);
       },
     };
-  }
-
-  private targets(workers: readonly RegisteredWorker[]): (w: WorkerView) => Target {
-    const registrations = new Map(workers.map((w) => [w.key, w.czxid ?? null]));
-    return (w) => ({
-      address: w.address,
-      startTime: w.startTime,
-      key: w.key,
-      czxid: registrations.get(w.key) ?? null,
-    });
-  }
-
-  /** Loads the definitions of `runs` not cached yet, through `db` (the pool unless given a client). */
-  private async ensureDefinitions(runs: DriveRun[], db: Db | pg.ClientBase = this.opts.db): Promise<void> {
-    const missing = runs.filter((r) => !this.definitions.has(definitionKey(r.workflowId, r.version)));
-    if (missing.length === 0) return;
-    const loaded = await loadDefinitions(
-      db,
-      missing.map((r) => ({ workflowId: r.workflowId, version: r.version })),
-    );
-    for (const [k, v] of loaded) this.definitions.set(k, v);
-  }
-
-  /** New attempt rows for one planned dispatch (one per shard for sharding-broadcast). */
-  private route(
-    run: DriveRun,
-    def: WorkflowDefinition,
-    task: TaskDefinition,
-    action: { taskName: string; attempt: number; shard?: { index: number; total: number } },
-    workers: readonly WorkerView[],
-    target: (w: WorkerView) => Target,
-  ): PlannedDispatch[] {
-    const base = { runId: run.id, taskName: task.name, attempt: action.attempt };
-    const plan = this.opts.router.route(workers, {
-      strategy: task.routing,
-      group: task.workerGroup,
-      scope: `${def.name}/${task.name}`,
-    });
-    if (plan.mode === 'broadcast') {
-      if (action.shard) {
-        // Re-dispatch of one shard: any worker of the group, the shard's own position first.
-        const list = plan.shards.map((s) => target(s.worker));
-        const start = list.length === 0 ? 0 : action.shard.index % list.length;
-        const ordered = [...list.slice(start), ...list.slice(0, start)];
-        return [
-          {
-            d: {
-              ...base,
-              shardIndex: action.shard.index,
-              shardTotal: action.shard.total,
-              worker: ordered[0] ?? null,
-            },
-            run,
-            task,
-            fallbacks: ordered.slice(1),
-          },
-        ];
-      }
-      if (plan.shards.length === 0) {
-        return [{ d: { ...base, shardIndex: 0, shardTotal: 1, worker: null }, run, task, fallbacks: [] }];
-      }
-      // Broadcast: each shard belongs to its worker; no fallback (it would run two shards on one worker).
-      return plan.shards.map((s) => ({
-        d: { ...base, shardIndex: s.shardIndex, shardTotal: s.shardTotal, worker: target(s.worker) },
-        run,
-        task,
-        fallbacks: [],
-      }));
-    }
-    const targets = plan.targets.map(target);
-    const shard = action.shard ?? { index: 0, total: 1 };
-    return [
-      {
-        d: { ...base, shardIndex: shard.index, shardTotal: shard.total, worker: targets[0] ?? null },
-        run,
-        task,
-        fallbacks: targets.slice(1),
-      },
-    ];
-  }
-
-  private resendOf(
-    run: DriveRun,
-    def: WorkflowDefinition,
-    task: TaskDefinition,
-    a: DriveAttempt,
-    workers: readonly WorkerView[],
-    target: (w: WorkerView) => Target,
-  ): PendingSend | null {
-    const common = {
-      attemptId: a.id,
-      run,
-      task,
-      taskName: a.taskName,
-      attempt: a.attempt,
-      shardIndex: a.shardIndex,
-      shardTotal: a.shardTotal,
-    };
-    if (a.state === 'dispatched' && a.workerKey && a.workerAddress) {
-      const w = workers.find((x) => x.key === a.workerKey);
-      // A worker that is gone is the failover coordinator's business, not the driver's.
-      if (!w) return null;
-      const now = target(w);
-      if (a.workerCzxid !== null && now.czxid !== null && now.czxid !== a.workerCzxid) {
-        // Same incarnation, new registration (it lost its session and came back). Sent as it
-        // is, the attempt would run under the new registration while the leader's failover of
-        // the old one (which it belongs to on its row) may take it over: move it first.
-        return {
-          ...common,
-          target: UNASSIGNED,
-          fallbacks: [now],
-          assignedKey: a.workerKey,
-          seq: a.dispatchSeq,
-          mayHave: true,
-        };
-      }
-      // Sent for the registration its row records (the worker refuses it if it is on another one
-      // now), even when this master's view does not know that registration.
-      return {
-        ...common,
-        target: { ...now, czxid: a.workerCzxid },
-        fallbacks: [],
-        seq: a.dispatchSeq,
-        mayHave: true,
-      };
-    }
-    const [first] = this.route(
-      run,
-      def,
-      task,
-      { taskName: a.taskName, attempt: a.attempt, shard: { index: a.shardIndex, total: a.shardTotal } },
-      workers,
-      target,
-    );
-    if (!first?.d.worker) return null;
-    return {
-      ...common,
-      target: UNASSIGNED,
-      fallbacks: [first.d.worker, ...first.fallbacks],
-      assignedKey: null,
-      seq: a.dispatchSeq,
-      mayHave: false,
-    };
-  }
-
-  /**
-   * Sends attempts grouped per worker. A refused or undeliverable attempt moves to its next
-   * fallback (fenced on the worker it had); with none left it goes back to `pending`.
-   */
-  private async send(sends: PendingSend[]): Promise<void> {
-    let round = sends;
-    while (round.length > 0) {
-      const retry: PendingSend[] = [];
-      // A resend of a pending attempt (or of one recorded for a gone registration) has an empty
-      // target: move it to its first fallback first.
-      const ready: PendingSend[] = [];
-      for (const s of round) {
-        if (s.target.key === '') {
-          if (await this.moveToNext(s, s.assignedKey ?? null)) ready.push(s);
-        } else ready.push(s);
-      }
-      // One request per worker incarnation (an address may have changed hands), at most
-      // MAX_PER_REQUEST attempts each (the worker's batch limit).
-      const groups: { address: string; list: PendingSend[] }[] = [];
-      const byWorker = new Map<string, PendingSend[]>();
-      for (const s of ready) {
-        const k = `${s.target.address} ${s.target.key}`;
-        let list = byWorker.get(k);
-        if (!list || list.length >= MAX_PER_REQUEST) {
-          list = [];
-          byWorker.set(k, list);
-          groups.push({ address: s.target.address, list });
-        }
-        list.push(s);
-      }
-      if (!this.opts.leaseValid()) {
-        // Fenced meanwhile: send nothing; the rows stay as they are for whoever drives them next.
-        for (const { list } of groups) for (const s of list) this.undelivered.add(s.attemptId);
-        return;
-      }
-      const settled = await Promise.allSettled(
-        groups.map(async ({ address, list }) => {
-          const requests = list.map((s) =>
-            attemptRequestOf(
-              {
-                attemptId: s.attemptId,
-                runId: s.run.id,
-                taskName: s.taskName,
-                attempt: s.attempt,
-                shardIndex: s.shardIndex,
-                shardTotal: s.shardTotal,
-                fireTime: s.run.fireTime,
-                workerKey: s.target.key,
-                workerCzxid: s.target.czxid,
-                dispatchSeq: s.seq,
-              },
-              s.task,
-              { ...s.run.params, ...s.task.params },
-            ),
-          );
-          let answers: DispatchAnswer[] | null = null;
-          // The request may have reached the worker although its answer did not reach us.
-          let lostAnswer = false;
-          try {
-            answers = await this.opts.client.dispatch(address, requests);
-          } catch (err) {
-            lostAnswer = !(err instanceof WorkerUnreachableError) || err.maybeDelivered;
-            this.opts.logger.warn(
-              { err, worker: address, attempts: list.length },
-              lostAnswer
-                ? 'dispatch failed after the request was sent; asking the worker before the attempts go elsewhere'
-                : 'dispatch failed',
-            );
-          }
-          const toConfirm: PendingSend[] = [];
-          const wrongRegistration: PendingSend[] = [];
-          for (const [i, s] of list.entries()) {
-            const answer = answers?.[i];
-            if (answer?.outcome === 'accepted' || answer?.outcome === 'duplicate') {
-              this.opts.router.reportDispatchSuccess(s.target.key);
-              continue;
-            }
-            this.opts.router.reportDispatchFailure(s.target.key);
-            const code = answer?.outcome === 'refused' ? answer.code : null;
-            if (code === WireError.WrongRegistration) wrongRegistration.push(s);
-            // Another incarnation at the address, or this one on another registration (the view lags).
-            const notForThisOne = code === WireError.WrongIncarnation || code === WireError.WrongRegistration;
-            if (lostAnswer || (s.mayHave && code !== WireError.AttemptRevoked)) {
-              // A copy may be there (or on its way): never give it to a second worker unasked. A
-              // different incarnation at the address cannot answer for the one we sent it to, and
-              // the failover of the registration the row records may take it over first: held
-              // (dropped if it does, the worker asked again later otherwise).
-              if (notForThisOne) this.hold(s, address);
-              else toConfirm.push(s);
-            } else if (await this.moveToNext(s, s.target.key)) retry.push(s);
-          }
-          if (wrongRegistration.length > 0) {
-            this.opts.logger.warn(
-              {
-                worker: address,
-                attempts: wrongRegistration.map((s) => s.attemptId),
-                registrations: [...new Set(wrongRegistration.map((s) => String(s.target.czxid)))],
-              },
-              'the worker is on another registration than the attempts were dispatched to (this master’s view of the workers lags); not started there',
-            );
-          }
-          for (const s of await this.confirmOrHold(address, toConfirm)) {
-            if (await this.moveToNext(s, s.target.key)) retry.push(s);
-          }
-        }),
-      );
-      // A group that failed (the database, typically) leaves its rows as they were: its attempts
-      // are sent again on their runs' next drive (to the worker their rows name).
-      for (const [i, r] of settled.entries()) {
-        if (r.status === 'fulfilled') continue;
-        const list = groups[i]?.list ?? [];
-        this.opts.logger.warn(
-          { err: r.reason, attempts: list.length },
-          'sending dispatches failed; sending them again shortly',
-        );
-        for (const x of list) {
-          this.undelivered.add(x.attemptId);
-          this.wakeLater(x.run.id, this.opts.noWorkerRetryMs ?? 1_000);
-        }
-      }
-      round = retry;
-    }
-  }
-
-  /**
-   * Asks the worker (one request) whether it has the attempts whose delivery is uncertain, and
-   * makes it refuse every copy of those it does not have (`revoke`, up to their dispatch seq).
-   * Returns the ones it does not have (safe to give to another worker now); those it has are
-   * running there (their reports follow); those it could not be asked about are held.
-   */
-  private async confirmOrHold(address: string, list: PendingSend[]): Promise<PendingSend[]> {
-    if (list.length === 0) return [];
-    const workerKey = list[0]?.target.key as string;
-    const states = await this.askWorker(address, workerKey, list);
-    if (!states) {
-      for (const s of list) this.hold(s, address);
-      return [];
-    }
-    const free: PendingSend[] = [];
-    for (const s of list) {
-      const state = states.get(String(s.attemptId));
-      if (state === 'revoked') free.push(s);
-      else if (state === undefined) this.hold(s, address);
-      else this.opts.router.reportDispatchSuccess(s.target.key);
-    }
-    return free;
-  }
-
-  /**
-   * `revoke` on the worker for attempts whose delivery is uncertain: each one's state there, or
-   * `revoked`. Null when the worker could not be asked (logged unless `quiet`).
-   */
-  private async askWorker(
-    address: string,
-    workerKey: string,
-    list: readonly { attemptId: number; seq: number }[],
-    opts: { quiet?: boolean } = {},
-  ): Promise<Map<string, string> | null> {
-    try {
-      const states = new Map<string, string>();
-      for (let i = 0; i < list.length; i += MAX_PER_REQUEST) {
-        const chunk = list.slice(i, i + MAX_PER_REQUEST);
-        const answer = await this.opts.client.revoke(
-          address,
-          workerKey,
-          chunk.map((x) => ({ attemptId: String(x.attemptId), dispatchSeq: x.seq })),
-        );
-        for (const [id, state] of answer) states.set(id, state);
-      }
-      return states;
-    } catch (err) {
-      if (!opts.quiet) {
-        this.opts.logger.warn(
-          { err, worker: address, attempts: list.map((x) => x.attemptId) },
-          'could not ask the worker whether it has the attempts; they stay with it until it answers or is failed over',
-        );
-      }
-      return null;
-    }
-  }
-
-  /** Keeps an attempt with its worker and asks again every `unconfirmedRetryMs` (see `recheckUnconfirmed`). */
-  private hold(s: PendingSend, address: string): void {
-    this.unconfirmed.set(s.attemptId, {
-      attemptId: s.attemptId,
-      runId: s.run.id,
-      address,
-      workerKey: s.target.key,
-      seq: s.seq,
-    });
-    this.scheduleRecheck();
-  }
-
-  private scheduleRecheck(): void {
-    if (this.unconfirmedTimer || !this.started || this.unconfirmed.size === 0) return;
-    this.unconfirmedTimer = setTimeout(() => {
-      this.unconfirmedTimer = null;
-      this.recheckUnconfirmed()
-        .catch((err) => this.opts.logger.warn({ err }, 'asking workers about unconfirmed attempts failed'))
-        .finally(() => this.scheduleRecheck());
-    }, this.opts.unconfirmedRetryMs ?? 2_000);
-    this.unconfirmedTimer.unref();
-  }
-
-  /**
-   * Held attempts: dropped once their row moved on (a report came: the worker had it; or the
-   * failover took it over); otherwise the worker is asked again, and the ones it does not have go
-   * back to `pending` (fenced on the same worker and seq) and their runs are driven again.
-   */
-  private async recheckUnconfirmed(): Promise<void> {
-    if (!this.opts.leaseValid()) return;
-    const held = [...this.unconfirmed.values()];
-    const still = await stillDispatched(
-      this.opts.db,
-      held.map((u) => ({ id: u.attemptId, workerKey: u.workerKey, dispatchSeq: u.seq })),
-    );
-    const byWorker = new Map<string, Unconfirmed[]>();
-    for (const u of held) {
-      if (!still.has(u.attemptId)) {
-        this.unconfirmed.delete(u.attemptId);
-        continue;
-      }
-      const k = `${u.address} ${u.workerKey}`;
-      byWorker.set(k, [...(byWorker.get(k) ?? []), u]);
-    }
-    for (const list of byWorker.values()) {
-      const { address, workerKey } = list[0] as Unconfirmed;
-      const states = await this.askWorker(address, workerKey, list, { quiet: true });
-      if (!states) continue; // still unreachable: ask again later
-      const wake: number[] = [];
-      for (const u of list) {
-        const state = states.get(String(u.attemptId));
-        if (state === undefined) continue;
-        this.unconfirmed.delete(u.attemptId);
-        if (state !== 'revoked') continue; // it has it: its reports follow
-        const moved = await reassignAttempt(this.opts.db, u.attemptId, u.workerKey, null, {
-          fromSeq: u.seq,
-          owner: this.opts.owner,
-        });
-        if (moved !== null) wake.push(u.runId);
-      }
-      if (wake.length > 0) {
-        this.opts.logger.info(
-          { worker: address, attempts: wake.length },
-          'the worker confirmed it does not have attempts whose dispatch answer was lost; dispatching them again',
-        );
-        this.wake(wake);
-      }
-    }
-  }
-
-  /** Reassigns to the next fallback (true = send again) or back to pending (false). */
-  private async moveToNext(s: PendingSend, fromKey: string | null): Promise<boolean> {
-    const next = s.fallbacks.shift() ?? null;
-    const from = fromKey === null ? null : fromKey;
-    const seq = await reassignAttempt(this.opts.db, s.attemptId, from, next, {
-      fromSeq: s.seq,
-      owner: this.opts.owner,
-    });
-    if (seq === null) return false; // a report or the failover coordinator got there first
-    s.seq = seq;
-    // The same worker under a newer registration may hold the old copy; another worker does not.
-    s.mayHave = next !== null && next.key === fromKey;
-    if (next) {
-      s.target = next;
-      return true;
-    }
-    this.wakeLater(s.run.id, this.opts.noWorkerRetryMs ?? 1_000);
-    return false;
   }
 
   private async cancelAttempts(attempts: DriveAttempt[]): Promise<void> {
@@ -872,35 +371,4 @@ export class RunDriver {
     this.wake(released);
     this.opts.wakeElsewhere?.(released);
   }
-}
-
-function attemptKey(a: { runId: number; taskName: string; shardIndex: number; attempt: number }): string {
-  return `${a.runId}|${a.taskName}|${a.shardIndex}|${a.attempt}`;
-}
-
-const UNASSIGNED: Target = { address: '', startTime: 0, key: '', czxid: null };
-
-function toPlannedTask(t: TaskDefinition): PlannedTask {
-  return {
-    name: t.name,
-    dependsOn: t.dependsOn,
-    retries: {
-      max: t.retries.max,
-      backoff: t.retries.backoff,
-      delayMs: t.retries.delayMs,
-      ...(t.retries.maxDelayMs === null ? {} : { maxDelayMs: t.retries.maxDelayMs }),
-    },
-    failover: t.failover,
-  };
-}
-
-function toAttemptView(a: DriveAttempt): AttemptView {
-  return {
-    taskName: a.taskName,
-    attempt: a.attempt,
-    shardIndex: a.shardIndex,
-    shardTotal: a.shardTotal,
-    state: a.state,
-    endedAt: a.endedAtMs,
-  };
 }
