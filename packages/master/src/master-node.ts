@@ -272,7 +272,9 @@ export class MasterNode {
       leaseValid: () => this.leaseValid(),
       clock: this.clock,
       logger: this.log,
-      onCommandDone: (r) => this.driver.wake(r.runIds),
+      prepareRuns: (client, runs) => this.driver.prepareFired(client, runs),
+      onCommandDone: (r) =>
+        this.driver.wake(r.prepared ? r.runIds.filter((id) => !r.prepared?.has(id)) : r.runIds),
     });
 
     // 5. Join (the firer needs this master in the live list to own a slot), then start. Every

@@ -5,12 +5,14 @@
  */
 
 import type { AttemptRequest } from '@sched/protocol';
+import { applyDefinitions, compileDefinitions, enqueueCommand } from '@sched/store';
 import { eventually, registerCleanup } from '@sched/testkit';
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { DispatchAnswer, WorkerClient } from '../src/dispatch/worker-client.js';
 import { WorkerRouter } from '../src/routing/worker-router.js';
 import { RunDriver } from '../src/runs/run-driver.js';
+import { CommandProcessor } from '../src/scheduler/command-processor.js';
 import { ScheduleFirer } from '../src/scheduler/schedule-firer.js';
 import { workerView } from './driver-fixtures.js';
 import { applyScheduledWorkflows, migratedDatabase, quietLogger } from './scheduler-fixtures.js';
@@ -152,5 +154,47 @@ describe('pre-staged dispatch', () => {
       `SELECT count(*)::int AS n FROM runs r JOIN workflows w ON w.id = r.workflow_id WHERE w.name LIKE 'rollback-%'`,
     );
     expect(rows[0]?.n).toBe(0);
+  });
+
+  it('manual triggers: the first tasks are persisted in the claiming transaction and sent at its commit, with their params', async () => {
+    await applyDefinitions(
+      pool,
+      compileDefinitions([{ value: { name: 'manual-prep', tasks: [{ name: 'only', type: 'noop' }] } }]),
+    );
+    const { rows } = await pool.query<{ id: number }>(`SELECT id FROM workflows WHERE name = 'manual-prep'`);
+    const workflowId = rows[0]?.id as number;
+    const client = new RecordingClient();
+    const m = master(client);
+    await m.driver.start();
+    const commands = new CommandProcessor({
+      pool,
+      self: m.key,
+      leaseValid: () => m.lease.valid,
+      logger: quietLogger,
+      prepareRuns: (c, runs) => m.driver.prepareFired(c, runs),
+    });
+    for (let i = 0; i < 3; i++) {
+      await enqueueCommand(pool, { kind: 'trigger', workflowId, params: { DAY: `2026-01-0${i + 1}` } });
+    }
+    const done = await commands.drain();
+    expect(done).toHaveLength(3);
+    // Sent right after the commit, one attempt per run, each with its run's params.
+    expect(client.sent.map((s) => s.request.params.DAY).sort()).toEqual([
+      '2026-01-01',
+      '2026-01-02',
+      '2026-01-03',
+    ]);
+    for (const d of done) expect(d.prepared?.has(d.runIds[0] as number)).toBe(true);
+    const states = await pool.query<{ run_state: string; attempt_state: string }>(
+      `SELECT r.state AS run_state, a.state AS attempt_state FROM runs r JOIN task_attempts a ON a.run_id = r.id
+        WHERE r.id = ANY($1::bigint[])`,
+      [done.flatMap((d) => d.runIds)],
+    );
+    expect(states.rows).toEqual(Array(3).fill({ run_state: 'running', attempt_state: 'dispatched' }));
+    // Nothing sent twice when the runs are driven (a report would wake them).
+    m.driver.wake(done.flatMap((d) => d.runIds));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(client.sent).toHaveLength(3);
+    await m.driver.stop();
   });
 });

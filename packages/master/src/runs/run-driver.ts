@@ -3,7 +3,7 @@ import { type Db, releaseQueuedRun } from '@sched/store';
 import type pg from 'pg';
 import type { WorkerClient } from '../dispatch/worker-client.js';
 import type { WorkerRouter } from '../routing/worker-router.js';
-import type { PreparedRuns, StagedRun } from '../scheduler/schedule-firer.js';
+import type { PreparedRuns, StagedRun } from '../scheduler/staged-runs.js';
 import { DeliveryLedger, ledgerStoreOf } from './delivery-ledger.js';
 import { DispatchSender } from './dispatch-sender.js';
 import {
@@ -314,8 +314,8 @@ export class RunDriver {
       workflowId: r.workflowId,
       version: r.version,
       state: 'pending',
-      fireTime: new Date(r.fireTimeMs),
-      params: {},
+      fireTime: r.fireTimeMs === null ? null : new Date(r.fireTimeMs),
+      params: r.params ?? {},
       cancelRequested: false,
     }));
     // Through the transaction's own connection: the pool may be taken by other pre-staged fires.

@@ -13,6 +13,7 @@ import {
   withTransaction,
 } from '@sched/store';
 import type pg from 'pg';
+import { type PrepareRuns, prepareUnderSavepoint } from './staged-runs.js';
 
 /**
  * CommandProcessor: claims durable commands (manual trigger with params, re-run, backfill over a
@@ -56,6 +57,8 @@ export interface CommandResult {
   kind: CommandRow['kind'];
   runIds: number[];
   dropped?: string;
+  /** Runs whose first tasks were persisted in the claiming transaction and sent at its commit. */
+  prepared?: ReadonlySet<number>;
 }
 
 export interface CommandProcessorDeps {
@@ -66,6 +69,8 @@ export interface CommandProcessorDeps {
   logger?: Logger;
   options?: Partial<CommandProcessorOptions>;
   onCommandDone?: (r: CommandResult) => void;
+  /** Persists the first tasks of claimed manual runs in the claiming transaction (the run driver's `prepareFired`). */
+  prepareRuns?: PrepareRuns;
 }
 
 export class CommandProcessor {
@@ -158,12 +163,24 @@ export class CommandProcessor {
     // Manual triggers first, hundreds per statement (throughput); then the rest one by one.
     for (;;) {
       if (!this.deps.leaseValid()) return done;
-      const created = await withTransaction(this.deps.pool, (tx) =>
-        claimTriggerCommands(tx, this.deps.self, this.opts.triggerBatch),
-      );
+      const { created, prepared } = await withTransaction(this.deps.pool, async (tx) => {
+        const runs = await claimTriggerCommands(tx, this.deps.self, this.opts.triggerBatch);
+        // Their first tasks in the same transaction, sent at its commit (like a pre-staged fire).
+        const staged = runs.map((r) => ({ ...r, fireTimeMs: null }));
+        return {
+          created: runs,
+          prepared: await prepareUnderSavepoint(tx, this.deps.prepareRuns, staged, this.log),
+        };
+      });
+      prepared?.afterCommit();
       if (created.length === 0) break;
       for (const c of created) {
-        const result: CommandResult = { commandId: c.commandId, kind: 'trigger', runIds: [c.runId] };
+        const result: CommandResult = {
+          commandId: c.commandId,
+          kind: 'trigger',
+          runIds: [c.runId],
+          ...(prepared ? { prepared: prepared.runIds } : {}),
+        };
         this.deps.onCommandDone?.(result);
         done.push(result);
       }

@@ -14,6 +14,7 @@ import {
 import type pg from 'pg';
 import { type FirePlan, planFire } from './fire-plan.js';
 import { ownsSchedule, type SlotAssignment, sameAssignment, slotOf } from './slot-assignment.js';
+import { type PreparedRuns, type PrepareRuns, prepareUnderSavepoint, type StagedRun } from './staged-runs.js';
 
 /**
  * ScheduleFirer: fires the cron schedules of this master's slot, exactly once per
@@ -80,23 +81,6 @@ export interface FiredRun {
   prepared: boolean;
 }
 
-/** A run created by a pre-staged fire statement, not yet committed. */
-export interface StagedRun {
-  runId: number;
-  workflowId: number;
-  version: number;
-  fireTimeMs: number;
-}
-
-/**
- * What `prepareRuns` did inside the pre-staged transaction: the runs it prepared, and what to do
- * once the transaction has committed (never called if it rolls back).
- */
-export interface PreparedRuns {
-  runIds: ReadonlySet<number>;
-  afterCommit(): void;
-}
-
 export interface ScheduleFirerDeps {
   pool: pg.Pool;
   /** This master's incarnation key; runs it fires are owned by it. */
@@ -116,7 +100,7 @@ export interface ScheduleFirerDeps {
    * that at the fire time only the commit and the sends are left. A failure is rolled back to a
    * savepoint and the runs are driven the usual way.
    */
-  prepareRuns?: (client: pg.PoolClient, runs: StagedRun[]) => Promise<PreparedRuns | null>;
+  prepareRuns?: PrepareRuns;
   /** Called with queued runs (concurrency `queue`) that the sweep released, i.e. that may start now. */
   onRunsReleased?: (runIds: number[]) => void;
 }
@@ -470,10 +454,8 @@ export class ScheduleFirer {
     }
   }
 
-  /** `prepareRuns` under a savepoint: its failure costs the fire nothing. */
+  /** `prepareRuns` for the runs of this fire, under a savepoint: its failure costs the fire nothing. */
   private async prepare(client: pg.PoolClient, outcomes: FireOutcome[]): Promise<PreparedRuns | null> {
-    const prepareRuns = this.deps.prepareRuns;
-    if (!prepareRuns) return null;
     const runs: StagedRun[] = [];
     for (const o of outcomes) {
       for (const r of o.runs) {
@@ -486,20 +468,7 @@ export class ScheduleFirer {
           });
       }
     }
-    if (runs.length === 0) return null;
-    await client.query('SAVEPOINT prepare_runs');
-    try {
-      const prepared = await prepareRuns(client, runs);
-      await client.query('RELEASE SAVEPOINT prepare_runs');
-      return prepared;
-    } catch (err) {
-      this.log.warn(
-        { err, runs: runs.length },
-        'preparing the first dispatches of fired runs failed; they are driven after the commit',
-      );
-      await client.query('ROLLBACK TO SAVEPOINT prepare_runs');
-      return null;
-    }
+    return prepareUnderSavepoint(client, this.deps.prepareRuns, runs, this.log);
   }
 
   private async fireBatch(batch: Armed[], plans: Map<number, FirePlan>, fireAtMs: number): Promise<void> {
