@@ -73,11 +73,6 @@ export const attemptReportSchema = z
 /** Most reports in one batch (a worker's spool sends at most 500 at once). */
 export const MAX_REPORTS_PER_BATCH = 2_000;
 
-/** The body of `POST /v1/reports`. Items are validated one by one (`attemptReportSchema`). */
-export const reportBatchSchema = z.object({
-  reports: z.array(z.unknown()).max(MAX_REPORTS_PER_BATCH, `at most ${MAX_REPORTS_PER_BATCH} per request`),
-});
-
 /** The master's answer to `POST /v1/reports`, as the worker reads it. */
 export const reportAckSchema = z.object({
   acked: z.array(z.string()),
@@ -95,6 +90,19 @@ export function attemptReportProblem(value: unknown): string | null {
   return path ? `${path}: ${issue.message}` : issue.message;
 }
 
+/** The fields every report of `request`'s attempt carries. */
+function reportOf(reportId: string, request: AttemptRequest, worker: string, at: string) {
+  return {
+    reportId,
+    attemptId: request.attemptId,
+    runId: request.runId,
+    taskName: request.taskName,
+    attempt: request.attempt,
+    worker,
+    at,
+  };
+}
+
 export function runningReport(
   reportId: string,
   request: AttemptRequest,
@@ -102,18 +110,7 @@ export function runningReport(
   startedAt: string,
   at: string,
 ): NewAttemptReport {
-  return {
-    reportId,
-    kind: 'running',
-    attemptId: request.attemptId,
-    runId: request.runId,
-    taskName: request.taskName,
-    attempt: request.attempt,
-    worker,
-    at,
-    startedAt,
-    result: null,
-  };
+  return { ...reportOf(reportId, request, worker, at), kind: 'running', startedAt, result: null };
 }
 
 export function finishedReport(
@@ -124,14 +121,8 @@ export function finishedReport(
   at: string,
 ): NewAttemptReport {
   return {
-    reportId,
+    ...reportOf(reportId, request, worker, at),
     kind: 'finished',
-    attemptId: request.attemptId,
-    runId: request.runId,
-    taskName: request.taskName,
-    attempt: request.attempt,
-    worker,
-    at,
     startedAt: result.startedAt,
     result,
   };

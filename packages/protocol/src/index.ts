@@ -13,7 +13,6 @@ export {
   type NewAttemptReport,
   type ReportAck,
   reportAckSchema,
-  reportBatchSchema,
   runningReport,
 } from './attempt-report.js';
 export {
@@ -47,4 +46,4 @@ export {
 } from './dispatch-answer.js';
 export { InvalidRequestError } from './errors.js';
 export { PROTOCOL_HEADER, PROTOCOL_VERSION, protocolMismatch } from './version.js';
-export { isWireErrorCode, WireError, type WireErrorCode } from './wire-errors.js';
+export { WireError, type WireErrorCode } from './wire-errors.js';

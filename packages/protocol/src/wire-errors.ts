@@ -34,10 +34,3 @@ export const WireError = {
 } as const;
 
 export type WireErrorCode = (typeof WireError)[keyof typeof WireError];
-
-const CODES: ReadonlySet<string> = new Set(Object.values(WireError));
-
-/** Whether `code` is one of the wire's codes (an unknown code from a newer peer is not). */
-export function isWireErrorCode(code: unknown): code is WireErrorCode {
-  return typeof code === 'string' && CODES.has(code);
-}

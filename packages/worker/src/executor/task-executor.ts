@@ -184,11 +184,6 @@ export class TaskExecutor {
     return this.waiting.process.length + this.waiting.http.length;
   }
 
-  /** Attempts this worker holds (queued or running, every kind). */
-  get active(): number {
-    return this.live.size;
-  }
-
   /** Whether a submit of a task of this kind would be refused for lack of room now. */
   full(kind: SlotKind = 'process'): boolean {
     if (kind === 'none') return false;
