@@ -1,16 +1,22 @@
 // Runs the real `sched-ctl` binary (packages/cli/dist, built by `npx tsc -b`) as a child process
 // and captures its exit code and output; bounded in time so a hanging command fails the test.
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { assertContract, type RecordedResponse } from './api-contract.js';
 import { binaries, type TestCluster } from './cluster.js';
+
+const recorder = pathToFileURL(join(import.meta.dirname, 'api-recorder.mjs')).href;
 
 export interface CtlResult {
   code: number | null;
   stdout: string;
   stderr: string;
   ms: number;
+  /** The master responses the command received, each checked against the OpenAPI document. */
+  apiResponses: RecordedResponse[];
 }
 
 /** An empty working folder: no `.sched-data/standalone.json` unless a test writes one. */
@@ -26,17 +32,29 @@ const plainEnv = (): Record<string, string> => {
   return env;
 };
 
-export function runCtl(
+/**
+ * Runs sched-ctl. Every response it gets from a master is recorded (api-recorder.mjs) and checked
+ * against the OpenAPI document the masters serve: a response the document does not describe
+ * fails the calling test.
+ */
+export async function runCtl(
   args: string[],
   opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
 ): Promise<CtlResult> {
   const started = Date.now();
-  return new Promise((resolve) => {
+  const recordDir = mkdtempSync(join(tmpdir(), 'sched-ctl-api-'));
+  const record = join(recordDir, 'responses.jsonl');
+  const result = await new Promise<CtlResult>((resolve) => {
     execFile(
       process.execPath,
       [binaries.ctl, ...args],
       {
-        env: { ...plainEnv(), ...opts.env },
+        env: {
+          ...plainEnv(),
+          NODE_OPTIONS: `--import=${recorder}`,
+          SCHED_TEST_API_RECORD: record,
+          ...opts.env,
+        },
         cwd: opts.cwd ?? emptyDir(),
         timeout: opts.timeoutMs ?? 45_000,
         killSignal: 'SIGKILL',
@@ -44,10 +62,19 @@ export function runCtl(
       },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-        resolve({ code, stdout, stderr, ms: Date.now() - started });
+        resolve({ code, stdout, stderr, ms: Date.now() - started, apiResponses: [] });
       },
     );
   });
+  const responses: RecordedResponse[] = existsSync(record)
+    ? readFileSync(record, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l) as RecordedResponse)
+    : [];
+  rmSync(recordDir, { recursive: true, force: true });
+  assertContract(responses, `sched-ctl ${args.join(' ')}`);
+  return { ...result, apiResponses: responses };
 }
 
 /** Variables that point sched-ctl at a test cluster. */

@@ -220,6 +220,10 @@ describe('sched-ctl against a running cluster', { timeout: 180_000 }, () => {
     expect(badState.stderr).toContain(
       'state: expected one of pending, running, succeeded, failed, cancelled',
     );
+    // The refusal came from the master and was checked against the OpenAPI document.
+    expect(badState.apiResponses.map((r) => `${r.method} ${r.path.split('?')[0]} ${r.status}`)).toContain(
+      'GET /v1/runs 400',
+    );
 
     const logs = await runCtl(['task', 'logs', String(greet?.id)], { env: ctlEnv(cluster) });
     expect(logs.code).toBe(0);

@@ -551,10 +551,10 @@ describe('a worker daemon frozen by SIGSTOP past the session timeout', () => {
       return r;
     });
     expect(record).toMatchObject({ role: 'worker', pid: victim.child.pid, tasks: 1 });
-    // The supervisor acts after `sessionTimeout` of silence, so before the leader could.
-    // (Its clock started at the daemon's last heartbeat to it, up to sessionTimeout/5 before the stop.)
+    // The supervisor acts at the daemon's session lease deadline (the last answered request's send
+    // time + sessionTimeout; the watchdog talks every sessionTimeout/3), so before the leader could.
     const goneAfter = (pidWatch.goneAt as number) - stoppedAt;
-    expect(goneAfter).toBeGreaterThanOrEqual(SESSION_TIMEOUT_MS * 0.8 - 300);
+    expect(goneAfter).toBeGreaterThanOrEqual((SESSION_TIMEOUT_MS * 2) / 3 - 300);
     expect(goneAfter).toBeLessThan(Date.parse(record?.failedOverAt ?? '') - stoppedAt);
     expect(victim.child.running).toBe(true);
 
@@ -566,7 +566,7 @@ describe('a worker daemon frozen by SIGSTOP past the session timeout', () => {
     // The resumed daemon's lease ran out while it was frozen: it fences itself before anything else.
     expect(out).toMatch(/self-fencing: killing every running task/);
     expect(out).toMatch(
-      /\[sched task supervisor\] no heartbeat from the worker daemon for \d+ ms: SIGKILLed 1 task process group/,
+      /\[sched task supervisor\] the worker daemon's ZooKeeper session lease ran out \d+ ms ago and the daemon has not answered for \d+ ms: SIGKILLed 1 task process group/,
     );
     expect(out).toMatch(/was failed over at .* by .*; killing its tasks and exiting/);
     console.log(

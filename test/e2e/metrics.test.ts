@@ -4,6 +4,7 @@
 // 503 while PostgreSQL does not answer; the REST API itself needs the secret.
 import { eventually, FaultProxy, registerCleanup } from '@sched/testkit';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { checkedFetch } from './api-contract.js';
 import { type DaemonHandle, TestCluster } from './cluster.js';
 import { type Exposition, parseExposition, value } from './metrics-text.js';
 
@@ -29,12 +30,13 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
+/** GET, with the answer checked against the OpenAPI document (api-contract.ts). */
 async function get(address: string, path: string, auth = false) {
-  const res = await fetch(`http://${address}${path}`, {
+  const { res, text } = await checkedFetch(`http://${address}${path}`, {
     headers: auth ? { Authorization: `Bearer ${cluster.secret}` } : {},
     signal: AbortSignal.timeout(10_000),
   });
-  return { status: res.status, type: res.headers.get('content-type') ?? '', text: await res.text() };
+  return { status: res.status, type: res.headers.get('content-type') ?? '', text };
 }
 
 async function scrape(address: string): Promise<Exposition> {
@@ -148,7 +150,7 @@ describe('master metrics and probes', () => {
 
   test('the API answers bad input with the documented errors', async () => {
     const post = async (path: string, body: unknown) => {
-      const res = await fetch(`http://${m1.address}${path}`, {
+      const { res, text } = await checkedFetch(`http://${m1.address}${path}`, {
         method: 'POST',
         headers: { Authorization: `Bearer ${cluster.secret}`, 'Content-Type': 'application/json' },
         body: JSON.stringify(body),
@@ -156,7 +158,7 @@ describe('master metrics and probes', () => {
       });
       return {
         status: res.status,
-        body: (await res.json()) as { error: { code: string; issues?: unknown[] } },
+        body: JSON.parse(text) as { error: { code: string; issues?: unknown[] } },
       };
     };
     const invalid = await post('/v1/workflows', {

@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { eventually } from '@sched/testkit';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { checkedFetch } from './api-contract.js';
 import { TestCluster } from './cluster.js';
 import { ctlEnv, ctlJson, runCtl } from './ctl-helpers.js';
 
@@ -104,13 +105,16 @@ test('rerun --from-failed runs only what did not succeed; a plain rerun runs eve
 
   // A bad value is refused with a clear message and changes nothing.
   const before = await cluster.query(`SELECT id FROM runs`);
-  const bad = await fetch(`http://${cluster.masters[0]?.address}/v1/runs/${first.id}/rerun`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${cluster.secret}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ fromFailed: 'yes' }),
-  });
+  const { res: bad, text: badText } = await checkedFetch(
+    `http://${cluster.masters[0]?.address}/v1/runs/${first.id}/rerun`,
+    {
+      method: 'POST',
+      headers: { authorization: `Bearer ${cluster.secret}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ fromFailed: 'yes' }),
+    },
+  );
   expect(bad.status).toBe(400);
-  expect(JSON.stringify(await bad.json())).toContain('fromFailed: expected true or false');
+  expect(badText).toContain('fromFailed: expected true or false');
   expect(await cluster.query(`SELECT id FROM runs`)).toEqual(before);
   const help = await runCtl(['run', 'rerun', '--help'], { env: ctlEnv(cluster) });
   expect(help.stdout).toContain('--from-failed');

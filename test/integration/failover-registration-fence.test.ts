@@ -93,7 +93,7 @@ async function registerWorker(connect: string, key: string): Promise<{ session: 
   const session = await openSession(connect);
   const reg = new MemberRegistration(session, paths, {
     role: 'worker',
-    key,
+    nodeKey: key,
     heartbeat: heartbeat(key),
   });
   registerCleanup('stop registration', () => reg.stop());
@@ -126,7 +126,7 @@ async function startLeader(connect: string, delayMs = DELAY_MS): Promise<Leader>
   await Promise.all([workers.start(), masters.start()]);
   await new MemberRegistration(session, paths, {
     role: 'master',
-    key: LEADER,
+    nodeKey: LEADER,
     heartbeat: heartbeat(LEADER),
   }).start();
 
@@ -149,7 +149,7 @@ async function startLeader(connect: string, delayMs = DELAY_MS): Promise<Leader>
     records,
     masters,
     workers,
-    leaderKey: LEADER,
+    nodeKey: LEADER,
     delayMs,
     retentionMs: 86_400_000,
     sweepIntervalMs: SWEEP_MS,
@@ -161,7 +161,7 @@ async function startLeader(connect: string, delayMs = DELAY_MS): Promise<Leader>
     running = resolve;
   });
   const election = new LeaderElection(session, paths, {
-    key: LEADER,
+    nodeKey: LEADER,
     onLeadership: async (term) => {
       await advanceLeaderEpoch(pool, Number(term.token), LEADER);
       running(); // coordinator.run attaches its listeners synchronously, before this resumes anyone
@@ -382,7 +382,7 @@ describe('the run driver records the registration it dispatches to', () => {
     };
     return new RunDriver({
       db: pool,
-      owner,
+      nodeKey: owner,
       router: new WorkerRouter(),
       workers: () => workers,
       client,
@@ -475,7 +475,7 @@ describe('a master whose view of the workers lags cannot start work on the worke
       executor,
       logs,
       secret: SECRET,
-      workerKey: () => workerKey,
+      nodeKey: () => workerKey,
       registration: () => registration,
     });
     const { port } = await server.listen(0);
@@ -512,7 +512,7 @@ describe('a master whose view of the workers lags cannot start work on the worke
     };
     const d = new RunDriver({
       db: pool,
-      owner,
+      nodeKey: owner,
       router: new WorkerRouter(),
       workers: () => [view.current],
       client: recording,

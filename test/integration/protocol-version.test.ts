@@ -5,8 +5,8 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { JsonHttpServer } from '@sched/core';
-import { HttpWorkerClient, reportRoutes } from '@sched/master';
+import { createLogger } from '@sched/core';
+import { HttpWorkerClient, MasterHttpServer, reportRoutes } from '@sched/master';
 import {
   type AttemptReport,
   PROTOCOL_HEADER,
@@ -35,9 +35,9 @@ const report: AttemptReport = {
 describe('protocol version', () => {
   test('a master refuses reports of a worker of another version, before applying anything', async () => {
     const applied: AttemptReport[][] = [];
-    const server = new JsonHttpServer({
-      name: 'master',
+    const server = new MasterHttpServer({
       secret: SECRET,
+      logger: createLogger({ level: 'silent' }),
       routes: reportRoutes({
         apply: async (reports) => {
           applied.push(reports);
@@ -47,7 +47,7 @@ describe('protocol version', () => {
     });
     const { port } = await server.listen(0, '127.0.0.1');
     try {
-      const post = (version: string | undefined) =>
+      const post = (version: string | undefined, body = JSON.stringify({ reports: [report] })) =>
         fetch(`http://127.0.0.1:${port}/v1/reports`, {
           method: 'POST',
           headers: {
@@ -55,7 +55,7 @@ describe('protocol version', () => {
             'content-type': 'application/json',
             ...(version === undefined ? {} : { [PROTOCOL_HEADER]: version }),
           },
-          body: JSON.stringify({ reports: [report] }),
+          body,
         });
       for (const version of [undefined, String(PROTOCOL_VERSION + 1)]) {
         const res = await post(version);
@@ -64,6 +64,12 @@ describe('protocol version', () => {
         expect(body.error.code).toBe(WireError.ProtocolMismatch);
         expect(body.error.message).toContain(`this master speaks ${PROTOCOL_VERSION}`);
       }
+      // Refused on its header, before the body is read: even a body this version cannot parse.
+      const garbled = await post(String(PROTOCOL_VERSION + 1), '{"reports": [ not json');
+      expect(garbled.status).toBe(400);
+      expect(((await garbled.json()) as { error: { code: string } }).error.code).toBe(
+        WireError.ProtocolMismatch,
+      );
       expect(applied).toEqual([]);
       const ok = await post(String(PROTOCOL_VERSION));
       expect(ok.status).toBe(200);

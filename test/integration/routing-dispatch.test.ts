@@ -58,7 +58,7 @@ beforeAll(async () => {
       workDir: join(dir, `w${i}`, 'work'),
     });
     let key = '';
-    const server = new WorkerHttpServer({ executor, logs, secret: SECRET, workerKey: () => key });
+    const server = new WorkerHttpServer({ executor, logs, secret: SECRET, nodeKey: () => key });
     const { port } = await server.listen(0);
     key = `127.0.0.1:${port}_1700000000000`;
     const view: WorkerView = {

@@ -200,7 +200,7 @@ async function candidateMain(argv: string[]): Promise<void> {
     connectString: arg('--connect'),
     sessionTimeoutMs: Number(arg('--session-timeout')),
   });
-  const election = new LeaderElection(session, new RegistryPaths('/sched'), { key: name });
+  const election = new LeaderElection(session, new RegistryPaths('/sched'), { nodeKey: name });
   election.on('elected', () => process.stdout.write(`elected ${epochNow()}\n`));
   process.once('SIGTERM', () => {
     process.stdout.write(`resign ${epochNow()}\n`);

@@ -12,12 +12,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { withDefaults } from '@sched/core';
 import { setWorkflowPaused } from '@sched/store';
 import type { PgServer, ZkServer } from '@sched/testkit';
 import { type CheckResult, runChecks } from './checker.js';
 import { ClusterKeeper, type DaemonExit } from './cluster-keeper.js';
 import { countActive, type DatabaseFacts, readDatabaseFacts } from './facts.js';
-import { type FaultKind, type FaultRecord, Nemesis } from './nemesis.js';
+import { DEFAULT_NEMESIS_OPTIONS, type FaultKind, type FaultRecord, Nemesis } from './nemesis.js';
 import { SeededRandom } from './random.js';
 import { sleep } from './sleep.js';
 import { readTaskLog } from './task-log.js';
@@ -50,8 +51,28 @@ export interface ChaosOptions {
    * Negative control: every task escapes its process group (`setsid -w`), so neither self-fencing
    * nor the task supervisor can kill it; the checker must then report overlapping executions.
    */
+  /** @defaultValue false */
   escapeTasks?: boolean;
 }
+
+export const DEFAULT_CHAOS_OPTIONS = {
+  sessionTimeoutMs: 4000,
+  failoverDelayMs: 3000,
+  warmupMs: 5000,
+  quiesceTimeoutMs: 120_000,
+  maxConcurrentFaults: DEFAULT_NEMESIS_OPTIONS.maxConcurrent,
+  escapeTasks: false,
+} as const satisfies Required<
+  Pick<
+    ChaosOptions,
+    | 'sessionTimeoutMs'
+    | 'failoverDelayMs'
+    | 'warmupMs'
+    | 'quiesceTimeoutMs'
+    | 'maxConcurrentFaults'
+    | 'escapeTasks'
+  >
+>;
 
 export interface ChaosReport {
   seed: number;
@@ -77,11 +98,11 @@ export interface ChaosReport {
   elapsedMs: number;
 }
 
-export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const began = Date.now();
+  const opts = withDefaults(options, DEFAULT_CHAOS_OPTIONS);
   const log = opts.log ?? ((line: string) => process.stderr.write(`[chaos] ${line}\n`));
-  const sessionTimeoutMs = opts.sessionTimeoutMs ?? 4000;
-  const failoverDelayMs = opts.failoverDelayMs ?? 3000;
+  const { sessionTimeoutMs, failoverDelayMs } = opts;
   const logDir = mkdtempSync(join(tmpdir(), 'sched-chaos-'));
   const cluster = await TestCluster.create({
     zkProxies: true,
@@ -101,19 +122,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   log(`seed ${opts.seed}; nemesis for ${Math.round(opts.durationMs / 1000)} s; daemon logs in ${logDir}`);
   const keeper = new ClusterKeeper(cluster, log);
   // Separate streams, so the trigger loop's timing does not shift the nemesis's choices.
-  const workload = new Workload(
-    cluster,
-    new SeededRandom(opts.seed ^ 0x5bd1e995),
-    logDir,
-    opts.escapeTasks ?? false,
-  );
+  const workload = new Workload(cluster, new SeededRandom(opts.seed ^ 0x5bd1e995), logDir, opts.escapeTasks);
   const nemesis = new Nemesis(
     keeper,
     new SeededRandom(opts.seed),
     {
       durationMs: opts.durationMs,
       sessionTimeoutMs,
-      maxConcurrent: opts.maxConcurrentFaults ?? 2,
+      maxConcurrent: opts.maxConcurrentFaults,
       ...(opts.zkServers ? { zkServers: opts.zkServers } : {}),
     },
     log,
@@ -122,7 +138,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await keeper.startAll();
     await workload.apply();
     workload.startTriggers();
-    await sleep(opts.warmupMs ?? 5000);
+    await sleep(opts.warmupMs);
 
     const windowStartMs = Math.ceil(Date.now() / 1000) * 1000;
     log('nemesis starts');
@@ -138,7 +154,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     for (const w of scheduledWorkflows) await setWorkflowPaused(cluster.pool, w.name, true);
     const windowEndMs = Math.floor((pausedAtMs - 3000) / 1000) * 1000;
     log('schedules paused; waiting for every run to finish');
-    const quiesceDeadline = Date.now() + (opts.quiesceTimeoutMs ?? 120_000);
+    const quiesceDeadline = Date.now() + opts.quiesceTimeoutMs;
     for (;;) {
       const active = await countActive(cluster);
       if (active.runs === 0 && active.attempts === 0) break;

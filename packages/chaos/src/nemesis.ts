@@ -32,6 +32,10 @@ export interface NemesisOptions {
   zkServers?: ZkServer[];
 }
 
+export const DEFAULT_NEMESIS_OPTIONS = { maxConcurrent: 2 } as const satisfies Required<
+  Pick<NemesisOptions, 'maxConcurrent'>
+>;
+
 export interface FaultRecord {
   kind: FaultKind;
   target: string;
@@ -58,7 +62,7 @@ export class Nemesis {
   /** Runs faults for `durationMs`, then heals and waits until every fault has been undone. */
   async run(): Promise<void> {
     const endAt = Date.now() + this.opts.durationMs;
-    const maxConcurrent = this.opts.maxConcurrent ?? 2;
+    const maxConcurrent = this.opts.maxConcurrent ?? DEFAULT_NEMESIS_OPTIONS.maxConcurrent;
     while (Date.now() < endAt) {
       await sleep(this.random.int(1000, 4000));
       if (Date.now() >= endAt) break;

@@ -22,8 +22,6 @@ done
 mark end
 `;
 
-export const tickIntervalMs = 500;
-
 export function writeTaskScript(path: string): void {
   writeFileSync(path, taskScript, { mode: 0o755 });
 }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ACCEPTED_DURATIONS, formatDuration, parseDuration } from './duration.js';
 import { isValidAddress, isValidHost } from './identity.js';
@@ -155,6 +156,65 @@ const peerMap = custom<Record<string, string>>((value) => {
   return out;
 });
 
+/**
+ * Networks http tasks may not reach by default (docs/tasks.md#which-networks-an-http-task-may-reach):
+ * link-local IPv4 (cloud metadata services: 169.254.169.254 on AWS, GCP, Azure, OpenStack, …; AWS
+ * ECS 169.254.170.2; Tencent 169.254.0.23), link-local IPv6, AWS's IPv6 metadata address and
+ * Alibaba Cloud's metadata address.
+ */
+export const DEFAULT_HTTP_DENY_NETWORKS = [
+  '169.254.0.0/16',
+  'fe80::/10',
+  'fd00:ec2::254/128',
+  '100.100.100.200/32',
+] as const;
+
+/** `10.0.0.0/8`, `fd00::/8` or a single address (`/32`, `/128` added); null if it is neither. */
+function cidrOf(entry: string): string | null {
+  const slash = entry.indexOf('/');
+  const address = (slash < 0 ? entry : entry.slice(0, slash)).toLowerCase();
+  const family = isIP(address);
+  if (family === 0) return null;
+  const max = family === 4 ? 32 : 128;
+  if (slash < 0) return `${address}/${max}`;
+  const prefix = entry.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > max) return null;
+  return `${address}/${Number(prefix)}`;
+}
+
+/**
+ * A list of networks (CIDR or single addresses), as a YAML/JSON list or a comma-separated string;
+ * `none` alone is the empty list; with `withDefaults`, the entry `default` stands for the
+ * default list (so `default,10.0.0.0/8` adds to it).
+ */
+const networkList = (opts: { withDefaults: boolean }) =>
+  custom<string[]>((value) => {
+    const accepted = `a list of networks in CIDR notation or single addresses, e.g. 10.0.0.0/8, fd00::/8, 192.0.2.7${
+      opts.withDefaults ? '; "default" stands for the default list' : ''
+    }; "none" alone for no network (in the environment: comma-separated)`;
+    const items =
+      typeof value === 'string'
+        ? value
+            .split(',')
+            .map((s) => s.trim())
+            .filter((s) => s !== '')
+        : value;
+    if (!Array.isArray(items)) return { error: `invalid value ${shown(value)}; accepted: ${accepted}` };
+    if (items.length === 1 && items[0] === 'none') return [];
+    const out: string[] = [];
+    for (const item of items) {
+      if (typeof item !== 'string') return { error: `invalid network ${shown(item)}; accepted: ${accepted}` };
+      if (opts.withDefaults && item === 'default') {
+        out.push(...DEFAULT_HTTP_DENY_NETWORKS);
+        continue;
+      }
+      const cidr = cidrOf(item);
+      if (cidr === null) return { error: `invalid network ${shown(item)}; accepted: ${accepted}` };
+      out.push(cidr);
+    }
+    return [...new Set(out)];
+  });
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -220,6 +280,42 @@ const dbSection = z.strictObject({
     env: 'SCHED_DB_POOL_SIZE',
     type: 'integer',
     description: 'Maximum number of PostgreSQL connections per process.',
+  }),
+  connectTimeout: withDefault(duration(), '10s', {
+    env: 'SCHED_DB_CONNECT_TIMEOUT',
+    type: 'duration',
+    description:
+      'Deadline for opening a PostgreSQL connection (TCP connect and login); `0` = none. Waiting for a free pooled connection is not limited by it.',
+  }),
+  queryTimeout: withDefault(duration(), '75s', {
+    env: 'SCHED_DB_QUERY_TIMEOUT',
+    type: 'duration',
+    description:
+      'Client-side deadline for the answer to one query: a server that stops answering (a black-holed network, a frozen host) fails the query with `DB_QUERY_TIMEOUT` and the connection is dropped; `0` = none. Keep it above `db.statementTimeout`, so the server cancels a slow statement first.',
+  }),
+  statementTimeout: withDefault(duration(), '60s', {
+    env: 'SCHED_DB_STATEMENT_TIMEOUT',
+    type: 'duration',
+    description:
+      "PostgreSQL's `statement_timeout` for sched's connections: the server cancels a statement running (or waiting for a lock) longer; `0` = none.",
+  }),
+  lockTimeout: withDefault(duration(), '30s', {
+    env: 'SCHED_DB_LOCK_TIMEOUT',
+    type: 'duration',
+    description:
+      "PostgreSQL's `lock_timeout`: the server cancels a statement that waits longer for a lock; `0` = none. Keep it above `db.idleInTransactionTimeout`, so a new leader outwaits a frozen one's transaction (docs/design.md#fencing).",
+  }),
+  idleInTransactionTimeout: withDefault(duration(), '15s', {
+    env: 'SCHED_DB_IDLE_IN_TRANSACTION_TIMEOUT',
+    type: 'duration',
+    description:
+      "PostgreSQL's `idle_in_transaction_session_timeout`: the server ends the session of a process that sits inside a transaction this long (frozen, or cut off from the database) and releases its locks; `0` = none.",
+  }),
+  keepAlive: withDefault(duration(), '10s', {
+    env: 'SCHED_DB_KEEPALIVE',
+    type: 'duration',
+    description:
+      'TCP keepalive on PostgreSQL connections: idle time before the first probe, so a connection to a vanished server is noticed; `0` = no keepalive.',
   }),
 });
 
@@ -339,6 +435,18 @@ const workerSection = z.strictObject({
     description:
       "Cap of one attempt's log file in bytes; output beyond it is dropped (the tail is still kept).",
   }),
+  httpAllowNetworks: optional(networkList({ withDefaults: false }), {
+    env: 'SCHED_WORKER_HTTP_ALLOW',
+    type: 'list of networks (CIDR)',
+    description:
+      'When set, http tasks may reach only addresses in these networks (every address a host name resolves to, and every redirect, is checked before connecting); `none` = no address. Unset: any address not denied. `worker.httpDenyNetworks` wins over it (docs/tasks.md#which-networks-an-http-task-may-reach).',
+  }),
+  httpDenyNetworks: withDefault(networkList({ withDefaults: true }), DEFAULT_HTTP_DENY_NETWORKS.join(','), {
+    env: 'SCHED_WORKER_HTTP_DENY',
+    type: 'list of networks (CIDR)',
+    description:
+      'http tasks may not reach addresses in these networks, directly, through a host name or through a redirect: the attempt fails before anything is dialled. The default denies link-local addresses and cloud metadata services; a value replaces it (`default` in the list stands for it, e.g. `default,10.0.0.0/8`; `none` denies nothing).',
+  }),
 });
 
 const logSection = z.strictObject({
@@ -368,7 +476,16 @@ export const configSections = {
 /** The configuration as the code reads it: validated, defaults applied, durations in ms. */
 export interface SchedConfig {
   zk: { connect: string; root: string; sessionTimeoutMs: number; requestTimeoutMs: number; auth?: string };
-  db: { url?: string; poolSize: number };
+  db: {
+    url?: string;
+    poolSize: number;
+    connectTimeoutMs: number;
+    queryTimeoutMs: number;
+    statementTimeoutMs: number;
+    lockTimeoutMs: number;
+    idleInTransactionTimeoutMs: number;
+    keepAliveMs: number;
+  };
   cluster: { secret?: string };
   node: {
     host: string;
@@ -390,6 +507,10 @@ export interface SchedConfig {
     killGraceMs: number;
     logRetentionMs: number;
     logMaxBytes: number;
+    /** Networks (CIDR) http tasks may reach; absent = any that is not denied. */
+    httpAllowNetworks?: string[];
+    /** Networks (CIDR) http tasks may not reach. */
+    httpDenyNetworks: string[];
   };
   log: { level: LogLevel };
 }
@@ -415,7 +536,16 @@ export const configSchema = z
         requestTimeoutMs: zk.requestTimeout,
         ...(zk.auth === undefined ? {} : { auth: zk.auth }),
       },
-      db: { ...(db.url === undefined ? {} : { url: db.url }), poolSize: db.poolSize },
+      db: {
+        ...(db.url === undefined ? {} : { url: db.url }),
+        poolSize: db.poolSize,
+        connectTimeoutMs: db.connectTimeout,
+        queryTimeoutMs: db.queryTimeout,
+        statementTimeoutMs: db.statementTimeout,
+        lockTimeoutMs: db.lockTimeout,
+        idleInTransactionTimeoutMs: db.idleInTransactionTimeout,
+        keepAliveMs: db.keepAlive,
+      },
       cluster: cluster.secret === undefined ? {} : { secret: cluster.secret },
       node: {
         host: node.host,
@@ -435,6 +565,8 @@ export const configSchema = z
         killGraceMs: worker.killGrace,
         logRetentionMs: worker.logRetention,
         logMaxBytes: worker.logMaxBytes,
+        ...(worker.httpAllowNetworks === undefined ? {} : { httpAllowNetworks: worker.httpAllowNetworks }),
+        httpDenyNetworks: worker.httpDenyNetworks,
       },
       log: { level: log.level as LogLevel },
     }),

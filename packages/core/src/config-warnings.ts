@@ -18,8 +18,11 @@ const FAILOVER_MARGIN_MS = 1_000;
  * the kill grace is for timeouts and cancels, not for fencing — so it adds nothing here
  * (docs/decisions/0004-fencing-kill.md).
  */
-export function minimumSafeFailoverDelayMs(config: Pick<SchedConfig, 'zk'>): number {
-  return Math.ceil(config.zk.sessionTimeoutMs / 3) + FAILOVER_MARGIN_MS;
+export function minimumSafeFailoverDelayMs(
+  config: Pick<SchedConfig, 'zk'>,
+  sessionTimeoutMs = config.zk.sessionTimeoutMs,
+): number {
+  return Math.ceil(sessionTimeoutMs / 3) + FAILOVER_MARGIN_MS;
 }
 
 export function configWarnings(config: SchedConfig): Issue[] {
@@ -31,6 +34,61 @@ export function configWarnings(config: SchedConfig): Issue[] {
       message:
         `${formatDuration(config.failover.delayMs)} is shorter than a third of zk.sessionTimeout ` +
         `(${formatDuration(Math.ceil(config.zk.sessionTimeoutMs / 3))}) + ${formatDuration(FAILOVER_MARGIN_MS)}; ` +
+        `a partitioned worker's task may still be running when it is re-run elsewhere. ` +
+        `Safe: at least ${formatDuration(minimum)}`,
+    });
+  }
+  const { db } = config;
+  if (db.queryTimeoutMs > 0 && db.statementTimeoutMs > 0 && db.queryTimeoutMs <= db.statementTimeoutMs) {
+    warnings.push({
+      path: 'db.queryTimeout',
+      message:
+        `${formatDuration(db.queryTimeoutMs)} is not longer than db.statementTimeout (${formatDuration(db.statementTimeoutMs)}); ` +
+        'a slow statement is given up by the client (its connection dropped) before PostgreSQL cancels it',
+    });
+  }
+  if (
+    db.lockTimeoutMs > 0 &&
+    db.idleInTransactionTimeoutMs > 0 &&
+    db.lockTimeoutMs <= db.idleInTransactionTimeoutMs
+  ) {
+    warnings.push({
+      path: 'db.lockTimeout',
+      message:
+        `${formatDuration(db.lockTimeoutMs)} is not longer than db.idleInTransactionTimeout (${formatDuration(db.idleInTransactionTimeoutMs)}); ` +
+        "a new leader stops waiting for a frozen leader's transaction before PostgreSQL ends it, and gives up its term",
+    });
+  }
+  return warnings;
+}
+
+/**
+ * What a daemon warns about once ZooKeeper has answered its session request: the server clamps
+ * the requested `zk.sessionTimeout` into its [minSessionTimeout, maxSessionTimeout] (by default
+ * 2 and 20 ticks), and the *granted* value is what expires sessions. sched times its lease and
+ * the worker's task supervisor by the granted value (docs/design.md#session); the operator must
+ * hear that it differs from the configured one, and whether the failover delay is still safe for
+ * it. Nothing when the server granted what was asked.
+ */
+export function grantedSessionTimeoutWarnings(config: SchedConfig, grantedMs: number): Issue[] {
+  const requestedMs = config.zk.sessionTimeoutMs;
+  if (grantedMs === requestedMs) return [];
+  const warnings: Issue[] = [
+    {
+      path: 'zk.sessionTimeout',
+      message:
+        `requested ${formatDuration(requestedMs)}, but ZooKeeper granted ${formatDuration(grantedMs)} ` +
+        "(the server's minSessionTimeout/maxSessionTimeout); the session lease and the task supervisor " +
+        `use ${formatDuration(grantedMs)}. Set zk.sessionTimeout within the server's bounds`,
+    },
+  ];
+  const minimum = minimumSafeFailoverDelayMs(config, grantedMs);
+  if (config.failover.delayMs < minimum) {
+    warnings.push({
+      path: 'failover.delay',
+      message:
+        `${formatDuration(config.failover.delayMs)} is shorter than a third of the granted session timeout ` +
+        `(${formatDuration(Math.ceil(grantedMs / 3))}) + ${formatDuration(FAILOVER_MARGIN_MS)}; ` +
         `a partitioned worker's task may still be running when it is re-run elsewhere. ` +
         `Safe: at least ${formatDuration(minimum)}`,
     });

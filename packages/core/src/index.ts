@@ -2,7 +2,11 @@ export { type Clock, FakeClock, sleep, systemClock } from './clock.js';
 export { envTable, type LoadConfigOptions, loadConfig, readConfigFile } from './config.js';
 export { type ConfigRow, describeConfig, renderConfigReference } from './config-reference.js';
 export { configSchema, LOG_LEVELS, type LogLevel, type SchedConfig } from './config-schema.js';
-export { configWarnings, minimumSafeFailoverDelayMs } from './config-warnings.js';
+export {
+  configWarnings,
+  grantedSessionTimeoutWarnings,
+  minimumSafeFailoverDelayMs,
+} from './config-warnings.js';
 export { durationSchema, formatDuration, parseDuration } from './duration.js';
 export {
   ConfigError,
@@ -23,6 +27,7 @@ export {
   HttpError,
   JsonHttpServer,
   type JsonHttpServerOptions,
+  onClientError,
   type RequestContext,
   type Route,
   type RouteResult,
@@ -42,4 +47,5 @@ export {
   parseIncarnationKey,
 } from './identity.js';
 export { type CreateLoggerOptions, createLogger, type Logger, redactConfig, redactUrl } from './logger.js';
+export { type WithDefaults, withDefaults } from './options.js';
 export { SCHED_VERSION } from './version.js';

@@ -30,7 +30,15 @@ describe('loadConfig', () => {
   test('defaults alone make a complete configuration', () => {
     expect(loadConfig({ env: {} })).toEqual({
       zk: { connect: '127.0.0.1:2181', root: '/sched', sessionTimeoutMs: 10_000, requestTimeoutMs: 10_000 },
-      db: { poolSize: 10 },
+      db: {
+        poolSize: 10,
+        connectTimeoutMs: 10_000,
+        queryTimeoutMs: 75_000,
+        statementTimeoutMs: 60_000,
+        lockTimeoutMs: 30_000,
+        idleInTransactionTimeoutMs: 15_000,
+        keepAliveMs: 10_000,
+      },
       cluster: {},
       node: { host: '127.0.0.1', port: 0, dataDir: '.sched-data', peerMap: {} },
       heartbeat: { intervalMs: 5_000 },
@@ -44,6 +52,7 @@ describe('loadConfig', () => {
         killGraceMs: 5_000,
         logRetentionMs: 604_800_000,
         logMaxBytes: 67_108_864,
+        httpDenyNetworks: ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128', '100.100.100.200/32'],
       },
       log: { level: 'info' },
     });
@@ -92,7 +101,16 @@ log:
         requestTimeoutMs: 2_500,
         auth: 'ops:pw',
       },
-      db: { url: 'postgres://sched:pw@10.0.0.9:5432/sched', poolSize: 4 },
+      db: {
+        url: 'postgres://sched:pw@10.0.0.9:5432/sched',
+        poolSize: 4,
+        connectTimeoutMs: 10_000,
+        queryTimeoutMs: 75_000,
+        statementTimeoutMs: 60_000,
+        lockTimeoutMs: 30_000,
+        idleInTransactionTimeoutMs: 15_000,
+        keepAliveMs: 10_000,
+      },
       cluster: { secret: 's3cret' },
       node: {
         host: 'worker-1.example',
@@ -112,6 +130,7 @@ log:
         killGraceMs: 250,
         logRetentionMs: 604_800_000,
         logMaxBytes: 67_108_864,
+        httpDenyNetworks: ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128', '100.100.100.200/32'],
       },
       log: { level: 'debug' },
     });
@@ -186,6 +205,8 @@ node: { port: 1111 }
         SCHED_KILL_GRACE: '1s',
         SCHED_WORKER_LOG_RETENTION: '2d',
         SCHED_WORKER_LOG_MAX_BYTES: '1048576',
+        SCHED_WORKER_HTTP_ALLOW: '10.0.0.0/8, 192.0.2.7,FD00::/8',
+        SCHED_WORKER_HTTP_DENY: 'default,10.9.0.0/16',
         SCHED_LOG_LEVEL: 'warn',
         SCHED_RUN_ID: 'not a config variable',
         SCHED_LOG_LEVELZ: 'ignored',
@@ -199,7 +220,16 @@ node: { port: 1111 }
         requestTimeoutMs: 7_000,
         auth: 'user:password',
       },
-      db: { url: 'postgresql://u:p@127.0.0.1:5433/db', poolSize: 3 },
+      db: {
+        url: 'postgresql://u:p@127.0.0.1:5433/db',
+        poolSize: 3,
+        connectTimeoutMs: 10_000,
+        queryTimeoutMs: 75_000,
+        statementTimeoutMs: 60_000,
+        lockTimeoutMs: 30_000,
+        idleInTransactionTimeoutMs: 15_000,
+        keepAliveMs: 10_000,
+      },
       cluster: { secret: 'k' },
       node: {
         host: '10.1.2.3',
@@ -219,6 +249,14 @@ node: { port: 1111 }
         killGraceMs: 1_000,
         logRetentionMs: 172_800_000,
         logMaxBytes: 1_048_576,
+        httpAllowNetworks: ['10.0.0.0/8', '192.0.2.7/32', 'fd00::/8'],
+        httpDenyNetworks: [
+          '169.254.0.0/16',
+          'fe80::/10',
+          'fd00:ec2::254/128',
+          '100.100.100.200/32',
+          '10.9.0.0/16',
+        ],
       },
       log: { level: 'warn' },
     });
@@ -244,14 +282,14 @@ worker:
       {
         path: 'worker.capacty',
         message:
-          'unknown key; accepted here: groups, capacity, httpCapacity, backlog, weight, killGrace, logRetention, logMaxBytes',
+          'unknown key; accepted here: groups, capacity, httpCapacity, backlog, weight, killGrace, logRetention, logMaxBytes, httpAllowNetworks, httpDenyNetworks',
       },
     ]);
     expect(err.message.split('\n')).toEqual([
       `invalid configuration (config file ${path}): 3 problems`,
       `  - zk.sessionTimeout: invalid duration "ten seconds"; ${ACCEPTED_DURATIONS}`,
       '  - node.port: invalid value 99999; accepted: an integer from 0 to 65535',
-      '  - worker.capacty: unknown key; accepted here: groups, capacity, httpCapacity, backlog, weight, killGrace, logRetention, logMaxBytes',
+      '  - worker.capacty: unknown key; accepted here: groups, capacity, httpCapacity, backlog, weight, killGrace, logRetention, logMaxBytes, httpAllowNetworks, httpDenyNetworks',
     ]);
   });
 
@@ -302,6 +340,41 @@ worker:
     }
     const listInFile = configError(() => loadConfig({ file: file('node:\n  peerMap: [a]\n'), env: {} }));
     expect(formatIssues(listInFile.issues)).toBe(`node.peerMap: invalid value a list; ${accepted}`);
+  });
+
+  test('http networks: CIDR lists; "default" stands for the default deny list, "none" for no network', () => {
+    const worker = (env: Record<string, string>, text?: string) =>
+      loadConfig({ env, ...(text === undefined ? {} : { file: file(text) }) }).worker;
+    expect(worker({}).httpAllowNetworks).toBeUndefined();
+    expect(worker({ SCHED_WORKER_HTTP_DENY: 'none', SCHED_WORKER_HTTP_ALLOW: 'none' })).toMatchObject({
+      httpAllowNetworks: [],
+      httpDenyNetworks: [],
+    });
+    expect(worker({ SCHED_WORKER_HTTP_DENY: '127.0.0.0/8' }).httpDenyNetworks).toEqual(['127.0.0.0/8']);
+    expect(
+      worker({}, 'worker:\n  httpDenyNetworks: [default, 127.0.0.1, "::1"]\n  httpAllowNetworks: []\n'),
+    ).toMatchObject({
+      httpAllowNetworks: [],
+      httpDenyNetworks: [
+        '169.254.0.0/16',
+        'fe80::/10',
+        'fd00:ec2::254/128',
+        '100.100.100.200/32',
+        '127.0.0.1/32',
+        '::1/128',
+      ],
+    });
+    const accepted =
+      'accepted: a list of networks in CIDR notation or single addresses, e.g. 10.0.0.0/8, fd00::/8, 192.0.2.7';
+    const err = configError(() =>
+      loadConfig({
+        env: { SCHED_WORKER_HTTP_DENY: '10.0.0.0/33', SCHED_WORKER_HTTP_ALLOW: 'default' },
+      }),
+    );
+    expect(formatIssues(err.issues).split('\n')).toEqual([
+      `SCHED_WORKER_HTTP_ALLOW (worker.httpAllowNetworks): invalid network "default"; ${accepted}; "none" alone for no network (in the environment: comma-separated)`,
+      `SCHED_WORKER_HTTP_DENY (worker.httpDenyNetworks): invalid network "10.0.0.0/33"; ${accepted}; "default" stands for the default list; "none" alone for no network (in the environment: comma-separated)`,
+    ]);
   });
 
   test('the environment defaults to process.env', () => {

@@ -3,7 +3,17 @@ export * from './dispatch/attempt-request.js';
 export * from './dispatch/worker-client.js';
 export * from './failover/failover-coordinator.js';
 export * from './failover/failover-queries.js';
+export * from './http/api-route.js';
+export * from './http/master-http-server.js';
 export * from './http/master-routes.js';
+export {
+  documentAs,
+  errorSchema,
+  generateOpenApi,
+  jsonSchemaOf,
+  type OpenApiDocument,
+} from './http/openapi.js';
+export * from './http/zod-issues.js';
 export * from './master-node.js';
 export * from './metrics/index.js';
 export * from './reports/report-applier.js';

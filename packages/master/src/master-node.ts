@@ -2,9 +2,7 @@ import {
   boundIdentity,
   type Clock,
   HostLoadSampler,
-  JsonHttpServer,
   type Logger,
-  type Route,
   redactUrl,
   SCHED_VERSION,
   type SchedConfig,
@@ -21,15 +19,16 @@ import {
   type NodeState,
   RegistryPaths,
   type WorkerHeartbeat,
+  warnOnGrantedSessionTimeout,
   ZkSession,
 } from '@sched/registry';
-import { advanceLeaderEpoch, createPool, migrate } from '@sched/store';
+import { advanceLeaderEpoch, createPool, dbTimeoutsOf, migrate } from '@sched/store';
 import type pg from 'pg';
-import { apiRoutes } from './api/api-routes.js';
+import { masterRoutes } from './api/api-routes.js';
 import { HttpWorkerClient } from './dispatch/worker-client.js';
 import { FailoverCoordinator } from './failover/failover-coordinator.js';
 import { reassignRunsOf } from './failover/failover-queries.js';
-import { reportRoutes } from './http/master-routes.js';
+import { MasterHttpServer } from './http/master-http-server.js';
 import { MasterMetrics } from './metrics/master-metrics.js';
 import { ReportApplier } from './reports/report-applier.js';
 import { WorkerRouter } from './routing/worker-router.js';
@@ -65,8 +64,6 @@ export interface MasterNodeOptions {
   config: SchedConfig;
   logger: Logger;
   clock?: Clock;
-  /** Extra HTTP routes (the REST API) mounted on the master's endpoint. */
-  routes?: (node: MasterNode) => Route[];
   /** Test hook (SCHED_TEST_HOOKS=crash-before-failover-record): see FailoverCoordinator. */
   crashBeforeFailoverRecord?: boolean;
 }
@@ -82,7 +79,7 @@ export class MasterNode {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly load = new HostLoadSampler();
-  private http!: JsonHttpServer;
+  private http!: MasterHttpServer;
   pool!: pg.Pool;
   session!: ZkSession;
   paths!: RegistryPaths;
@@ -174,31 +171,27 @@ export class MasterNode {
         { cause: err },
       );
     }
-    this.pool = createPool(config.db.url, { max: config.db.poolSize, applicationName: 'sched-master' });
+    this.pool = createPool(config.db.url, {
+      max: config.db.poolSize,
+      applicationName: 'sched-master',
+      timeouts: dbTimeoutsOf(config.db),
+    });
 
     // 2. The HTTP endpoint decides the advertised port (0 = pick a free one) and so the identity.
-    this.http = new JsonHttpServer({
-      name: 'master',
+    this.http = new MasterHttpServer({
       secret,
-      logger: this.log,
-      routes: [
-        ...reportRoutes({
+      logger: this.log.child({ component: 'http' }),
+      routes: masterRoutes({
+        api: { node: this, secret, peerMap: config.node.peerMap, logger: this.log, clock: this.clock },
+        reports: {
           apply: (reports) => {
             if (!this.applier)
               throw new SchedError('STARTING', 'the master is starting', { retriable: true });
             return this.applier.apply(reports);
           },
-        }),
-        ...apiRoutes({
-          node: this,
-          secret,
-          peerMap: config.node.peerMap,
-          logger: this.log,
-          clock: this.clock,
-        }),
-        this.metrics.route(),
-        ...(this.opts.routes?.(this) ?? []),
-      ],
+        },
+        metrics: this.metrics.route(),
+      }),
     });
     const bound = await this.http.listen(config.node.port, config.node.host);
     ({
@@ -217,6 +210,8 @@ export class MasterNode {
       clock: this.clock,
       logger: this.log,
     });
+    // The lease runs on the granted session timeout; say so when it is not the configured one.
+    warnOnGrantedSessionTimeout(this.session, config, this.log);
     this.workersView = new MembersView(this.session, this.paths, 'worker', { logger: this.log });
     this.mastersView = new MembersView(this.session, this.paths, 'master', { logger: this.log });
     await Promise.all([this.workersView.start(), this.mastersView.start()]);
@@ -228,7 +223,7 @@ export class MasterNode {
     );
     this.driver = new RunDriver({
       db: this.pool,
-      owner: this.key,
+      nodeKey: this.key,
       router: this.router,
       workers: () => this.workerViews(),
       client: this.client,
@@ -240,21 +235,21 @@ export class MasterNode {
     });
     this.applier = new ReportApplier({
       db: this.pool,
-      owner: this.key,
+      nodeKey: this.key,
       wakeLocal: (ids) => this.driver.wake(ids),
       onFirstStart: (ms) => this.metrics.observeFireToStart(ms),
       logger: this.log,
     });
     this.wakeListener = new RunWakeListener({
       connectionString: config.db.url,
-      owner: this.key,
+      nodeKey: this.key,
       onWake: (ids) => this.driver.wake(ids),
       onCommand: () => this.commands?.poke(),
       logger: this.log,
     });
     this.firer = new ScheduleFirer({
       pool: this.pool,
-      self: this.key,
+      nodeKey: this.key,
       liveMasters: () => this.mastersView.list().map((m) => m.key),
       leaseValid: () => this.leaseValid(),
       clock: this.clock,
@@ -268,7 +263,7 @@ export class MasterNode {
     });
     this.commands = new CommandProcessor({
       pool: this.pool,
-      self: this.key,
+      nodeKey: this.key,
       leaseValid: () => this.leaseValid(),
       clock: this.clock,
       logger: this.log,
@@ -281,7 +276,7 @@ export class MasterNode {
     // re-registration first looks for our failover record, and the record is watched for.
     this.membership = await joinCluster(this.session, this.paths, {
       role: 'master',
-      key: this.key,
+      nodeKey: this.key,
       heartbeat: () => ({
         address: this.address,
         startTime: this.startTime,
@@ -314,7 +309,7 @@ export class MasterNode {
     this.commands.start();
 
     this.election = new LeaderElection(this.session, this.paths, {
-      key: this.key,
+      nodeKey: this.key,
       clock: this.clock,
       logger: this.log,
       onLeadership: (term) => this.lead(term),
@@ -342,7 +337,7 @@ export class MasterNode {
       records: this.membership.records,
       masters: this.mastersView,
       workers: this.workersView,
-      leaderKey: this.key,
+      nodeKey: this.key,
       delayMs: config.failover.delayMs,
       retentionMs: config.failover.retentionMs,
       logger: this.log,

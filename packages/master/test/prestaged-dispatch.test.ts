@@ -52,7 +52,7 @@ function master(client: RecordingClient) {
   const prepared: number[] = [];
   const driver = new RunDriver({
     db: pool,
-    owner: key,
+    nodeKey: key,
     router: new WorkerRouter(),
     workers: () => [workerView(WORKER, 1_000n, 10_000)],
     client,
@@ -62,7 +62,7 @@ function master(client: RecordingClient) {
   });
   const firer = new ScheduleFirer({
     pool,
-    self: key,
+    nodeKey: key,
     liveMasters: () => [key],
     leaseValid: () => lease.valid,
     logger: quietLogger,
@@ -172,7 +172,7 @@ describe('pre-staged dispatch', () => {
     await m.driver.start();
     const commands = new CommandProcessor({
       pool,
-      self: m.key,
+      nodeKey: m.key,
       leaseValid: () => m.lease.valid,
       logger: quietLogger,
       prepareRuns: (c, runs) => m.driver.prepareFired(c, runs),

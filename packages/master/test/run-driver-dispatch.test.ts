@@ -69,7 +69,7 @@ async function seqs(ids: number[]): Promise<Map<number, { state: string; seq: nu
 function driver(owner: string, client: WorkerClient): RunDriver {
   const d = new RunDriver({
     db: pool,
-    owner,
+    nodeKey: owner,
     router: new WorkerRouter(),
     workers: () => [workerView(WORKER, 1_000n, 10_000)],
     client,

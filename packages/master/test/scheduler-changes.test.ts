@@ -13,7 +13,7 @@ beforeAll(async () => {
 });
 afterAll(async () => drop?.());
 
-const firer = (self: string) => soleFirer(pool, self, { scanIntervalMs: 200, lookAheadMs: 3000 });
+const firer = (nodeKey: string) => soleFirer(pool, nodeKey, { scanIntervalMs: 200, lookAheadMs: 3000 });
 
 describe('schedule changes while firing', () => {
   it('a new cron takes over at once; the old one never fires after the change', async () => {

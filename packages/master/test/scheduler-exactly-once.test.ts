@@ -35,7 +35,7 @@ class FakeCluster {
     this.lease.set(key, true);
     const f = new ScheduleFirer({
       pool,
-      self: key,
+      nodeKey: key,
       liveMasters: () => [...this.live],
       leaseValid: () => this.lease.get(key) === true,
       logger: quietLogger,
@@ -120,7 +120,7 @@ describe('exactly-once firing under membership churn', () => {
     const make = (key: string) =>
       new ScheduleFirer({
         pool,
-        self: key,
+        nodeKey: key,
         liveMasters: () => [key],
         leaseValid: () => true,
         logger: quietLogger,
@@ -151,7 +151,7 @@ describe('exactly-once firing under membership churn', () => {
     await applyScheduledWorkflows(pool, 'fenced', 5, { cron: '* * * * * *' });
     const f = new ScheduleFirer({
       pool,
-      self: 'fenced-m',
+      nodeKey: 'fenced-m',
       liveMasters: () => ['fenced-m'],
       leaseValid: () => false,
       logger: quietLogger,
@@ -170,7 +170,7 @@ describe('pre-staged fires (executed early, committed at the fire time)', () => 
     await applyScheduledWorkflows(pool, 'vis', 50, { cron: '* * * * * *' });
     const f = new ScheduleFirer({
       pool,
-      self: 'vis-m',
+      nodeKey: 'vis-m',
       liveMasters: () => ['vis-m'],
       leaseValid: () => true,
       logger: quietLogger,
@@ -204,7 +204,7 @@ describe('pre-staged fires (executed early, committed at the fire time)', () => 
     // valid again — those commit; no staged fire may (a staged fire records created_at = fire time).
     const f = new ScheduleFirer({
       pool,
-      self: 'late-lease-m',
+      nodeKey: 'late-lease-m',
       liveMasters: () => ['late-lease-m'],
       leaseValid: () => Date.now() % 1000 >= 500,
       logger: quietLogger,

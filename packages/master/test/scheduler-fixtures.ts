@@ -89,13 +89,13 @@ export const wholeSecondAfter = (ms: number) => Math.floor(ms / 1000) * 1000 + 1
 /** A firer that is the only live master and always holds its lease. */
 export function soleFirer(
   pool: pg.Pool,
-  self: string,
+  nodeKey: string,
   options: ConstructorParameters<typeof ScheduleFirer>[0]['options'],
 ): ScheduleFirer {
   return new ScheduleFirer({
     pool,
-    self,
-    liveMasters: () => [self],
+    nodeKey,
+    liveMasters: () => [nodeKey],
     leaseValid: () => true,
     logger: quietLogger,
     options,

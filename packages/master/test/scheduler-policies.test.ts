@@ -21,7 +21,7 @@ beforeAll(async () => {
 afterAll(async () => drop?.());
 
 const OPTIONS = { scanIntervalMs: 200, lookAheadMs: 2000, queueSweepMs: 200 };
-const firer = (self: string) => soleFirer(pool, self, OPTIONS);
+const firer = (nodeKey: string) => soleFirer(pool, nodeKey, OPTIONS);
 
 /** Fire times in seconds relative to the first, and the trigger of each. */
 function timeline(runs: { fire_ms: number; trigger: string }[]) {
@@ -168,14 +168,14 @@ describe('durable commands', () => {
     const workflowId = ids.get('cmd-0')!;
     const p1 = new CommandProcessor({
       pool,
-      self: 'cmd-m1',
+      nodeKey: 'cmd-m1',
       leaseValid: () => true,
       logger: quietLogger,
       options: { backfillChunk: 10 },
     });
     const p2 = new CommandProcessor({
       pool,
-      self: 'cmd-m2',
+      nodeKey: 'cmd-m2',
       leaseValid: () => true,
       logger: quietLogger,
       options: { backfillChunk: 10 },
@@ -248,7 +248,7 @@ describe('durable commands', () => {
       // While the claim is open, another master sees nothing to claim (SKIP LOCKED), and does not block.
       const other = new CommandProcessor({
         pool,
-        self: 'cmdfail-other',
+        nodeKey: 'cmdfail-other',
         leaseValid: () => true,
         logger: quietLogger,
       });
@@ -258,7 +258,12 @@ describe('durable commands', () => {
       client.release();
     }
     expect(await countCommands(pool)).toBe(1);
-    const p = new CommandProcessor({ pool, self: 'cmdfail-m', leaseValid: () => true, logger: quietLogger });
+    const p = new CommandProcessor({
+      pool,
+      nodeKey: 'cmdfail-m',
+      leaseValid: () => true,
+      logger: quietLogger,
+    });
     const done = await p.drain();
     expect(done).toHaveLength(1);
     expect(await runsOf(pool, 'cmdfail')).toHaveLength(1);
@@ -267,7 +272,7 @@ describe('durable commands', () => {
     const ids = await applyScheduledWorkflows(pool, 'cmdlisten', 1, { cron: '0 0 * * * ?' });
     const p = new CommandProcessor({
       pool,
-      self: 'cmdlisten-m',
+      nodeKey: 'cmdlisten-m',
       leaseValid: () => true,
       logger: quietLogger,
       options: { pollIntervalMs: 60_000, listen: true },

@@ -1,6 +1,6 @@
-import type { Logger, SchedConfig } from '@sched/core';
+import { grantedSessionTimeoutWarnings, type Logger, type SchedConfig } from '@sched/core';
 import { RegistryPaths } from './registry-paths.js';
-import type { ZkSessionOptions } from './zk-session.js';
+import type { ZkSession, ZkSessionOptions } from './zk-session.js';
 
 /** `ZkSession` options from sched's compiled configuration (`zk` section). */
 export function zkSessionOptions(zk: SchedConfig['zk'], logger?: Logger): ZkSessionOptions {
@@ -16,4 +16,27 @@ export function zkSessionOptions(zk: SchedConfig['zk'], logger?: Logger): ZkSess
 /** The znode layout for the configured root. */
 export function registryPaths(zk: SchedConfig['zk']): RegistryPaths {
   return new RegistryPaths(zk.root);
+}
+
+/**
+ * Logs, as warnings, what the daemon's operator must know when ZooKeeper grants a session timeout
+ * other than `zk.sessionTimeout` (asked and granted, and whether `failover.delay` is still safe
+ * for the granted one): now, for the current session, and again whenever a new session is granted
+ * another. Returns the unsubscribe.
+ */
+export function warnOnGrantedSessionTimeout(
+  session: ZkSession,
+  config: SchedConfig,
+  logger: Logger,
+): () => void {
+  const warn = (grantedMs: number) => {
+    for (const w of grantedSessionTimeoutWarnings(config, grantedMs)) {
+      logger.warn(
+        { requestedMs: config.zk.sessionTimeoutMs, grantedMs },
+        `ZooKeeper session timeout: ${w.path}: ${w.message}`,
+      );
+    }
+  };
+  warn(session.sessionTimeoutMs);
+  return session.on('sessionTimeout', ({ grantedMs }) => warn(grantedMs));
 }

@@ -9,7 +9,7 @@ import type { ZkSession } from './zk-session.js';
 export interface JoinClusterOptions {
   role: MemberRole;
   /** This incarnation's key, `host:port_startTime` (docs/design.md#identity). */
-  key: string;
+  nodeKey: string;
   /** The heartbeat to publish now; called for every write of the registration znode. */
   heartbeat: () => Heartbeat;
   /** How often the heartbeat is rewritten (`heartbeat.interval`). */
@@ -73,7 +73,7 @@ export async function joinCluster(
   paths: RegistryPaths,
   opts: JoinClusterOptions,
 ): Promise<ClusterMembership> {
-  const { role, key } = opts;
+  const { role, nodeKey } = opts;
   // 1. The tree, then 2. the records.
   await ensureLayout(session, paths);
   const records = new FailoverRecords(session, paths, { clock: opts.clock, logger: opts.logger });
@@ -96,15 +96,15 @@ export async function joinCluster(
   // 3. Register; every re-registration first looks for this incarnation's record.
   const registration = new MemberRegistration(session, paths, {
     role,
-    key,
+    nodeKey,
     heartbeat: opts.heartbeat,
     intervalMs: opts.intervalMs,
     beforeRegister: async ({ first }) => {
       if (first) return; // a brand-new incarnation cannot have been failed over
-      const record = failedOver ?? (await records.read(role, key));
+      const record = failedOver ?? (await records.read(role, nodeKey));
       if (record) {
         failOver(record);
-        throw new SchedError('FAILED_OVER', `${role} ${key} was failed over; this incarnation must exit`);
+        throw new SchedError('FAILED_OVER', `${role} ${nodeKey} was failed over; this incarnation must exit`);
       }
     },
     logger: opts.logger,
@@ -119,7 +119,7 @@ export async function joinCluster(
   }
 
   // 4. If the leader is failing this incarnation over right now, the record appears later.
-  watch = records.watchFor(role, key, failOver);
+  watch = records.watchFor(role, nodeKey, failOver);
 
   return {
     registration,

@@ -1,4 +1,4 @@
-import { type Clock, type Logger, systemClock } from '@sched/core';
+import { type Clock, type Logger, systemClock, type WithDefaults, withDefaults } from '@sched/core';
 import { isZkError, LeadershipLostError } from './errors.js';
 import { type ProtectedNode, parseSequentialName, protectedCreate } from './protected-create.js';
 import type { RegistryPaths } from './registry-paths.js';
@@ -51,8 +51,8 @@ export interface LeadershipTerm {
 }
 
 export interface LeaderElectionOptions {
-  /** Incarnation key of this process, stored in the candidate node. */
-  key: string;
+  /** Incarnation key of this process (docs/design.md#identity), stored in the candidate node. */
+  nodeKey: string;
   /** When leadership ends on connection trouble. @defaultValue 'suspended' */
   endOn?: 'suspended' | 'lost';
   /**
@@ -64,6 +64,10 @@ export interface LeaderElectionOptions {
   clock?: Clock;
   logger?: Logger;
 }
+
+export const DEFAULT_LEADER_ELECTION_OPTIONS = { endOn: 'suspended' } as const satisfies Required<
+  Pick<LeaderElectionOptions, 'endOn'>
+>;
 
 export interface LeaderElectionEvents {
   elected: [term: LeadershipTerm];
@@ -78,6 +82,7 @@ interface Term extends LeadershipTerm {
 export class LeaderElection extends TypedEmitter<LeaderElectionEvents> {
   /** How many predecessor watches of this candidate fired (no-herd check). */
   predecessorNotifications = 0;
+  private readonly opts: WithDefaults<LeaderElectionOptions, typeof DEFAULT_LEADER_ELECTION_OPTIONS>;
   private readonly clock: Clock;
   private readonly log: Logger | undefined;
   private readonly wakeup = new Wakeup();
@@ -93,9 +98,10 @@ export class LeaderElection extends TypedEmitter<LeaderElectionEvents> {
   constructor(
     private readonly session: ZkSession,
     paths: RegistryPaths,
-    private readonly opts: LeaderElectionOptions,
+    opts: LeaderElectionOptions,
   ) {
     super();
+    this.opts = withDefaults(opts, DEFAULT_LEADER_ELECTION_OPTIONS);
     this.parent = paths.election;
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger?.child({ component: 'election' });
@@ -153,7 +159,7 @@ export class LeaderElection extends TypedEmitter<LeaderElectionEvents> {
   }
 
   private onStatus(s: SessionStatus): void {
-    if (s.kind === 'SUSPENDED' && (this.opts.endOn ?? 'suspended') === 'suspended') this.revoke('suspended');
+    if (s.kind === 'SUSPENDED' && this.opts.endOn === 'suspended') this.revoke('suspended');
     if (s.kind === 'LOST') {
       this.revoke('lost');
       this.candidate = undefined;
@@ -222,7 +228,7 @@ export class LeaderElection extends TypedEmitter<LeaderElectionEvents> {
     if (!this.candidate) {
       await this.session.mkdirp(this.parent);
       const node = await protectedCreate(this.session, this.parent, 'n_', {
-        data: Buffer.from(this.opts.key),
+        data: Buffer.from(this.opts.nodeKey),
         mode: 'ephemeral-sequential',
       });
       this.candidate = { ...node, generation: lease.generation };
@@ -287,7 +293,7 @@ export class LeaderElection extends TypedEmitter<LeaderElectionEvents> {
       check: () => {
         if (controller.signal.aborted) throw controller.signal.reason as Error;
         try {
-          this.session.checkLease({ allowSuspended: (this.opts.endOn ?? 'suspended') === 'lost' });
+          this.session.checkLease({ allowSuspended: this.opts.endOn === 'lost' });
         } catch (err) {
           throw new LeadershipLostError('lease', `leadership cannot be used: ${(err as Error).message}`);
         }

@@ -28,16 +28,20 @@ import type { SessionInfo, ZkSession } from './zk-session.js';
  */
 export interface MemberRegistrationOptions {
   role: MemberRole;
-  /** `host:port_startTime` */
-  key: string;
+  /** This incarnation's key, `host:port_startTime` (docs/design.md#identity): the znode's name. */
+  nodeKey: string;
   /** The heartbeat to publish now. Called for every write. */
   heartbeat: () => Heartbeat;
-  /** @defaultValue 5000 */
+  /** How often the heartbeat is rewritten. @defaultValue 5000 */
   intervalMs?: number;
   /** Runs before each (re-)registration; throwing prevents it. */
   beforeRegister?: (info: SessionInfo & { first: boolean }) => Promise<void>;
   logger?: Logger;
 }
+
+export const DEFAULT_MEMBER_REGISTRATION_OPTIONS = { intervalMs: 5_000 } as const satisfies Required<
+  Pick<MemberRegistrationOptions, 'intervalMs'>
+>;
 
 export interface Registration {
   path: string;
@@ -69,8 +73,8 @@ export class MemberRegistration extends TypedEmitter<MemberRegistrationEvents> {
     private readonly opts: MemberRegistrationOptions,
   ) {
     super();
-    this.path = paths.member(opts.role, opts.key);
-    this.intervalMs = opts.intervalMs ?? 5000;
+    this.path = paths.member(opts.role, opts.nodeKey);
+    this.intervalMs = opts.intervalMs ?? DEFAULT_MEMBER_REGISTRATION_OPTIONS.intervalMs;
     this.log = opts.logger?.child({ component: 'membership', role: opts.role });
   }
 

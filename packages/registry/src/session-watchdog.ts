@@ -69,6 +69,14 @@ export class SessionWatchdog {
     this.rearmCheck();
   }
 
+  /**
+   * Milliseconds the lease still holds at this instant (≤ 0: it does not), read without applying
+   * any transition: for callers that only pass the deadline on (the worker's task supervisor).
+   */
+  peekRemainingMs(): number {
+    return this.lease.remainingMs(this.opts.clock.monotonic());
+  }
+
   /** Milliseconds the lease still holds, after applying the time that has passed. */
   remainingMs(): number {
     const now = this.opts.clock.monotonic();

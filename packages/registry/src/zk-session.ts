@@ -78,6 +78,11 @@ export interface ZkSessionOptions {
   logger?: Logger;
 }
 
+/** The constant defaults of {@link ZkSessionOptions}; `requestTimeoutMs` and `reconnectWhenSilent` depend on the session. */
+export const DEFAULT_ZK_SESSION_OPTIONS = { aclWorldReadable: true } as const satisfies Required<
+  Pick<ZkSessionOptions, 'aclWorldReadable'>
+>;
+
 export interface SessionInfo {
   sessionId: string;
   generation: number;
@@ -99,6 +104,12 @@ export interface ZkSessionEvents {
   session: [info: SessionInfo];
   /** The session was lost (LOST): ephemerals and watches of `info` are gone or going. */
   lost: [info: SessionInfo & { reason: 'lease-expired' | 'expired' }];
+  /**
+   * ZooKeeper granted a session timeout other than the one in force (at the first connect: other
+   * than the requested one). The lease uses `grantedMs` from now on; whatever else is timed by
+   * the session timeout (the worker's task supervisor) must follow.
+   */
+  sessionTimeout: [info: { requestedMs: number; grantedMs: number; previousMs: number }];
 }
 
 /** The parts of node-zookeeper-client's Client we use, including its internals we must reach. */
@@ -113,6 +124,8 @@ interface InFlight {
 
 export class ZkSession extends TypedEmitter<ZkSessionEvents> {
   readonly connectString: string;
+  /** The session timeout asked for; ZooKeeper may grant another (`sessionTimeoutMs`). */
+  readonly requestedSessionTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly acls: ZkAcl[];
   private readonly clock: Clock;
@@ -130,13 +143,19 @@ export class ZkSession extends TypedEmitter<ZkSessionEvents> {
   private constructor(opts: ZkSessionOptions) {
     super((err, event) => this.log?.error({ err, event }, 'session listener threw'));
     this.connectString = opts.connectString;
+    this.requestedSessionTimeoutMs = opts.sessionTimeoutMs;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? opts.sessionTimeoutMs;
     this.clock = opts.clock ?? systemClock;
     this.timers = opts.timers ?? systemTimers;
     this.log = opts.logger?.child({ component: 'zk-session' });
     this.auth = opts.auth;
     this.reconnectWhenSilent = opts.reconnectWhenSilent;
-    this.acls = opts.auth ? schedAcls(parseDigestAuth(opts.auth), opts.aclWorldReadable ?? true) : OPEN_ACL;
+    this.acls = opts.auth
+      ? schedAcls(
+          parseDigestAuth(opts.auth),
+          opts.aclWorldReadable ?? DEFAULT_ZK_SESSION_OPTIONS.aclWorldReadable,
+        )
+      : OPEN_ACL;
     this.watchdog = new SessionWatchdog({
       clock: this.clock,
       timers: this.timers,
@@ -175,9 +194,23 @@ export class ZkSession extends TypedEmitter<ZkSessionEvents> {
     return this.currentStatus;
   }
 
-  /** Negotiated session timeout (the requested one until the first connect). */
+  /**
+   * Negotiated session timeout (the requested one until the first connect): ZooKeeper clamps the
+   * request into its [minSessionTimeout, maxSessionTimeout] (by default 2 and 20 ticks).
+   */
   get sessionTimeoutMs(): number {
     return this.watchdog.sessionTimeoutMs;
+  }
+
+  /**
+   * Milliseconds the session lease certainly still holds, at this instant (≤ 0: it does not —
+   * no session yet, or LOST, or CLOSED). A plain read with no side effects: a deadline to hand
+   * on (the task supervisor kills at it); side effects call `checkLease()` instead.
+   */
+  leaseRemainingMs(): number {
+    const s = this.currentStatus;
+    if (s.kind !== 'CONNECTED' && s.kind !== 'RECONNECTED' && s.kind !== 'SUSPENDED') return 0;
+    return this.watchdog.peekRemainingMs();
   }
 
   /** Hex id of the current session, `undefined` while there is none. */
@@ -517,7 +550,7 @@ export class ZkSession extends TypedEmitter<ZkSessionEvents> {
     if (this.auth) client.addAuthInfo('digest', Buffer.from(this.auth));
     client.on('connected', () => {
       if (client !== this.client) return;
-      this.watchdog.setSessionTimeout(client.getSessionTimeout());
+      this.applyGrantedTimeout(client.getSessionTimeout());
       this.watchdog.probeNow();
     });
     client.on('disconnected', () => {
@@ -532,6 +565,18 @@ export class ZkSession extends TypedEmitter<ZkSessionEvents> {
     this.client = client;
     this.clientSince = this.clock.monotonic();
     client.connect();
+  }
+
+  /** The server's answer to our session timeout: the lease follows it, and so must everyone else. */
+  private applyGrantedTimeout(grantedMs: number): void {
+    const previousMs = this.watchdog.sessionTimeoutMs;
+    if (grantedMs === previousMs) return;
+    this.watchdog.setSessionTimeout(grantedMs);
+    this.log?.info(
+      { requestedMs: this.requestedSessionTimeoutMs, grantedMs, previousMs },
+      `ZooKeeper granted a session timeout of ${grantedMs} ms (requested ${this.requestedSessionTimeoutMs} ms); the lease uses it`,
+    );
+    this.emit('sessionTimeout', { requestedMs: this.requestedSessionTimeoutMs, grantedMs, previousMs });
   }
 
   private disposeClient(client: RawClient): void {

@@ -66,7 +66,7 @@ async function candidate(
   opts: { sessionTimeoutMs?: number; endOn?: 'suspended' | 'lost' } = {},
 ): Promise<{ session: ZkSession; election: LeaderElection }> {
   const session = await openSession(connectString, { sessionTimeoutMs: opts.sessionTimeoutMs ?? 4000 });
-  const election = new LeaderElection(session, paths, { key: who, endOn: opts.endOn });
+  const election = new LeaderElection(session, paths, { nodeKey: who, endOn: opts.endOn });
   log.track(who, election);
   election.start();
   return { session, election };
@@ -188,7 +188,7 @@ describe('LeaderElection', () => {
     const events: string[] = [];
     let checkAfter: unknown;
     const election = new LeaderElection(session, new RegistryPaths('/sched'), {
-      key: 'cb',
+      nodeKey: 'cb',
       onLeadership: async (term) => {
         events.push('start');
         term.check();

@@ -49,7 +49,7 @@ async function join(session: ZkSession, key: string, port: number): Promise<Join
   let told = 0;
   const membership = await joinCluster(session, paths, {
     role: 'master',
-    key,
+    nodeKey: key,
     heartbeat: () => masterHeartbeat(port),
     intervalMs: 500,
     onRegistered: (reg) => registered.push(reg.generation),
@@ -201,7 +201,7 @@ describe('joinCluster', () => {
     await expect(
       joinCluster(session, paths, {
         role: 'master',
-        key,
+        nodeKey: key,
         // Invalid heartbeat JSON: the registration cannot write it.
         heartbeat: () => ({ ...masterHeartbeat(7504), state: 'SLEEPY' as 'NORMAL' }),
         intervalMs: 500,

@@ -162,7 +162,7 @@ describe('membership: registration and live view', () => {
     const key = '127.0.0.1:7300_1700000000000';
     const reg = new MemberRegistration(memberSession, paths, {
       role: 'master',
-      key,
+      nodeKey: key,
       intervalMs: 300,
       heartbeat: () => masterHeartbeat(7300, state),
     });
@@ -193,7 +193,7 @@ describe('membership: registration and live view', () => {
     const session = await openSession(connect);
     const reg = new MemberRegistration(session, paths, {
       role: 'master',
-      key: '127.0.0.1:7400_1',
+      nodeKey: '127.0.0.1:7400_1',
       heartbeat: () => masterHeartbeat(7400),
       beforeRegister: async () => {
         throw new Error('failed over');

@@ -60,7 +60,7 @@ describe('ZkSession against a real ZooKeeper', () => {
     const key = '127.0.0.1:7001_1700000000000';
     const registration = new MemberRegistration(session, paths, {
       role: 'worker',
-      key,
+      nodeKey: key,
       intervalMs: 500,
       heartbeat: () => ({ ...heartbeat(7001)(), groups: ['default'], weight: 1, capacity: 4, running: 0 }),
     });
@@ -135,7 +135,7 @@ describe('ZkSession against a real ZooKeeper', () => {
     const key = '127.0.0.1:7002_1700000000000';
     const registration = new MemberRegistration(session, paths, {
       role: 'master',
-      key,
+      nodeKey: key,
       intervalMs: 500,
       heartbeat: heartbeat(7002),
     });

@@ -1,6 +1,7 @@
 export * from './cron/cron-schedule.js';
 export * from './db.js';
 export * from './definitions/apply-definitions.js';
+export { DEFINITION_SCHEMA_ID, definitionJsonSchema } from './definitions/definition-json-schema.js';
 export * from './definitions/definition-types.js';
 export * from './definitions/load-definitions.js';
 export * from './definitions/pause-schedule.js';

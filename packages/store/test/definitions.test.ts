@@ -302,6 +302,23 @@ const MALFORMED: [string, Mutator, string, string][] = [
     'accepted: one of rerun, fail',
   ],
   [
+    'http task without a URL',
+    (d) => {
+      delete t(d, 1).url;
+    },
+    'tasks[1].url',
+    'required for an http task; give it as url or as http.url',
+  ],
+  [
+    'http object without a URL',
+    (d) => {
+      delete t(d, 1).url;
+      t(d, 1).http = { method: 'POST' };
+    },
+    'tasks[1].http.url',
+    'required for an http task; give it as url or as http.url',
+  ],
+  [
     'script without source',
     (d) => {
       d.tasks.push({ name: 'py', type: 'script', script: { interpreter: 'python3' } } as never);
@@ -357,6 +374,32 @@ describe('malformed definitions', () => {
       'tasks[0].timeout',
       'tasks[1].dependsOn[0]',
     ]);
+  });
+
+  it('reports dependency problems even beside field problems of every kind', () => {
+    const def = good() as ReturnType<typeof good> & Record<string, unknown>;
+    def.owner = 'me';
+    t(def, 0).retries.max = 1.5; // not an integer: must not hide the other problems
+    t(def, 0).timeout = [];
+    t(def, 1).dependsOn = ['nope', 5];
+    const err = (() => {
+      try {
+        compileDefinitions([{ value: def }]);
+      } catch (e) {
+        return e as DefinitionError;
+      }
+      throw new Error('expected a DefinitionError');
+    })();
+    expect(err.issues).toEqual(
+      expect.arrayContaining([
+        { path: 'owner', message: expect.stringContaining('unknown field "owner"; accepted: one of name') },
+        { path: 'tasks[0].retries.max', message: 'expected an integer from 0 to 100, got number 1.5' },
+        { path: 'tasks[0].timeout', message: expect.stringContaining('expected a duration like 30s') },
+        { path: 'tasks[1].dependsOn[0]', message: 'unknown task "nope"; accepted: one of extract, load' },
+        { path: 'tasks[1].dependsOn[1]', message: expect.stringContaining('got number 5') },
+      ]),
+    );
+    expect(err.issues).toHaveLength(5);
   });
 });
 

@@ -129,7 +129,7 @@ function writeWatchList(): void {
 }
 
 /** SIGKILLs every tracked child right now (synchronous: safe inside an `exit` handler). */
-export function killAllChildrenNow(): void {
+function killAllChildrenNow(): void {
   for (const [pid, { group }] of liveChildren) {
     try {
       process.kill(group ? -pid : pid, 'SIGKILL');

@@ -58,6 +58,10 @@ export interface ZkEnsemble {
 export interface StartZooKeeperOptions {
   /** ZooKeeper tick in ms (default 200): minimum session timeout is 2 ticks. */
   tickTime?: number;
+  /** The server's `minSessionTimeout` in ms (default 2 ticks): a shorter request is granted this. */
+  minSessionTimeout?: number;
+  /** The server's `maxSessionTimeout` in ms (default 60000): a longer request is granted this. */
+  maxSessionTimeout?: number;
 }
 
 const javaBin = process.env.SCHED_TEST_JAVA ?? 'java';
@@ -128,6 +132,8 @@ interface ZkProcessConfig {
   kind: 'standalone' | 'quorum';
   dir: string;
   tickTime: number;
+  minSessionTimeout?: number;
+  maxSessionTimeout?: number;
   /** For quorum members: server id and the full `server.N=` lines. */
   myId?: number;
   serverLines?: string[];
@@ -171,8 +177,8 @@ class ZkProcess implements ZkServer {
       `dataDir=${this.dataDir}`,
       `clientPort=${this.port}`,
       'clientPortAddress=127.0.0.1',
-      `minSessionTimeout=${tickTime * 2}`,
-      'maxSessionTimeout=60000',
+      `minSessionTimeout=${this.config.minSessionTimeout ?? tickTime * 2}`,
+      `maxSessionTimeout=${this.config.maxSessionTimeout ?? 60_000}`,
       'admin.enableServer=false',
       '4lw.commands.whitelist=*',
       // No fsync and small preallocated logs: test data is throwaway and disks are shared.
@@ -269,7 +275,16 @@ function tail(text: string, lines = 20): string {
 export async function startZooKeeper(opts: StartZooKeeperOptions = {}): Promise<ZkServer> {
   const tickTime = opts.tickTime ?? 200;
   const dir = makeServerDir('zk');
-  const server = new ZkProcess({ kind: 'standalone', dir, tickTime }, await freePort());
+  const server = new ZkProcess(
+    {
+      kind: 'standalone',
+      dir,
+      tickTime,
+      ...(opts.minSessionTimeout === undefined ? {} : { minSessionTimeout: opts.minSessionTimeout }),
+      ...(opts.maxSessionTimeout === undefined ? {} : { maxSessionTimeout: opts.maxSessionTimeout }),
+    },
+    await freePort(),
+  );
   for (let attempt = 1; ; attempt++) {
     try {
       await server.start();
@@ -316,7 +331,18 @@ export async function startZooKeeperEnsemble(opts: StartEnsembleOptions = {}): P
     const servers = ports.map((p, i) => {
       const dir = join(root, `server-${i + 1}`);
       mkdirSync(dir, { recursive: true });
-      return new ZkProcess({ kind: 'quorum', dir, tickTime, myId: i + 1, serverLines }, p.client);
+      return new ZkProcess(
+        {
+          kind: 'quorum',
+          dir,
+          tickTime,
+          myId: i + 1,
+          serverLines,
+          ...(opts.minSessionTimeout === undefined ? {} : { minSessionTimeout: opts.minSessionTimeout }),
+          ...(opts.maxSessionTimeout === undefined ? {} : { maxSessionTimeout: opts.maxSessionTimeout }),
+        },
+        p.client,
+      );
     });
     const unregister = registerCleanup(`stop ZooKeeper ensemble ${root}`, async () => {
       await Promise.all(servers.map((s) => s.kill()));

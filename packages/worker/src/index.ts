@@ -4,6 +4,7 @@ export { AttemptRevokedError, WorkerAtCapacityError, WorkerDrainingError } from 
 export { isProcessAlive, livePidsInGroup, signalGroup, terminateGroup } from './executor/process-group.js';
 export { taskEnvironment } from './executor/task-environment.js';
 export {
+  DEFAULT_TASK_EXECUTOR_OPTIONS,
   type ExecutorEvent,
   type RevokedAttempt,
   type SubmitOutcome,
@@ -15,12 +16,31 @@ export {
   TaskSupervisor,
   type TaskSupervisorOptions,
 } from './executor/task-supervisor.js';
-export { WorkerHttpServer, type WorkerHttpServerOptions } from './http/worker-http-server.js';
+export {
+  DEFAULT_WORKER_HTTP_SERVER_OPTIONS,
+  WorkerHttpServer,
+  type WorkerHttpServerOptions,
+} from './http/worker-http-server.js';
 export { AttemptLog } from './logs/attempt-log.js';
-export { LogStore, type LogStoreOptions } from './logs/log-store.js';
+export { DEFAULT_LOG_STORE_OPTIONS, LogStore, type LogStoreOptions } from './logs/log-store.js';
 export { reportExecutorEvents } from './reporting/executor-reports.js';
-export { type HttpReportTransportOptions, httpReportTransport } from './reporting/http-report-transport.js';
-export { type ReportBackoff, ReportSender, type ReportSenderOptions } from './reporting/report-sender.js';
+export {
+  DEFAULT_HTTP_REPORT_TRANSPORT_OPTIONS,
+  type HttpReportTransportOptions,
+  httpReportTransport,
+} from './reporting/http-report-transport.js';
+export {
+  DEFAULT_REPORT_BACKOFF,
+  DEFAULT_REPORT_SENDER_OPTIONS,
+  type ReportBackoff,
+  ReportSender,
+  type ReportSenderOptions,
+} from './reporting/report-sender.js';
 export { ReportSpool } from './reporting/report-spool.js';
 export { registerWorkerMetrics, type WorkerMetrics, type WorkerMetricsNode } from './worker-metrics.js';
-export { WorkerNode, type WorkerNodeOptions, type WorkerNodeState } from './worker-node.js';
+export {
+  DEFAULT_WORKER_NODE_OPTIONS,
+  WorkerNode,
+  type WorkerNodeOptions,
+  type WorkerNodeState,
+} from './worker-node.js';

@@ -16,6 +16,7 @@ import {
   joinCluster,
   MembersView,
   RegistryPaths,
+  warnOnGrantedSessionTimeout,
   ZkSession,
 } from '@sched/registry';
 import { TaskExecutor } from './executor/task-executor.js';
@@ -55,11 +56,15 @@ export interface WorkerNodeOptions {
   clock?: Clock;
   /** Finished attempt logs older than this are purged. @defaultValue config `worker.logRetention` */
   logRetentionMs?: number;
-  /** How often logs are purged. @defaultValue 1 hour */
+  /** How often logs are purged. @defaultValue 3600000 (1 hour) */
   logPurgeIntervalMs?: number;
   /** Unauthenticated GET endpoints on the worker's HTTP server (e.g. `/metrics`); see WorkerHttpServer. */
   publicGet?: WorkerHttpServerOptions['publicGet'];
 }
+
+export const DEFAULT_WORKER_NODE_OPTIONS = { logPurgeIntervalMs: 3_600_000 } as const satisfies Required<
+  Pick<WorkerNodeOptions, 'logPurgeIntervalMs'>
+>;
 
 export type WorkerNodeState =
   | 'starting'
@@ -136,9 +141,12 @@ export class WorkerNode {
     const dataDir = config.node.dataDir;
 
     // 1. Local parts: the task supervisor, logs, executor, spool (replayed below, once masters are known).
-    // The supervisor kills every task group if this daemon freezes for a session timeout or dies.
+    // The supervisor kills every task group if this daemon dies, or is frozen when its session
+    // lease runs out (it is told the lease's deadline; docs/design.md#zombies). Until the session
+    // is made it knows only the requested timeout; step 3 gives it the granted one.
     this.supervisor = await TaskSupervisor.start({
       timeoutMs: config.zk.sessionTimeoutMs,
+      leaseRemainingMs: () => this.session?.leaseRemainingMs(),
       logger: this.log.child({ component: 'task-supervisor' }),
     });
     this.logs = new LogStore({
@@ -164,7 +172,7 @@ export class WorkerNode {
       executor: this.executor,
       logs: this.logs,
       secret,
-      workerKey: () => this.key || null,
+      nodeKey: () => this.key || null,
       // The latest registration (kept after a LOST until the next one: dispatches are refused
       // then anyway, the executor drains while fenced).
       registration: () => this.membership?.registration.registration?.czxid.toString() ?? null,
@@ -193,6 +201,14 @@ export class WorkerNode {
       clock: this.clock,
       logger: this.log,
     });
+    // ZooKeeper may grant a shorter (or longer) session timeout than asked for: the lease already
+    // uses the granted one, the supervisor must too, and the operator must hear of it.
+    const supervisor = this.supervisor;
+    supervisor.setTimeoutMs(this.session.sessionTimeoutMs);
+    this.session.on('sessionTimeout', ({ grantedMs }) => supervisor.setTimeoutMs(grantedMs));
+    warnOnGrantedSessionTimeout(this.session, config, this.log);
+    // A new session moves the lease deadline forward, LOST ends it: tell the supervisor at once.
+    this.session.on('status', () => supervisor.refresh());
     this.mastersView = new MembersView(this.session, paths, 'master', { logger: this.log });
     await this.mastersView.start();
 
@@ -237,7 +253,7 @@ export class WorkerNode {
     // it is watched for: if the leader is failing us over right now, it appears later.
     this.membership = await joinCluster(this.session, paths, {
       role: 'worker',
-      key: this.key,
+      nodeKey: this.key,
       heartbeat: () => ({
         address: this.address,
         startTime: this.startTime,
@@ -270,7 +286,7 @@ export class WorkerNode {
       clock: this.clock,
     });
 
-    const interval = this.opts.logPurgeIntervalMs ?? 3_600_000;
+    const interval = this.opts.logPurgeIntervalMs ?? DEFAULT_WORKER_NODE_OPTIONS.logPurgeIntervalMs;
     this.purgeTimer = setInterval(() => {
       this.logs.purge().catch((err) => this.log.warn({ err }, 'purging old attempt logs failed'));
     }, interval);

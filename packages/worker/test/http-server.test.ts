@@ -52,7 +52,7 @@ beforeAll(async () => {
     executor,
     logs,
     secret: SECRET,
-    workerKey: () => workerKey,
+    nodeKey: () => workerKey,
     registration: () => registration,
     maxBodyBytes: 64 * 1024,
     publicGet: { '/metrics': (_req, res) => void res.end('sched_worker_running_tasks 0\n') },

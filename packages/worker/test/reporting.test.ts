@@ -26,6 +26,8 @@ class FakeMaster {
   /** Every report received, with the mode it met. */
   readonly received: { report: AttemptReport; mode: string; at: number }[] = [];
   readonly requestTimes: number[] = [];
+  /** Bytes of each request body. */
+  readonly bodySizes: number[] = [];
   private server: Server | undefined;
   port = 0;
 
@@ -35,6 +37,7 @@ class FakeMaster {
       req.on('data', (c) => (body += c));
       req.on('end', () => {
         this.requestTimes.push(performance.now());
+        this.bodySizes.push(Buffer.byteLength(body));
         if (req.headers.authorization !== `Bearer ${SECRET}` || req.url !== '/v1/reports') {
           res.writeHead(401).end();
           return;
@@ -236,6 +239,38 @@ describe('ReportSender with a real HTTP master', () => {
     await again.drained(10_000);
     expect(master.ackedIds()).toEqual([finished.reportId, other.reportId]);
     expect(spoolFiles()).toEqual([]);
+  });
+
+  test('batches stay under the size cap: finished reports with long log tails go in several requests, in order', async () => {
+    const s = sender({ masters: () => [] });
+    await s.start();
+    const tail = 'x'.repeat(200 * 1024);
+    const reports = Array.from({ length: 40 }, (_, i) => ({
+      ...report(i, 'finished'),
+      result: {
+        attemptId: `a-${i}`,
+        state: 'succeeded' as const,
+        exitCode: 0,
+        signal: null,
+        httpStatus: null,
+        startedAt: new Date().toISOString(),
+        endedAt: new Date().toISOString(),
+        durationMs: 1,
+        logTail: tail,
+        logBytes: tail.length,
+        logTruncated: false,
+        error: null,
+      },
+    }));
+    for (const r of reports) await s.submit(r);
+    await s.stop();
+    const again = sender();
+    await again.start();
+    await again.drained(20_000);
+    expect(master.ackedIds()).toEqual(reports.map((r) => r.reportId));
+    // 40 × 200 KiB = 8 MiB: one batch would have been refused by a master's body limit.
+    expect(master.bodySizes.length).toBeGreaterThanOrEqual(2);
+    for (const size of master.bodySizes) expect(size).toBeLessThanOrEqual(4 * 1024 * 1024);
   });
 
   test('a report the master rejects (fenced) is dropped, not retried forever', async () => {

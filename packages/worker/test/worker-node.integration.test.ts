@@ -67,7 +67,7 @@ async function startFakeMaster(): Promise<FakeMaster> {
   const session = await ZkSession.connect({ connectString: connect, sessionTimeoutMs: 4000 });
   const registration = new MemberRegistration(session, paths, {
     role: 'master',
-    key: `127.0.0.1:${port}_${startTime}`,
+    nodeKey: `127.0.0.1:${port}_${startTime}`,
     heartbeat: () => ({
       address: `127.0.0.1:${port}`,
       startTime,

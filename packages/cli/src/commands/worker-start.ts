@@ -4,7 +4,7 @@ import { addConfigOptions, configFromOptions } from '../common/config-flags.js';
 import { daemonLogger, runUntilSignalled } from '../common/daemon.js';
 
 /** Exit code of a worker that found its own FAILOVER_FINISH_NODES record (a zombie). */
-export const EXIT_FAILED_OVER = 3;
+const EXIT_FAILED_OVER = 3;
 
 export function workerStartCommand(program: Command): void {
   const start = program

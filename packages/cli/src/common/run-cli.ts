@@ -20,7 +20,7 @@ export async function runCli(program: Command, argv: string[] = process.argv): P
   }
 }
 
-export function reportError(name: string, err: unknown): number {
+function reportError(name: string, err: unknown): number {
   if (err instanceof CommanderError) {
     // commander already printed its message (unknown command/option, missing argument) or help.
     return err.exitCode === 0 ? 0 : 2;

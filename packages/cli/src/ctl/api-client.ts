@@ -21,7 +21,7 @@ export class MasterUnreachableError extends SchedError {
 }
 
 /** The API answered with an error status. */
-export class ApiError extends SchedError {
+class ApiError extends SchedError {
   constructor(
     readonly status: number,
     code: string,

@@ -9,7 +9,7 @@ import { ConfigError } from '@sched/core';
  *
  *   { "zk": "127.0.0.1:40123", "dbUrl": "postgres://…", "secret": "…", "root": "/sched" }
  */
-export const STANDALONE_FILE = join('.sched-data', 'standalone.json');
+const STANDALONE_FILE = join('.sched-data', 'standalone.json');
 
 export interface StandaloneInfo {
   zk?: string;

@@ -18,7 +18,7 @@ export interface ZnodeStatJson {
   numChildren: number;
 }
 
-export function statJson(s: ZnodeStat): ZnodeStatJson {
+function statJson(s: ZnodeStat): ZnodeStatJson {
   return {
     ephemeralOwner: s.ephemeralOwner ?? null,
     created: new Date(s.ctime).toISOString(),

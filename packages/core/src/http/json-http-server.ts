@@ -275,7 +275,8 @@ function unauthenticated(): HttpError {
   );
 }
 
-function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+/** Answers bytes that never became a request (oversized headers, timeouts, garbage) and closes. */
+export function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (!socket.writable || err.code === 'ECONNRESET') {
     socket.destroy();
     return;

@@ -38,19 +38,3 @@ export function registryOf(node: ApiNode): { session: ZkSession; paths: Registry
   }
   return { session: node.session, paths: node.paths };
 }
-
-/** A positive integer id from a path segment, or 400 naming the parameter. */
-export function idParam(text: string | undefined, what: string): number {
-  if (text === undefined || !/^[1-9]\d{0,15}$/.test(text)) {
-    throw new HttpError(
-      400,
-      'REQUEST_INVALID',
-      `${what}: expected a positive integer id, got ${JSON.stringify((text ?? '').slice(0, 40))}`,
-    );
-  }
-  return Number(text);
-}
-
-export function badRequest(path: string, message: string): HttpError {
-  return new HttpError(400, 'REQUEST_INVALID', `${path}: ${message}`, { issues: [{ path, message }] });
-}

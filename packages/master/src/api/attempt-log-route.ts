@@ -1,7 +1,11 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { dialAddress, HttpError, type Route } from '@sched/core';
+import { dialAddress, HttpError } from '@sched/core';
 import { getAttempt } from '@sched/store';
-import { type ApiDeps, idParam } from './api-node.js';
+import { z } from 'zod';
+import { type ApiRoute, defineRoute, jsonResponse, textResponse } from '../http/api-route.js';
+import { errorSchema } from '../http/openapi.js';
+import type { ApiDeps } from './api-node.js';
+import { idParam, queryBoolean } from './api-schemas.js';
 
 /**
  * `GET /v1/attempts/:id/log?follow=true|false`: the task's output as text/plain. The master proxies
@@ -10,57 +14,52 @@ import { type ApiDeps, idParam } from './api-node.js';
  * within `connectTimeoutMs`, it answers with the log tail stored in PostgreSQL when the attempt
  * ended. `X-Log-Source: worker | database` says which.
  */
-export function attemptLogRoute(deps: ApiDeps, opts: { connectTimeoutMs?: number } = {}): Route {
+export function attemptLogRoute(deps: ApiDeps, opts: { connectTimeoutMs?: number } = {}): ApiRoute {
   const connectTimeoutMs = opts.connectTimeoutMs ?? 3_000;
-  return {
+  return defineRoute({
     method: 'GET',
-    pattern: /^\/v1\/attempts\/([^/]+)\/log$/,
-    handle: async (ctx) => {
-      const id = idParam(ctx.params[0], 'attempt id');
-      const followText = ctx.query.get('follow') ?? 'false';
-      if (followText !== 'true' && followText !== 'false') {
-        throw new HttpError(
-          400,
-          'REQUEST_INVALID',
-          `follow: expected true or false, got ${JSON.stringify(followText)}`,
-        );
-      }
+    url: '/v1/attempts/:id/log',
+    summary: 'A task attempt\u2019s output, followed live or as stored',
+    description:
+      'Proxied from the worker that ran the attempt; from the log tail stored in PostgreSQL when that worker is gone. `X-Log-Source: worker | database` says which.',
+    tags: ['runs'],
+    params: z.object({ id: idParam('attempt id') }),
+    query: z.object({ follow: queryBoolean('keep the stream open while the task runs').optional() }),
+    responses: {
+      200: textResponse('text/plain', 'the output'),
+      404: jsonResponse(errorSchema, 'NOT_FOUND: no attempt with that id'),
+    },
+    handler: async ({ params, query }, reply) => {
+      const { id } = params;
       const attempt = await getAttempt(deps.node.pool, id);
       if (!attempt) throw new HttpError(404, 'NOT_FOUND', `no task attempt with id ${id}`);
-      const { res } = ctx;
       if (attempt.workerAddress) {
         const upstream = await openWorkerLog(
           dialAddress(deps.peerMap, attempt.workerAddress),
           id,
-          followText === 'true',
+          query.follow ?? false,
           deps.secret,
           connectTimeoutMs,
         ).catch(() => null);
         if (upstream && upstream.statusCode === 200) {
-          res.writeHead(200, {
-            'Content-Type': 'text/plain; charset=utf-8',
-            'X-Log-Source': 'worker',
-            'X-Attempt-State': attempt.state,
-          });
-          // The client going away ends the upstream follow; the upstream ending ends ours.
-          res.once('close', () => upstream.destroy());
-          upstream.on('error', () => res.destroy());
-          upstream.pipe(res);
-          return undefined;
+          // Fastify pipes the stream and destroys it when the client goes away.
+          return reply
+            .code(200)
+            .type('text/plain; charset=utf-8')
+            .header('X-Log-Source', 'worker')
+            .header('X-Attempt-State', attempt.state)
+            .send(upstream);
         }
         upstream?.resume();
       }
-      const tail = attempt.logTail ?? '';
-      res.writeHead(200, {
-        'Content-Type': 'text/plain; charset=utf-8',
-        'Content-Length': String(Buffer.byteLength(tail)),
-        'X-Log-Source': 'database',
-        'X-Attempt-State': attempt.state,
-      });
-      res.end(tail);
-      return undefined;
+      return reply
+        .code(200)
+        .type('text/plain; charset=utf-8')
+        .header('X-Log-Source', 'database')
+        .header('X-Attempt-State', attempt.state)
+        .send(attempt.logTail ?? '');
     },
-  };
+  });
 }
 
 function openWorkerLog(

@@ -3,11 +3,18 @@ import {
   type FailoverRecord,
   FailoverRecords,
   isZkError,
-  type MemberRole,
   parseSequentialName,
   type RegistryPaths,
   type ZkSession,
 } from '@sched/registry';
+import type { ClusterStatusJson, FailoverRecordJson } from './api-schemas.js';
+
+export type {
+  ClusterStatusJson,
+  FailoverRecordJson,
+  MasterStatusJson,
+  WorkerStatusJson,
+} from './api-schemas.js';
 
 /**
  * What an operator needs to see in seconds: who leads, who is alive, how loaded, and
@@ -15,58 +22,6 @@ import {
  * `sched-ctl cluster status` works even when no master answers, and a master's REST API answers
  * the same thing. JSON shapes: docs/design.md#contract and docs/cli.md (fields may be added, never renamed).
  */
-
-export interface MasterStatusJson {
-  address: string;
-  startTime: number;
-  leader: boolean;
-  state: string;
-  reportedAt: string | null;
-  key: string;
-  pid: number | null;
-  version: string | null;
-  /** Reader's wall clock minus `reportedAt`. */
-  heartbeatAgeMs: number | null;
-  cpu: number | null;
-  memory: number | null;
-  load: number | null;
-}
-
-export interface WorkerStatusJson {
-  address: string;
-  startTime: number;
-  groups: string[];
-  state: string;
-  running: number;
-  reportedAt: string | null;
-  key: string;
-  pid: number | null;
-  version: string | null;
-  heartbeatAgeMs: number | null;
-  capacity: number | null;
-  weight: number | null;
-  cpu: number | null;
-  memory: number | null;
-  load: number | null;
-}
-
-export interface ClusterStatusJson {
-  masters: MasterStatusJson[];
-  workers: WorkerStatusJson[];
-}
-
-export interface FailoverRecordJson {
-  role: MemberRole;
-  address: string;
-  startTime: number;
-  failedOverAt: string;
-  by: string;
-  key: string;
-  pid: number | null;
-  sessionId: string | null;
-  tasks: number;
-  runs: number;
-}
 
 type Raw = Record<string, unknown>;
 

@@ -1,9 +1,10 @@
-import { DefinitionError, HttpError, type RequestContext, type Route } from '@sched/core';
+import { DefinitionError, HttpError } from '@sched/core';
 import {
   applyDefinitions,
   compileDefinitionSources,
   compileDefinitions,
   type DefinitionSource,
+  definitionJsonSchema,
   deleteWorkflowByName,
   enqueueCommand,
   getScheduleOfWorkflow,
@@ -11,8 +12,21 @@ import {
   setWorkflowPaused,
   type WorkflowDefinition,
 } from '@sched/store';
-import { type ApiDeps, badRequest } from './api-node.js';
+import { z } from 'zod';
+import { type ApiRoute, defineRoute, jsonResponse } from '../http/api-route.js';
+import { documentAs, errorSchema } from '../http/openapi.js';
+import type { ApiDeps } from './api-node.js';
 import { listWorkflowOverview } from './api-queries.js';
+import {
+  appliedSchema,
+  deletedSchema,
+  nameParams,
+  pauseAnswerSchema,
+  queryBoolean,
+  triggerAnswerSchema,
+  workflowListItemSchema,
+  workflowSchema,
+} from './api-schemas.js';
 import { iso } from './run-json.js';
 import { waitForCommandRuns } from './wait-for-command.js';
 
@@ -21,65 +35,74 @@ import { waitForCommandRuns } from './wait-for-command.js';
  * document and nothing is written), list, get, delete, pause, resume, trigger.
  */
 
-const NAME = '([a-z0-9][a-z0-9-]*)';
+const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** Body of `POST /v1/workflows`: source texts (as files hold them) or already-parsed definitions. */
-function definitionsFromBody(body: unknown): WorkflowDefinition[] {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw badRequest(
-      '',
-      'expected a JSON object { "sources": [{ "label", "text" }] } or { "definitions": [...] }',
-    );
-  }
-  const b = body as { sources?: unknown; definitions?: unknown };
+const applyBody = z
+  .object(
+    {
+      sources: z
+        .array(
+          z.object({
+            label: z.string().optional().describe('where the text came from, for messages (a file name)'),
+            text: z.string().describe('YAML or JSON, one or more documents'),
+          }),
+        )
+        .min(1)
+        .optional()
+        .describe('definition files as they are written'),
+      definitions: z
+        .array(documentAs(z.unknown(), definitionJsonSchema()))
+        .optional()
+        .describe('already-parsed definitions (docs/definitions.md, docs/definition.schema.json)'),
+    },
+    {
+      error: (iss) =>
+        iss.code === 'invalid_type'
+          ? 'expected a JSON object { "sources": [{ "label", "text" }] } or { "definitions": [...] }'
+          : undefined,
+    },
+  )
+  .refine((b) => b.sources !== undefined || b.definitions !== undefined, {
+    error: 'expected "sources" or "definitions"',
+  });
+
+const triggerBody = z
+  .object(
+    {
+      params: z
+        .record(
+          z.string().regex(PARAM_NAME, {
+            error: 'parameter names are letters, digits and _ (not starting with a digit)',
+          }),
+          z.string(),
+        )
+        .optional()
+        .describe('task parameters: environment variables of the run\u2019s tasks'),
+    },
+    {
+      error: (iss) =>
+        iss.code === 'invalid_type' ? 'expected a JSON object { "params": { "NAME": "value" } }' : undefined,
+    },
+  )
+  .optional();
+
+/** Compiles the body of `POST /v1/workflows`: every problem of every document in one 422. */
+function definitionsFromBody(body: z.output<typeof applyBody>): WorkflowDefinition[] {
   try {
-    if (b.sources !== undefined) {
-      if (!Array.isArray(b.sources) || b.sources.length === 0) {
-        throw badRequest('sources', 'expected a non-empty array of { "label", "text" }');
-      }
-      const sources: DefinitionSource[] = b.sources.map((s, i) => {
-        const src = s as { label?: unknown; text?: unknown };
-        if (typeof src?.text !== 'string') throw badRequest(`sources[${i}].text`, 'expected a string');
-        return { label: typeof src.label === 'string' ? src.label : `source ${i + 1}`, text: src.text };
-      });
+    if (body.sources !== undefined) {
+      const sources: DefinitionSource[] = body.sources.map((s, i) => ({
+        label: s.label ?? `source ${i + 1}`,
+        text: s.text,
+      }));
       return compileDefinitionSources(sources);
     }
-    if (b.definitions !== undefined) {
-      if (!Array.isArray(b.definitions)) throw badRequest('definitions', 'expected an array of definitions');
-      return compileDefinitions(b.definitions.map((value) => ({ value })));
-    }
+    return compileDefinitions((body.definitions ?? []).map((value) => ({ value })));
   } catch (err) {
     if (err instanceof DefinitionError) {
       throw new HttpError(422, 'DEFINITION_INVALID', err.message, { issues: err.issues });
     }
     throw err;
   }
-  throw badRequest('', 'expected "sources" or "definitions"');
-}
-
-async function triggerParams(ctx: RequestContext): Promise<Record<string, string>> {
-  const body = await ctx.json({ optional: true });
-  if (body === undefined) return {};
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw badRequest('', 'expected a JSON object { "params": { "NAME": "value" } }');
-  }
-  const params = (body as { params?: unknown }).params;
-  if (params === undefined) return {};
-  if (params === null || typeof params !== 'object' || Array.isArray(params)) {
-    throw badRequest('params', 'expected an object of string values');
-  }
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(params)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) {
-      throw badRequest(
-        `params.${k}`,
-        'parameter names are letters, digits and _ (not starting with a digit)',
-      );
-    }
-    if (typeof v !== 'string') throw badRequest(`params.${k}`, `expected a string, got ${typeof v}`);
-    out[k] = v;
-  }
-  return out;
 }
 
 /** When the schedule fires next; null without a schedule or while paused (a paused schedule does not fire). */
@@ -91,7 +114,7 @@ function notFound(name: string): HttpError {
   return new HttpError(404, 'NOT_FOUND', `no workflow named ${JSON.stringify(name)}`);
 }
 
-export function definitionRoutes(deps: ApiDeps): Route[] {
+export function definitionRoutes(deps: ApiDeps): ApiRoute[] {
   const pool = () => deps.node.pool;
   const nowMs = () => (deps.clock ?? { now: Date.now }).now();
   const setPaused = async (name: string, paused: boolean) => {
@@ -114,21 +137,35 @@ export function definitionRoutes(deps: ApiDeps): Route[] {
       },
     };
   };
+  const noWorkflow = jsonResponse(errorSchema, 'NOT_FOUND: no workflow of that name');
   return [
-    {
+    defineRoute({
       method: 'POST',
-      pattern: /^\/v1\/workflows$/,
-      handle: async (ctx) => {
-        const defs = definitionsFromBody(await ctx.json());
+      url: '/v1/workflows',
+      summary: 'Apply definitions, all or nothing',
+      description:
+        'Validated all-or-nothing: one 422 lists every problem of every document and nothing is written.',
+      tags: ['workflows'],
+      bodyLimit: 4 * 1024 * 1024,
+      body: applyBody,
+      responses: {
+        200: jsonResponse(appliedSchema, 'what was created, updated or left unchanged'),
+        422: jsonResponse(errorSchema, 'DEFINITION_INVALID: every problem, each in `error.issues`'),
+      },
+      handler: async ({ body }) => {
+        const defs = definitionsFromBody(body);
         const applied = await applyDefinitions(pool(), defs, { nowMs: nowMs() });
         deps.logger.info({ applied }, 'workflow definitions applied');
         return { status: 200, body: { applied } };
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'GET',
-      pattern: /^\/v1\/workflows$/,
-      handle: async () => ({
+      url: '/v1/workflows',
+      summary: 'Every workflow with its schedule, next fire time and active runs',
+      tags: ['workflows'],
+      responses: { 200: jsonResponse(z.array(workflowListItemSchema), 'the workflows, by name') },
+      handler: async () => ({
         status: 200,
         body: (await listWorkflowOverview(pool())).map((w) => ({
           name: w.name,
@@ -140,14 +177,17 @@ export function definitionRoutes(deps: ApiDeps): Route[] {
           updatedAt: w.updatedAt.toISOString(),
         })),
       }),
-    },
-    {
+    }),
+    defineRoute({
       method: 'GET',
-      pattern: new RegExp(`^/v1/workflows/${NAME}$`),
-      handle: async (ctx) => {
-        const name = ctx.params[0] as string;
-        const wf = await getWorkflowByName(pool(), name);
-        if (!wf) throw notFound(name);
+      url: '/v1/workflows/:name',
+      summary: 'One workflow: its current definition and schedule state',
+      tags: ['workflows'],
+      params: nameParams,
+      responses: { 200: jsonResponse(workflowSchema, 'the workflow'), 404: noWorkflow },
+      handler: async ({ params }) => {
+        const wf = await getWorkflowByName(pool(), params.name);
+        if (!wf) throw notFound(params.name);
         const s = await getScheduleOfWorkflow(pool(), wf.id);
         return {
           status: 200,
@@ -162,16 +202,26 @@ export function definitionRoutes(deps: ApiDeps): Route[] {
           },
         };
       },
-    },
-    {
+    }),
+    defineRoute({
       method: 'DELETE',
-      pattern: new RegExp(`^/v1/workflows/${NAME}$`),
-      handle: async (ctx) => {
-        const name = ctx.params[0] as string;
-        const force = ctx.query.get('force') === 'true';
+      url: '/v1/workflows/:name',
+      summary: 'Delete a workflow with its schedule, versions and runs',
+      tags: ['workflows'],
+      params: nameParams,
+      query: z.object({
+        force: queryBoolean('delete even with active runs').optional(),
+      }),
+      responses: {
+        200: jsonResponse(deletedSchema, 'deleted'),
+        404: noWorkflow,
+        409: jsonResponse(errorSchema, 'WORKFLOW_ACTIVE: it has active runs and force was not given'),
+      },
+      handler: async ({ params, query }) => {
+        const { name } = params;
         const overview = (await listWorkflowOverview(pool())).find((w) => w.name === name);
         if (!overview) throw notFound(name);
-        if (overview.activeRuns > 0 && !force) {
+        if (overview.activeRuns > 0 && !query.force) {
           throw new HttpError(
             409,
             'WORKFLOW_ACTIVE',
@@ -182,34 +232,45 @@ export function definitionRoutes(deps: ApiDeps): Route[] {
         deps.logger.info({ workflow: name }, 'workflow deleted');
         return { status: 200, body: { deleted: name } };
       },
-    },
-    {
+    }),
+    ...(['pause', 'resume'] as const).map((action) =>
+      defineRoute({
+        method: 'POST',
+        url: `/v1/workflows/:name/${action}`,
+        summary: action === 'pause' ? 'Pause the schedule' : 'Resume the schedule',
+        tags: ['workflows'],
+        params: nameParams,
+        responses: {
+          200: jsonResponse(pauseAnswerSchema, 'the schedule\u2019s state'),
+          404: noWorkflow,
+          409: jsonResponse(errorSchema, 'NO_SCHEDULE: the workflow has no schedule'),
+        },
+        handler: ({ params }) => setPaused(params.name, action === 'pause'),
+      }),
+    ),
+    defineRoute({
       method: 'POST',
-      pattern: new RegExp(`^/v1/workflows/${NAME}/pause$`),
-      handle: (ctx) => setPaused(ctx.params[0] as string, true),
-    },
-    {
-      method: 'POST',
-      pattern: new RegExp(`^/v1/workflows/${NAME}/resume$`),
-      handle: (ctx) => setPaused(ctx.params[0] as string, false),
-    },
-    {
-      method: 'POST',
-      pattern: new RegExp(`^/v1/workflows/${NAME}/trigger$`),
-      handle: async (ctx) => {
-        const name = ctx.params[0] as string;
-        const params = await triggerParams(ctx);
-        const wf = await getWorkflowByName(pool(), name);
-        if (!wf) throw notFound(name);
+      url: '/v1/workflows/:name/trigger',
+      summary: 'Start a run now (a durable command; waits briefly for its run id)',
+      tags: ['workflows'],
+      params: nameParams,
+      body: triggerBody,
+      responses: {
+        202: jsonResponse(triggerAnswerSchema, 'the command, and its run once claimed'),
+        404: noWorkflow,
+      },
+      handler: async ({ params, body }) => {
+        const wf = await getWorkflowByName(pool(), params.name);
+        if (!wf) throw notFound(params.name);
         const commandId = await enqueueCommand(pool(), {
           kind: 'trigger',
           workflowId: wf.id,
-          params,
+          params: body?.params ?? {},
           requestedBy: `api@${deps.node.key}`,
         });
         const runIds = await waitForCommandRuns(pool(), commandId, deps.commandWaitMs ?? 5_000);
         return { status: 202, body: { commandId, runId: runIds[0] ?? null } };
       },
-    },
+    }),
   ];
 }

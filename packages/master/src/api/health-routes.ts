@@ -1,26 +1,38 @@
-import type { Route } from '@sched/core';
+import { type ApiRoute, defineRoute, jsonResponse } from '../http/api-route.js';
 import type { ApiNode } from './api-node.js';
 import { pingDatabase } from './api-queries.js';
+import { healthSchema, readinessSchema } from './api-schemas.js';
 
 /**
  * Public probes. `/healthz` is liveness: the process answers HTTP. `/readyz` is readiness: 200
  * only when the registry lease is valid (this master may act) and PostgreSQL answers within
  * `dbTimeoutMs`; 503 otherwise, with the reasons.
  */
-export function healthRoutes(node: ApiNode, opts: { dbTimeoutMs?: number } = {}): Route[] {
+export function healthRoutes(node: ApiNode, opts: { dbTimeoutMs?: number } = {}): ApiRoute[] {
   const dbTimeoutMs = opts.dbTimeoutMs ?? 2_000;
   return [
-    {
+    defineRoute({
       method: 'GET',
-      pattern: /^\/healthz$/,
+      url: '/healthz',
+      summary: 'Liveness: the process answers HTTP',
+      tags: ['probes'],
       public: true,
-      handle: () => ({ status: 200, body: { status: 'ok', key: node.key || null } }),
-    },
-    {
+      accessLog: 'debug',
+      responses: { 200: jsonResponse(healthSchema, 'alive') },
+      handler: () => ({ status: 200, body: { status: 'ok', key: node.key || null } }),
+    }),
+    defineRoute({
       method: 'GET',
-      pattern: /^\/readyz$/,
+      url: '/readyz',
+      summary: 'Readiness: the ZooKeeper lease is valid and PostgreSQL answers',
+      tags: ['probes'],
       public: true,
-      handle: async () => {
+      accessLog: 'debug',
+      responses: {
+        200: jsonResponse(readinessSchema, 'ready'),
+        503: jsonResponse(readinessSchema, 'not ready; `reasons` says why'),
+      },
+      handler: async () => {
         const lease = node.leaseValid();
         let db = false;
         let dbError: string | undefined;
@@ -48,6 +60,6 @@ export function healthRoutes(node: ApiNode, opts: { dbTimeoutMs?: number } = {})
           body: { ready, key: node.key || null, lease, db, leader: node.isLeader, reasons },
         };
       },
-    },
+    }),
   ];
 }

@@ -1,73 +1,11 @@
-import type { AttemptRow, AttemptState, RunRow } from '@sched/store';
+import type { AttemptRow, RunRow } from '@sched/store';
+import type { AttemptJson, RunDetailJson, RunSummaryJson, RunTaskState } from './api-schemas.js';
+
+export type { AttemptJson, RunDetailJson, RunSummaryJson, RunTaskState, TaskJson } from './api-schemas.js';
 
 /**
- * The JSON shapes of runs (docs/design.md#contract, docs/cli.md). Fields may be added, never
- * renamed: `address` is `host:port`, `workerStartTime` epoch ms, every other time ISO 8601 with
- * milliseconds.
+ * Runs as JSON (shapes: `api-schemas.ts`, docs/design.md#contract, docs/cli.md) from their rows.
  */
-
-export interface RunSummaryJson {
-  id: number;
-  workflow: string;
-  state: RunRow['state'];
-  /** The scheduled fire time; null for manual runs. */
-  fireTime: string | null;
-  /**
-   * When the run row was inserted; for a pre-staged scheduled run, its fire time (it is inserted
-   * before and committed at it). No reader sees the run before this instant.
-   */
-  createdAt: string;
-  endedAt: string | null;
-  trigger: RunRow['trigger'];
-  startedAt: string | null;
-}
-
-export interface AttemptJson {
-  /** Attempt row id: what `sched-ctl task logs ID` takes. */
-  id: number;
-  attempt: number;
-  /** Worker `host:port`, null before dispatch. */
-  worker: string | null;
-  workerStartTime: number | null;
-  state: AttemptState;
-  startedAt: string | null;
-  endedAt: string | null;
-  exitCode: number | null;
-  shardIndex: number;
-  shardTotal: number;
-  error: string | null;
-}
-
-export type RunTaskState = 'waiting' | AttemptState;
-
-export interface TaskJson {
-  name: string;
-  state: RunTaskState;
-  attempts: AttemptJson[];
-}
-
-export interface RunDetailJson {
-  id: number;
-  workflow: string;
-  workflowVersion: number;
-  state: RunRow['state'];
-  owner: string | null;
-  trigger: RunRow['trigger'];
-  fireTime: string | null;
-  createdAt: string;
-  startedAt: string | null;
-  endedAt: string | null;
-  cancelRequestedAt: string | null;
-  rerunOf: number | null;
-  params: Record<string, string>;
-  /**
-   * Scheduled runs: from the fire time to the start of the first task on its worker, in ms —
-   * what a user waits for (the `sched_fire_to_start_seconds` histogram); null for runs without a
-   * schedule and before any task started.
-   */
-  fireToStartMs: number | null;
-  tasks: TaskJson[];
-}
 
 export function iso(d: Date | null): string | null {
   return d === null ? null : d.toISOString();

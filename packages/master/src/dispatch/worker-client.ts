@@ -1,5 +1,5 @@
 import { Agent, request } from 'node:http';
-import { dialAddress, type PeerMap, SchedError } from '@sched/core';
+import { dialAddress, type PeerMap, SchedError, withDefaults } from '@sched/core';
 import {
   type AttemptRequest,
   type DispatchAnswer,
@@ -66,15 +66,21 @@ export interface HttpWorkerClientOptions {
   peerMap?: PeerMap;
 }
 
+export const DEFAULT_HTTP_WORKER_CLIENT_OPTIONS = {
+  timeoutMs: 10_000,
+  maxSockets: 8,
+} as const satisfies Required<Pick<HttpWorkerClientOptions, 'timeoutMs' | 'maxSockets'>>;
+
 export class HttpWorkerClient implements WorkerClient {
   private readonly agent: Agent;
   private readonly timeoutMs: number;
   private readonly auth: string;
   private readonly peerMap: PeerMap | undefined;
 
-  constructor(opts: HttpWorkerClientOptions) {
-    this.agent = new Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 8, keepAliveMsecs: 5_000 });
-    this.timeoutMs = opts.timeoutMs ?? 10_000;
+  constructor(options: HttpWorkerClientOptions) {
+    const opts = withDefaults(options, DEFAULT_HTTP_WORKER_CLIENT_OPTIONS);
+    this.agent = new Agent({ keepAlive: true, maxSockets: opts.maxSockets, keepAliveMsecs: 5_000 });
+    this.timeoutMs = opts.timeoutMs;
     this.auth = `Bearer ${opts.secret}`;
     this.peerMap = opts.peerMap;
   }

@@ -1,4 +1,4 @@
-import { type Logger, parseIncarnationKey, SchedError } from '@sched/core';
+import { type Logger, parseIncarnationKey, SchedError, type WithDefaults, withDefaults } from '@sched/core';
 import type {
   FailoverRecords,
   LeadershipTerm,
@@ -67,14 +67,14 @@ export interface FailoverCoordinatorOptions {
   records: FailoverRecords;
   masters: MembersView;
   workers: MembersView;
-  /** This leader's incarnation key (the `by` of records). */
-  leaderKey: string;
+  /** This master's incarnation key, as the leader (the `by` of records). */
+  nodeKey: string;
   delayMs: number;
   /** Records and rows older than this are purged. */
   retentionMs: number;
-  /** @defaultValue 10000 */
+  /** How often the sweep completes interrupted failovers and looks for unregistered incarnations that active work references. @defaultValue 10000 */
   sweepIntervalMs?: number;
-  /** @defaultValue 1 hour */
+  /** How often records and rows older than `retentionMs` are purged. @defaultValue 3600000 (1 hour) */
   purgeIntervalMs?: number;
   logger: Logger;
   /** Told after each completed failover (metrics). */
@@ -86,6 +86,11 @@ export interface FailoverCoordinatorOptions {
   crashBeforeRecord?: boolean;
 }
 
+export const DEFAULT_FAILOVER_COORDINATOR_OPTIONS = {
+  sweepIntervalMs: 10_000,
+  purgeIntervalMs: 3_600_000,
+} as const satisfies Required<Pick<FailoverCoordinatorOptions, 'sweepIntervalMs' | 'purgeIntervalMs'>>;
+
 type Outcome = 'failed-over' | 'graceful' | 'reregistered' | 'already-recorded';
 
 export class FailoverCoordinator {
@@ -94,10 +99,15 @@ export class FailoverCoordinator {
   private readonly lastSeen = new Map<string, Member>();
   /** Per worker key, the newest registration (czxid) seen removed and not yet failed over. */
   private readonly removedRegistrations = new Map<string, bigint>();
+  private readonly opts: WithDefaults<
+    FailoverCoordinatorOptions,
+    typeof DEFAULT_FAILOVER_COORDINATOR_OPTIONS
+  >;
   private readonly log: Logger;
   private term: LeadershipTerm | undefined;
 
-  constructor(private readonly opts: FailoverCoordinatorOptions) {
+  constructor(opts: FailoverCoordinatorOptions) {
+    this.opts = withDefaults(opts, DEFAULT_FAILOVER_COORDINATOR_OPTIONS);
     this.log = opts.logger.child({ component: 'failover' });
   }
 
@@ -135,8 +145,8 @@ export class FailoverCoordinator {
       });
     await sweep();
     await purge();
-    const sweepTimer = setInterval(sweep, this.opts.sweepIntervalMs ?? 10_000);
-    const purgeTimer = setInterval(purge, this.opts.purgeIntervalMs ?? 3_600_000);
+    const sweepTimer = setInterval(sweep, this.opts.sweepIntervalMs);
+    const purgeTimer = setInterval(purge, this.opts.purgeIntervalMs);
     try {
       await new Promise<void>((resolve) => {
         if (term.signal.aborted) resolve();
@@ -274,7 +284,7 @@ export class FailoverCoordinator {
       }
       const { tasks, runs, wake, newer } = await this.takeOver(tx, role, key, liveMasters, upTo);
       if (graceful && tasks === 0 && runs === 0 && newer === 0) return { row: null, fresh: false, newer };
-      await insertFailover(tx, incarnation, epoch, this.opts.leaderKey);
+      await insertFailover(tx, incarnation, epoch, this.opts.nodeKey);
       await setFailoverCounts(tx, key, tasks, runs);
       await notifyOwners(tx, wake);
       return { row: await getFailover(tx, key), fresh: true, newer };

@@ -1,9 +1,10 @@
-import type { Logger, Route } from '@sched/core';
+import { type Logger, withDefaults } from '@sched/core';
 import type { SessionStatusKind } from '@sched/registry';
 import { registerSessionStateGauge } from '@sched/registry';
 import type { Db } from '@sched/store';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { WorkerClient } from '../dispatch/worker-client.js';
+import { type ApiRoute, defineRoute, textResponse } from '../http/api-route.js';
 import type { FiredRun } from '../scheduler/schedule-firer.js';
 import { countActiveAttemptsByState, countActiveRunsByState } from './metrics-queries.js';
 
@@ -31,6 +32,19 @@ export interface MasterMetricsNode {
   readonly session: { readonly status: { readonly kind: SessionStatusKind } } | undefined;
 }
 
+export interface MasterMetricsOptions {
+  logger?: Logger;
+  /** Bound of the database counts read at scrape time. @defaultValue 2000 */
+  dbTimeoutMs?: number;
+  /** Also collect prom-client's default process metrics. @defaultValue true */
+  defaultMetrics?: boolean;
+}
+
+export const DEFAULT_MASTER_METRICS_OPTIONS = {
+  dbTimeoutMs: 2_000,
+  defaultMetrics: true,
+} as const satisfies Required<Pick<MasterMetricsOptions, 'dbTimeoutMs' | 'defaultMetrics'>>;
+
 const ACTIVE_RUN_STATES = ['pending', 'running'];
 const ACTIVE_ATTEMPT_STATES = ['pending', 'dispatched', 'running'];
 const ENDED_RUN_STATES = ['succeeded', 'failed', 'cancelled'] as const;
@@ -43,13 +57,10 @@ export class MasterMetrics {
   private readonly failovers: Counter<'role'>;
   private readonly runsEnded: Counter<'state'>;
 
-  constructor(
-    node: MasterMetricsNode,
-    opts: { logger?: Logger; dbTimeoutMs?: number; defaultMetrics?: boolean } = {},
-  ) {
-    const dbTimeoutMs = opts.dbTimeoutMs ?? 2_000;
-    const log = opts.logger;
-    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  constructor(node: MasterMetricsNode, options: MasterMetricsOptions = {}) {
+    const opts = withDefaults(options, DEFAULT_MASTER_METRICS_OPTIONS);
+    const { dbTimeoutMs, logger: log } = opts;
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
     this.triggerLag = new Histogram({
       name: 'sched_trigger_lag_seconds',
       help: 'Scheduled runs: time from the fire time to the commit of the run row',
@@ -183,24 +194,24 @@ export class MasterMetrics {
   }
 
   /** The public `GET /metrics` route in Prometheus text format. */
-  route(): Route {
+  route(): ApiRoute {
     return metricsRoute(this.registry);
   }
 }
 
-export function metricsRoute(registry: Registry): Route {
-  return {
+export function metricsRoute(registry: Registry): ApiRoute {
+  return defineRoute({
     method: 'GET',
-    pattern: /^\/metrics$/,
+    url: '/metrics',
+    summary: 'Prometheus metrics (text exposition format)',
+    tags: ['probes'],
     public: true,
-    handle: async (ctx) => {
-      const body = await registry.metrics();
-      ctx.res.writeHead(200, {
-        'Content-Type': registry.contentType,
-        'Content-Length': String(Buffer.byteLength(body)),
-      });
-      ctx.res.end(body);
-      return undefined;
-    },
-  };
+    accessLog: 'debug',
+    responses: { 200: textResponse('text/plain', 'the metrics') },
+    handler: async (_req, reply) =>
+      reply
+        .code(200)
+        .type(registry.contentType)
+        .send(await registry.metrics()),
+  });
 }

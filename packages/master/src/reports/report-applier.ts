@@ -30,7 +30,8 @@ export class ReportApplier {
   constructor(
     private readonly opts: {
       db: Db;
-      owner: string;
+      /** This master's incarnation key: runs it owns are woken directly, the others by NOTIFY. */
+      nodeKey: string;
       wakeLocal: (runIds: number[]) => void;
       /**
        * Told, per scheduled run whose first task this batch reports started, the time from its
@@ -126,7 +127,7 @@ export class ReportApplier {
     const mine: number[] = [];
     const others = new Map<string, number[]>();
     for (const r of rows) {
-      if (r.owner === this.opts.owner) mine.push(r.run_id);
+      if (r.owner === this.opts.nodeKey) mine.push(r.run_id);
       else {
         const key = r.owner ?? '*';
         const ids = others.get(key) ?? [];

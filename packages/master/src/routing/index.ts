@@ -17,6 +17,7 @@ export {
 export { LeastFrequentlyUsedStrategy, LeastRecentlyUsedStrategy } from './usage-strategies.js';
 export { WeightedRoundRobinStrategy } from './weighted-round-robin.js';
 export {
+  DEFAULT_WORKER_ROUTER_OPTIONS,
   type NoTargetReason,
   type RoutePlan,
   type RouteRequest,

@@ -58,8 +58,3 @@ export function rotate<T>(list: readonly T[], start: number): T[] {
   const s = ((start % list.length) + list.length) % list.length;
   return [...list.slice(s), ...list.slice(0, s)];
 }
-
-/** `first` followed by the other candidates in their given order: the usual fallback order. */
-export function withFallbacks(first: WorkerView, candidates: readonly WorkerView[]): WorkerView[] {
-  return [first, ...candidates.filter((c) => c.key !== first.key)];
-}

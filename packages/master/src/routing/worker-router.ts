@@ -1,4 +1,4 @@
-import { type Clock, systemClock } from '@sched/core';
+import { type Clock, systemClock, withDefaults } from '@sched/core';
 import { ConsistentHashStrategy } from './consistent-hash.js';
 import { busyoverStrategy, failoverStrategy, lowestLoadStrategy } from './load-aware-strategies.js';
 import { firstStrategy, lastStrategy, RoundRobinStrategy, randomStrategy } from './positional-strategies.js';
@@ -46,6 +46,11 @@ export interface WorkerRouterOptions {
   failureCooldownMs?: number;
 }
 
+export const DEFAULT_WORKER_ROUTER_OPTIONS = {
+  virtualNodes: 100,
+  failureCooldownMs: 30_000,
+} as const satisfies Required<Pick<WorkerRouterOptions, 'virtualNodes' | 'failureCooldownMs'>>;
+
 /**
  * Chooses workers for tasks. Pure apart from each strategy's per-scope memory and the record of
  * recent dispatch failures; the caller passes the live worker list (from the registry) each time.
@@ -61,17 +66,18 @@ export class WorkerRouter {
   private readonly failedAt = new Map<string, number>();
   private readonly strategies: Record<Exclude<RoutingStrategyName, 'sharding-broadcast'>, RoutingStrategy>;
 
-  constructor(opts: WorkerRouterOptions = {}) {
+  constructor(options: WorkerRouterOptions = {}) {
+    const opts = withDefaults(options, DEFAULT_WORKER_ROUTER_OPTIONS);
     this.random = opts.random ?? Math.random;
     this.clock = opts.clock ?? systemClock;
-    this.failureCooldownMs = opts.failureCooldownMs ?? 30_000;
+    this.failureCooldownMs = opts.failureCooldownMs;
     this.strategies = {
       first: firstStrategy,
       last: lastStrategy,
       'round-robin': new RoundRobinStrategy(),
       random: randomStrategy,
       'weighted-round-robin': new WeightedRoundRobinStrategy(),
-      'consistent-hash': new ConsistentHashStrategy(opts.virtualNodes ?? 100),
+      'consistent-hash': new ConsistentHashStrategy(opts.virtualNodes),
       'least-frequently-used': new LeastFrequentlyUsedStrategy(),
       'least-recently-used': new LeastRecentlyUsedStrategy(),
       failover: failoverStrategy,

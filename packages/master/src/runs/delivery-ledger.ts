@@ -1,3 +1,4 @@
+import { type WithDefaults, withDefaults } from '@sched/core';
 import { WireError } from '@sched/protocol';
 import type { Db } from '@sched/store';
 import type { WorkerClient } from '../dispatch/worker-client.js';
@@ -116,22 +117,29 @@ export interface DeliveryLedgerOptions {
   retryMs?: number;
 }
 
-/** The {@link LedgerStore} over PostgreSQL for the master `owner` (`run-drive-queries.ts`). */
-export function ledgerStoreOf(db: Db, owner: string): LedgerStore {
+export const DEFAULT_DELIVERY_LEDGER_OPTIONS = { retryMs: 2_000 } as const satisfies Required<
+  Pick<DeliveryLedgerOptions, 'retryMs'>
+>;
+
+/** The {@link LedgerStore} over PostgreSQL for the master `nodeKey`, the owner of its runs (`run-drive-queries.ts`). */
+export function ledgerStoreOf(db: Db, nodeKey: string): LedgerStore {
   return {
     stillDispatched: (list) => stillDispatched(db, list),
     release: (attemptId, fromWorkerKey, fromSeq) =>
-      reassignAttempt(db, attemptId, fromWorkerKey, null, { fromSeq, owner }),
+      reassignAttempt(db, attemptId, fromWorkerKey, null, { fromSeq, owner: nodeKey }),
   };
 }
 
 export class DeliveryLedger {
+  private readonly opts: WithDefaults<DeliveryLedgerOptions, typeof DEFAULT_DELIVERY_LEDGER_OPTIONS>;
   private readonly undelivered = new Set<number>();
   private readonly unconfirmed = new Map<number, UncertainDelivery>();
   private timer: NodeJS.Timeout | null = null;
   private running = false;
 
-  constructor(private readonly opts: DeliveryLedgerOptions) {}
+  constructor(opts: DeliveryLedgerOptions) {
+    this.opts = withDefaults(opts, DEFAULT_DELIVERY_LEDGER_OPTIONS);
+  }
 
   /** Rechecks held attempts from now on (every `retryMs` while any is held). */
   start(): void {
@@ -283,7 +291,7 @@ export class DeliveryLedger {
       this.recheck()
         .catch((err) => this.opts.logger.warn({ err }, 'asking workers about unconfirmed attempts failed'))
         .finally(() => this.scheduleRecheck());
-    }, this.opts.retryMs ?? 2_000);
+    }, this.opts.retryMs);
     this.timer.unref();
   }
 

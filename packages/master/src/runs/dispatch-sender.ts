@@ -26,9 +26,9 @@ import {
  */
 
 /** Sends in flight before the driver waits for one (a slow worker delays only its own attempts). */
-export const MAX_SENDS_IN_FLIGHT = 4;
+const MAX_SENDS_IN_FLIGHT = 4;
 /** Attempts per dispatch request: the worker's batch limit. */
-export const MAX_PER_REQUEST = 1000;
+const MAX_PER_REQUEST = 1000;
 
 export interface DispatchSenderOptions {
   client: Pick<WorkerClient, 'dispatch'>;

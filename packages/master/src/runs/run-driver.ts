@@ -1,10 +1,10 @@
-import { type Clock, type Logger, systemClock } from '@sched/core';
+import { type Clock, type Logger, systemClock, type WithDefaults, withDefaults } from '@sched/core';
 import { type Db, releaseQueuedRun } from '@sched/store';
 import type pg from 'pg';
 import type { WorkerClient } from '../dispatch/worker-client.js';
 import type { WorkerRouter } from '../routing/worker-router.js';
 import type { PreparedRuns, StagedRun } from '../scheduler/staged-runs.js';
-import { DeliveryLedger, ledgerStoreOf } from './delivery-ledger.js';
+import { DEFAULT_DELIVERY_LEDGER_OPTIONS, DeliveryLedger, ledgerStoreOf } from './delivery-ledger.js';
 import { DispatchSender } from './dispatch-sender.js';
 import {
   type DispatchJob,
@@ -50,8 +50,8 @@ export type { RegisteredWorker } from './dispatch-targets.js';
 
 export interface RunDriverOptions {
   db: pg.Pool;
-  /** This master's incarnation key (the `owner` of its runs). */
-  owner: string;
+  /** This master's incarnation key (docs/design.md#identity): the `owner` of its runs. */
+  nodeKey: string;
   router: WorkerRouter;
   /** Live workers from the registry (with their registration czxid, so the failover can fence on it). */
   workers: () => readonly RegisteredWorker[];
@@ -74,27 +74,35 @@ export interface RunDriverOptions {
   batchSize?: number;
 }
 
+export const DEFAULT_RUN_DRIVER_OPTIONS = {
+  sweepIntervalMs: 5_000,
+  noWorkerRetryMs: 1_000,
+  unconfirmedRetryMs: DEFAULT_DELIVERY_LEDGER_OPTIONS.retryMs,
+  batchSize: 500,
+} as const satisfies Required<
+  Pick<RunDriverOptions, 'sweepIntervalMs' | 'noWorkerRetryMs' | 'unconfirmedRetryMs' | 'batchSize'>
+>;
+
 export class RunDriver {
   private readonly dirty = new Set<number>();
   private readonly seen = new Set<number>();
   private readonly timers = new Map<number, NodeJS.Timeout>();
   private readonly plans = new RunPlans();
+  private readonly opts: WithDefaults<RunDriverOptions, typeof DEFAULT_RUN_DRIVER_OPTIONS>;
   private readonly clock: Clock;
-  private readonly batchSize: number;
-  private readonly noWorkerRetryMs: number;
   private readonly ledger: DeliveryLedger;
   private readonly sender: DispatchSender;
   private loop: Promise<void> | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private started = false;
 
-  constructor(private readonly opts: RunDriverOptions) {
+  constructor(options: RunDriverOptions) {
+    const opts = withDefaults(options, DEFAULT_RUN_DRIVER_OPTIONS);
+    this.opts = opts;
     this.clock = opts.clock ?? systemClock;
-    this.batchSize = opts.batchSize ?? 500;
-    this.noWorkerRetryMs = opts.noWorkerRetryMs ?? 1_000;
     const leaseValid = () => opts.leaseValid();
     this.ledger = new DeliveryLedger({
-      store: ledgerStoreOf(opts.db, opts.owner),
+      store: ledgerStoreOf(opts.db, opts.nodeKey),
       workers: opts.client,
       leaseValid,
       wake: (runIds) => this.wake(runIds),
@@ -105,10 +113,11 @@ export class RunDriver {
       client: opts.client,
       router: opts.router,
       // Every move is fenced on the run's owner and the dispatch seq the mover knows.
-      move: (id, from, to, fromSeq) => reassignAttempt(opts.db, id, from, to, { fromSeq, owner: opts.owner }),
+      move: (id, from, to, fromSeq) =>
+        reassignAttempt(opts.db, id, from, to, { fromSeq, owner: opts.nodeKey }),
       ledger: this.ledger,
       leaseValid,
-      retryLater: (runId) => this.wakeLater(runId, this.noWorkerRetryMs),
+      retryLater: (runId) => this.wakeLater(runId, this.opts.noWorkerRetryMs),
       logger: opts.logger,
     });
   }
@@ -117,10 +126,9 @@ export class RunDriver {
     this.started = true;
     this.ledger.start();
     await this.sweep();
-    const every = this.opts.sweepIntervalMs ?? 5_000;
     this.sweepTimer = setInterval(() => {
       this.sweep().catch((err) => this.opts.logger.warn({ err }, 'run sweep failed'));
-    }, every);
+    }, this.opts.sweepIntervalMs);
     this.sweepTimer.unref();
   }
 
@@ -155,7 +163,7 @@ export class RunDriver {
 
   private async sweep(): Promise<void> {
     if (!this.started || !this.opts.leaseValid()) return;
-    this.wake(await listOwnedActiveRuns(this.opts.db, this.opts.owner));
+    this.wake(await listOwnedActiveRuns(this.opts.db, this.opts.nodeKey));
   }
 
   private kick(): void {
@@ -173,13 +181,13 @@ export class RunDriver {
         this.dirty.clear();
         return;
       }
-      const batch = [...this.dirty].slice(0, this.batchSize);
+      const batch = [...this.dirty].slice(0, this.opts.batchSize);
       for (const id of batch) this.dirty.delete(id);
       try {
         await this.driveBatch(batch);
       } catch (err) {
         this.opts.logger.warn({ err, runs: batch.length }, 'driving runs failed; retrying shortly');
-        for (const id of batch) this.wakeLater(id, this.noWorkerRetryMs);
+        for (const id of batch) this.wakeLater(id, this.opts.noWorkerRetryMs);
       }
     }
   }
@@ -200,8 +208,8 @@ export class RunDriver {
   }
 
   private async driveBatch(ids: number[]): Promise<void> {
-    const { db, owner } = this.opts;
-    const runs = await loadRunsToDrive(db, owner, ids);
+    const { db, nodeKey } = this.opts;
+    const runs = await loadRunsToDrive(db, nodeKey, ids);
     if (runs.length === 0) return;
     const attempts = await loadAttemptsOfRuns(
       db,
@@ -257,14 +265,14 @@ export class RunDriver {
         (a) => firstTime || this.ledger.takeUndelivered(a.id),
       );
       resends.push(...again.jobs);
-      if (again.unrouted) this.wakeLater(run.id, this.noWorkerRetryMs);
+      if (again.unrouted) this.wakeLater(run.id, this.opts.noWorkerRetryMs);
       if (plan.outcome) toFinish.push({ id: run.id, state: plan.outcome });
       else if (run.state === 'pending') toStart.push(run.id);
       if (plan.wakeAt !== null) this.wakeLater(run.id, plan.wakeAt - now);
     }
 
     if (cancelled.length > 0) await killPendingAttempts(db, cancelled);
-    await markRunsRunning(db, owner, toStart);
+    await markRunsRunning(db, nodeKey, toStart);
 
     const jobs = [...resends, ...(await this.persistDispatches(db, newDispatches))];
     // The intents are persisted: sending can overlap with planning the next batch. A slow
@@ -272,7 +280,7 @@ export class RunDriver {
     this.sender.sendInBackground(jobs);
     await this.sender.throttle();
 
-    const ended = await finishRuns(db, owner, toFinish);
+    const ended = await finishRuns(db, nodeKey, toFinish);
     for (const r of toFinish) {
       this.seen.delete(r.id);
       this.opts.onRunEnded?.(r.id, r.state);
@@ -291,11 +299,11 @@ export class RunDriver {
   ): Promise<DispatchJob[]> {
     const created = await insertAttempts(
       db,
-      this.opts.owner,
+      this.opts.nodeKey,
       planned.map((n) => n.d),
     );
     const { jobs, unrouted } = jobsOfInserted(planned, created);
-    for (const runId of unrouted) this.wakeLater(runId, this.noWorkerRetryMs);
+    for (const runId of unrouted) this.wakeLater(runId, this.opts.noWorkerRetryMs);
     return jobs;
   }
 
@@ -336,7 +344,7 @@ export class RunDriver {
       prepared.add(run.id);
     }
     if (prepared.size === 0) return null;
-    await markRunsRunning(client, this.opts.owner, [...prepared]);
+    await markRunsRunning(client, this.opts.nodeKey, [...prepared]);
     const jobs = await this.persistDispatches(client, planned);
     return {
       runIds: prepared,

@@ -51,7 +51,7 @@ export function parseWakePayload(payload: string): { owner: string; runIds: numb
   return { owner: payload.slice(0, space), runIds };
 }
 
-/** Listens for wake-ups addressed to `owner` (or to anyone) on a dedicated connection; reconnects on loss. */
+/** Listens for wake-ups addressed to this master (`nodeKey`) or to anyone on a dedicated connection; reconnects on loss. */
 export class RunWakeListener {
   private client: pg.Client | null = null;
   private stopped = false;
@@ -60,7 +60,8 @@ export class RunWakeListener {
   constructor(
     private readonly opts: {
       connectionString: string;
-      owner: string;
+      /** This master's incarnation key: wake-ups addressed to it are its own. */
+      nodeKey: string;
       onWake: (runIds: number[]) => void;
       logger: Logger;
       /** Called after every (re)connection: anything missed meanwhile must be swept. */
@@ -94,7 +95,7 @@ export class RunWakeListener {
       }
       if (msg.channel !== WAKE_CHANNEL || !msg.payload) return;
       const parsed = parseWakePayload(msg.payload);
-      if (!parsed || (parsed.owner !== this.opts.owner && parsed.owner !== '*')) return;
+      if (!parsed || (parsed.owner !== this.opts.nodeKey && parsed.owner !== '*')) return;
       this.opts.onWake(parsed.runIds);
     });
     client.on('error', (err) => {

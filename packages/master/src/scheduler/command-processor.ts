@@ -1,4 +1,4 @@
-import { type Clock, createLogger, type Logger, systemClock } from '@sched/core';
+import { type Clock, createLogger, type Logger, systemClock, withDefaults } from '@sched/core';
 import {
   type CommandRow,
   CronSchedule,
@@ -44,7 +44,7 @@ export interface CommandProcessorOptions {
   listen: boolean;
 }
 
-export const DEFAULT_COMMAND_OPTIONS = {
+export const DEFAULT_COMMAND_PROCESSOR_OPTIONS = {
   pollIntervalMs: 500,
   backfillChunk: 500,
   maxPerPoll: 100,
@@ -63,7 +63,8 @@ export interface CommandResult {
 
 export interface CommandProcessorDeps {
   pool: pg.Pool;
-  self: string;
+  /** This master's incarnation key; runs it creates are owned by it. */
+  nodeKey: string;
   leaseValid: () => boolean;
   clock?: Clock;
   logger?: Logger;
@@ -85,7 +86,7 @@ export class CommandProcessor {
   private readonly clock: Clock;
 
   constructor(private readonly deps: CommandProcessorDeps) {
-    this.opts = { ...DEFAULT_COMMAND_OPTIONS, ...deps.options };
+    this.opts = withDefaults(deps.options ?? {}, DEFAULT_COMMAND_PROCESSOR_OPTIONS);
     this.log = (deps.logger ?? createLogger({ name: 'scheduler' })).child({ component: 'command-processor' });
     this.clock = deps.clock ?? systemClock;
   }
@@ -164,7 +165,7 @@ export class CommandProcessor {
     for (;;) {
       if (!this.deps.leaseValid()) return done;
       const { created, prepared } = await withTransaction(this.deps.pool, async (tx) => {
-        const runs = await claimTriggerCommands(tx, this.deps.self, this.opts.triggerBatch);
+        const runs = await claimTriggerCommands(tx, this.deps.nodeKey, this.opts.triggerBatch);
         // Their first tasks in the same transaction, sent at its commit (like a pre-staged fire).
         const staged = runs.map((r) => ({ ...r, fireTimeMs: null }));
         return {
@@ -211,7 +212,7 @@ export class CommandProcessor {
     const base = { commandId: cmd.id, kind: cmd.kind };
     const run = (r: Omit<NewRun, 'owner' | 'commandId'>): NewRun => ({
       ...r,
-      owner: this.deps.self,
+      owner: this.deps.nodeKey,
       commandId: cmd.id,
     });
     switch (cmd.kind) {

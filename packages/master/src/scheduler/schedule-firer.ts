@@ -1,4 +1,4 @@
-import { type Clock, createLogger, type Logger, systemClock } from '@sched/core';
+import { type Clock, createLogger, type Logger, systemClock, withDefaults } from '@sched/core';
 import {
   type ConcurrencyPolicy,
   CronSchedule,
@@ -61,7 +61,7 @@ export interface ScheduleFirerOptions {
   prestageMs: number;
 }
 
-export const DEFAULT_FIRER_OPTIONS = {
+export const DEFAULT_SCHEDULE_FIRER_OPTIONS = {
   lookAheadMs: 5000,
   scanIntervalMs: 1000,
   scanLimit: 20_000,
@@ -84,7 +84,7 @@ export interface FiredRun {
 export interface ScheduleFirerDeps {
   pool: pg.Pool;
   /** This master's incarnation key; runs it fires are owned by it. */
-  self: string;
+  nodeKey: string;
   /** Keys of the live masters (from the registry). */
   liveMasters: () => readonly string[];
   /** False while the registry lease is suspended or lost: nothing is fired then. */
@@ -158,7 +158,7 @@ export class ScheduleFirer {
   constructor(private readonly deps: ScheduleFirerDeps) {
     this.clock = deps.clock ?? systemClock;
     this.log = (deps.logger ?? createLogger({ name: 'scheduler' })).child({ component: 'schedule-firer' });
-    this.opts = { ...DEFAULT_FIRER_OPTIONS, ...deps.options };
+    this.opts = withDefaults(deps.options ?? {}, DEFAULT_SCHEDULE_FIRER_OPTIONS);
   }
 
   get currentState(): FirerState {
@@ -220,7 +220,7 @@ export class ScheduleFirer {
 
   /** Recomputes the slot; drops what is no longer ours; returns the assignment (null = fire nothing). */
   private refreshAssignment(): SlotAssignment | null {
-    const next = this.deps.leaseValid() ? slotOf(this.deps.self, this.deps.liveMasters()) : null;
+    const next = this.deps.leaseValid() ? slotOf(this.deps.nodeKey, this.deps.liveMasters()) : null;
     if (!sameAssignment(next, this.assignment)) {
       this.log.info({ from: this.assignment, to: next }, 'schedule slot changed');
       this.assignment = next;
@@ -433,7 +433,7 @@ export class ScheduleFirer {
     try {
       await client.query('BEGIN');
       await client.query(`SET LOCAL idle_in_transaction_session_timeout = ${this.opts.prestageMs + 2000}`);
-      const outcomes = await fireSchedules(client, this.deps.self, policy, advances, fires);
+      const outcomes = await fireSchedules(client, this.deps.nodeKey, policy, advances, fires);
       const prepared = await this.prepare(client, outcomes);
       await this.untilWallClock(fireAtMs);
       // Checked as late as possible: a master paused (GC, SIGSTOP) must not act on a stale lease.
@@ -490,7 +490,7 @@ export class ScheduleFirer {
         await this.untilWallClock(fireAtMs);
         // Checked as late as possible: a master paused (GC, SIGSTOP) must not act on a stale lease.
         if (!this.deps.leaseValid()) throw new Error('registry lease not valid');
-        outcomes = await fireSchedules(this.deps.pool, this.deps.self, policy, advances, fires);
+        outcomes = await fireSchedules(this.deps.pool, this.deps.nodeKey, policy, advances, fires);
       }
     } catch (err) {
       this.stats.errors += 1;

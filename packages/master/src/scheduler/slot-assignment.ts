@@ -11,9 +11,9 @@ export interface SlotAssignment {
 }
 
 /** This master's slot, or null when it is not in the live list (not registered yet, or fenced). */
-export function slotOf(self: string, liveMasters: readonly string[]): SlotAssignment | null {
+export function slotOf(nodeKey: string, liveMasters: readonly string[]): SlotAssignment | null {
   const sorted = [...new Set(liveMasters)].sort();
-  const slot = sorted.indexOf(self);
+  const slot = sorted.indexOf(nodeKey);
   return slot < 0 ? null : { slot, slotCount: sorted.length };
 }
 

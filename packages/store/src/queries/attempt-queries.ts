@@ -20,13 +20,6 @@ export type AttemptState =
   | 'timed-out'
   | 'killed'
   | 'failed-over';
-export const TERMINAL_ATTEMPT_STATES: readonly AttemptState[] = [
-  'succeeded',
-  'failed',
-  'timed-out',
-  'killed',
-  'failed-over',
-];
 
 export interface AttemptRow {
   id: number;

@@ -1,6 +1,9 @@
 import type { Db } from '../db.js';
 
-/** Named queries on runs; one SQL statement each. Run state writes are conditional on the owner. */
+/**
+ * Named queries on runs; one SQL statement each. The owner's run-state writes, each conditional on
+ * the owner, are the master's run driver's (`packages/master/src/runs/run-drive-queries.ts`).
+ */
 
 export type RunState = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type RunTrigger = 'schedule' | 'misfire' | 'manual' | 'rerun' | 'backfill';
@@ -116,41 +119,6 @@ export async function listRuns(
   return rows.map(toRun);
 }
 
-/** Pending (not queued) runs owned by `owner`, oldest first: what the run driver should start. */
-export async function listStartableRuns(db: Db, owner: string, limit: number): Promise<RunRow[]> {
-  const { rows } = await db.query(
-    `SELECT ${COLUMNS} FROM runs r JOIN workflows w ON w.id = r.workflow_id
-      WHERE r.owner = $1 AND r.state = 'pending' AND NOT r.queued ORDER BY r.id LIMIT $2`,
-    [owner, limit],
-  );
-  return rows.map(toRun);
-}
-
-/** pending → running, only by the owner. False = not the owner any more, or not pending. */
-export async function markRunStarted(db: Db, id: number, owner: string): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `UPDATE runs SET state = 'running', started_at = clock_timestamp()
-      WHERE id = $1 AND owner = $2 AND state = 'pending' AND NOT queued`,
-    [id, owner],
-  );
-  return (rowCount ?? 0) === 1;
-}
-
-/** Ends a run, only by the owner and only from a non-terminal state. */
-export async function markRunEnded(
-  db: Db,
-  id: number,
-  owner: string,
-  state: 'succeeded' | 'failed' | 'cancelled',
-): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `UPDATE runs SET state = $3, ended_at = clock_timestamp()
-      WHERE id = $1 AND owner = $2 AND state IN ('pending', 'running')`,
-    [id, owner, state],
-  );
-  return (rowCount ?? 0) === 1;
-}
-
 /** Operator cancel: pending runs end at once; running runs are flagged for their owner to stop. */
 export async function requestRunCancel(db: Db, id: number): Promise<RunState | null> {
   const { rows } = await db.query<{ state: RunState }>(
@@ -163,13 +131,4 @@ export async function requestRunCancel(db: Db, id: number): Promise<RunState | n
     [id],
   );
   return rows[0]?.state ?? null;
-}
-
-/** Moves every active run of a dead master to a live one (leader-only; the caller fences by epoch). */
-export async function reassignRunsOfOwner(db: Db, fromOwner: string, toOwner: string): Promise<number> {
-  const { rowCount } = await db.query(
-    `UPDATE runs SET owner = $2 WHERE owner = $1 AND state IN ('pending', 'running')`,
-    [fromOwner, toOwner],
-  );
-  return rowCount ?? 0;
 }

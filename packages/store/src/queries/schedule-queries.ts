@@ -103,11 +103,6 @@ export async function getScheduleOfWorkflow(db: Db, workflowId: number): Promise
   return rows[0] ? toSchedule(rows[0]) : null;
 }
 
-export async function getSchedule(db: Db, id: number): Promise<ScheduleRow | null> {
-  const { rows } = await db.query(`SELECT ${COLUMNS} FROM schedules WHERE id = $1`, [id]);
-  return rows[0] ? toSchedule(rows[0]) : null;
-}
-
 /**
  * Schedules of one slot due before `untilMs` (the firer's pre-read window), soonest first.
  * Slot of a schedule = id mod slotCount (ids are sequential, so this spreads them evenly).
@@ -124,22 +119,6 @@ export async function listDueSchedules(
     [new Date(q.untilMs), q.slotCount, q.slot, q.limit],
   );
   return rows.map(toSchedule);
-}
-
-/**
- * Compare-and-set of next_fire_time without creating a run (misfire `skip`, a schedule past its
- * end). True when this caller advanced it.
- */
-export async function advanceNextFireTime(
-  db: Db,
-  a: { id: number; expectedMs: number; revision: number; nextMs: number | null },
-): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `UPDATE schedules SET next_fire_time = $4
-      WHERE id = $1 AND next_fire_time = $2 AND revision = $3 AND NOT paused`,
-    [a.id, new Date(a.expectedMs), a.revision, ms(a.nextMs)],
-  );
-  return (rowCount ?? 0) === 1;
 }
 
 /** Pauses or resumes; resuming sets the next fire time the caller computed from now. */

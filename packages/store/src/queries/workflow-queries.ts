@@ -113,22 +113,6 @@ export async function getWorkflowByName(db: Db, name: string): Promise<WorkflowS
     : null;
 }
 
-export async function listWorkflows(db: Db): Promise<WorkflowSummary[]> {
-  const { rows } = await db.query(
-    `SELECT w.id, w.name, w.current_version, v.definition, w.created_at, w.updated_at
-       FROM workflows w JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
-      ORDER BY w.name`,
-  );
-  return rows.map((r) => ({
-    id: r.id,
-    name: r.name,
-    currentVersion: r.current_version,
-    definition: r.definition,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  }));
-}
-
 /** The definition of one version (what a run records and replays). */
 export async function getWorkflowVersion(
   db: Db,

@@ -24,8 +24,6 @@ export class WorkerDrainingError extends SchedError {
   }
 }
 
-export { InvalidRequestError } from '@sched/protocol';
-
 /**
  * A master revoked this dispatch of the attempt (`POST /v1/attempts/revoke`): it found the
  * dispatch was not delivered and gave the attempt to another worker, so this late copy must never

@@ -1,7 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Clock, formatDuration, type Logger, sleep, systemClock } from '@sched/core';
+import {
+  type Clock,
+  formatDuration,
+  type Logger,
+  sleep,
+  systemClock,
+  type WithDefaults,
+  withDefaults,
+} from '@sched/core';
 import type {
   AttemptRequest,
   AttemptResult,
@@ -62,6 +70,15 @@ export interface TaskExecutorOptions {
   rememberFinished?: number;
 }
 
+export const DEFAULT_TASK_EXECUTOR_OPTIONS = {
+  httpCapacity: 256,
+  backlog: 1000,
+  supervisorWordMs: 250,
+  rememberFinished: 10_000,
+} as const satisfies Required<
+  Pick<TaskExecutorOptions, 'httpCapacity' | 'backlog' | 'supervisorWordMs' | 'rememberFinished'>
+>;
+
 export type SubmitOutcome =
   | { accepted: true; snapshot: AttemptSnapshot }
   | { accepted: false; snapshot: AttemptSnapshot };
@@ -85,7 +102,7 @@ type StopReason =
 /** What an attempt holds while it runs: a process slot, an http slot, or nothing (noop). */
 export type SlotKind = 'process' | 'http' | 'none';
 
-export function slotKindOf(type: AttemptRequest['task']['type']): SlotKind {
+function slotKindOf(type: AttemptRequest['task']['type']): SlotKind {
   if (type === 'shell' || type === 'script') return 'process';
   return type === 'http' ? 'http' : 'none';
 }
@@ -134,7 +151,7 @@ export class TaskExecutor {
   readonly capacity: number;
   readonly httpCapacity: number;
   readonly backlog: number;
-  private readonly opts: TaskExecutorOptions;
+  private readonly opts: WithDefaults<TaskExecutorOptions, typeof DEFAULT_TASK_EXECUTOR_OPTIONS>;
   private readonly clock: Clock;
   /** Queued and running attempts. */
   private readonly live = new Map<string, LiveAttempt>();
@@ -149,15 +166,15 @@ export class TaskExecutor {
   private isDraining = false;
   private startedCount = 0;
 
-  constructor(opts: TaskExecutorOptions) {
+  constructor(options: TaskExecutorOptions) {
+    const opts = withDefaults(options, DEFAULT_TASK_EXECUTOR_OPTIONS);
     if (!Number.isInteger(opts.capacity) || opts.capacity < 1) {
       throw new RangeError(`capacity must be a positive integer, got ${opts.capacity}`);
     }
-    const httpCapacity = opts.httpCapacity ?? 256;
+    const { httpCapacity, backlog } = opts;
     if (!Number.isInteger(httpCapacity) || httpCapacity < 1) {
       throw new RangeError(`httpCapacity must be a positive integer, got ${httpCapacity}`);
     }
-    const backlog = opts.backlog ?? 1000;
     if (!Number.isInteger(backlog) || backlog < 0) {
       throw new RangeError(`backlog must be a non-negative integer, got ${backlog}`);
     }
@@ -376,7 +393,7 @@ export class TaskExecutor {
     // Re-inserted so the most recently revoked ids are the last to be forgotten.
     this.revoked.delete(attemptId);
     this.revoked.set(attemptId, upTo);
-    const max = this.opts.rememberFinished ?? 10_000;
+    const max = this.opts.rememberFinished;
     while (this.revoked.size > max) {
       this.revoked.delete(this.revoked.keys().next().value as string);
     }
@@ -570,7 +587,7 @@ export class TaskExecutor {
 
   private remember(request: AttemptRequest, result: AttemptResult): void {
     this.finished.set(request.attemptId, { request, result });
-    const max = this.opts.rememberFinished ?? 10_000;
+    const max = this.opts.rememberFinished;
     while (this.finished.size > max) {
       this.finished.delete(this.finished.keys().next().value as string);
     }
@@ -645,7 +662,9 @@ export class TaskExecutor {
       const silent =
         kill.silentMs === null
           ? 'it lost the worker daemon'
-          : `the worker daemon did not answer it for ${kill.silentMs} ms (frozen or stalled)`;
+          : kill.why === 'lease'
+            ? `the worker daemon's ZooKeeper session lease ran out while the daemon did not act (no answer for ${kill.silentMs} ms: frozen or stalled)`
+            : `the worker daemon did not answer it for ${kill.silentMs} ms (frozen or stalled)`;
       a.stop = {
         kind: 'cancel',
         reason: `the task supervisor killed it: ${silent}; handed back`,
@@ -673,7 +692,7 @@ export class TaskExecutor {
         unsubscribe();
         resolve(kill);
       };
-      const timer = setTimeout(() => done(killOf(pgid)), this.opts.supervisorWordMs ?? 250);
+      const timer = setTimeout(() => done(killOf(pgid)), this.opts.supervisorWordMs);
       const unsubscribe = onKilled((kill) => {
         if (kill.pgid === pgid) done(kill);
       });

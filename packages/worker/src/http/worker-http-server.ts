@@ -24,7 +24,7 @@ export interface WorkerHttpServerOptions {
    * This worker's incarnation key once known; a dispatch addressed to another incarnation is
    * refused, and so is a revoke addressed to any incarnation but this one.
    */
-  workerKey?: () => string | null;
+  nodeKey?: () => string | null;
   /**
    * This worker's current registration (the czxid of its registration znode, in decimal) once
    * registered; a dispatch addressed to another registration of this incarnation is refused
@@ -44,6 +44,10 @@ export interface WorkerHttpServerOptions {
   maxBatch?: number;
   logger?: Logger;
 }
+
+export const DEFAULT_WORKER_HTTP_SERVER_OPTIONS = { maxBatch: 1000 } as const satisfies Required<
+  Pick<WorkerHttpServerOptions, 'maxBatch'>
+>;
 
 /**
  * The worker's side of the master↔worker transport (docs/transport.md): HTTP/1.1 keep-alive with
@@ -66,7 +70,7 @@ export class WorkerHttpServer {
   private readonly maxBatch: number;
 
   constructor(private readonly opts: WorkerHttpServerOptions) {
-    this.maxBatch = opts.maxBatch ?? 1000;
+    this.maxBatch = opts.maxBatch ?? DEFAULT_WORKER_HTTP_SERVER_OPTIONS.maxBatch;
     // `batch` and `revoke` are routes of their own, never attempt ids.
     const attempt = (suffix: string) => new RegExp(`^/v1/attempts/(?!(?:batch|revoke)$)([^/]+)${suffix}$`);
     const routes: Route[] = [
@@ -145,7 +149,7 @@ export class WorkerHttpServer {
     const ex = this.opts.executor;
     return {
       status: 'ok',
-      key: this.opts.workerKey?.() ?? null,
+      key: this.opts.nodeKey?.() ?? null,
       running: ex.running,
       capacity: ex.capacity,
       draining: ex.draining,
@@ -205,17 +209,17 @@ export class WorkerHttpServer {
   /** One validated dispatch: the status and body it gets. Never throws. */
   private dispatch(request: AttemptRequest): { status: number; body: unknown } {
     try {
-      const own = this.opts.workerKey?.() ?? null;
-      if (request.worker !== null && own !== null && request.worker !== own) {
+      const nodeKey = this.opts.nodeKey?.() ?? null;
+      if (request.worker !== null && nodeKey !== null && request.worker !== nodeKey) {
         return errorOutcome(
           409,
           WireError.WrongIncarnation,
-          `attempt ${request.attemptId} was dispatched to ${request.worker}, but this worker is ${own}`,
+          `attempt ${request.attemptId} was dispatched to ${request.worker}, but this worker is ${nodeKey}`,
         );
       }
       const current = this.opts.registration?.() ?? null;
       if (request.registration !== null && current !== null && request.registration !== current) {
-        const who = request.worker ?? own ?? 'this worker';
+        const who = request.worker ?? nodeKey ?? 'this worker';
         return errorOutcome(
           409,
           WireError.WrongRegistration,
@@ -260,14 +264,14 @@ export class WorkerHttpServer {
         throw new HttpError(400, err.code, err.message, { issues: err.issues });
       throw err;
     }
-    const own = this.opts.workerKey?.() ?? null;
-    if (request.worker !== null && request.worker !== own) {
+    const nodeKey = this.opts.nodeKey?.() ?? null;
+    if (request.worker !== null && request.worker !== nodeKey) {
       throw new HttpError(
         409,
         WireError.WrongIncarnation,
-        own === null
+        nodeKey === null
           ? `the revoke is addressed to ${request.worker}, but this worker does not know its incarnation key yet`
-          : `the revoke is addressed to ${request.worker}, but this worker is ${own}`,
+          : `the revoke is addressed to ${request.worker}, but this worker is ${nodeKey}`,
       );
     }
     const results = request.attempts.map(({ attemptId, dispatchSeq }) => ({

@@ -1,20 +1,26 @@
 import { mkdirSync } from 'node:fs';
 import { open, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Clock, NotFoundError, SchedError, systemClock } from '@sched/core';
+import { type Clock, NotFoundError, SchedError, systemClock, withDefaults } from '@sched/core';
 import { AttemptLog } from './attempt-log.js';
 
 export interface LogStoreOptions {
   /** Directory of the log files, usually `<dataDir>/logs`. Created if missing. */
   dir: string;
-  /** Cap of one attempt's log file. @defaultValue 64 MiB */
+  /** Cap of one attempt's log file. @defaultValue 67108864 (64 MiB) */
   maxBytesPerAttempt?: number;
-  /** Size of the tail kept for the result. @defaultValue 64 KiB */
+  /** Size of the tail kept for the result. @defaultValue 65536 (64 KiB) */
   tailBytes?: number;
-  /** Finished logs older than this are removed by `purge`. @defaultValue 7 days */
+  /** Finished logs older than this are removed by `purge`. @defaultValue 604800000 (7 days) */
   retentionMs?: number;
   clock?: Clock;
 }
+
+export const DEFAULT_LOG_STORE_OPTIONS = {
+  maxBytesPerAttempt: 64 * 1024 * 1024,
+  tailBytes: 64 * 1024,
+  retentionMs: 7 * 24 * 3_600_000,
+} as const satisfies Required<Pick<LogStoreOptions, 'maxBytesPerAttempt' | 'tailBytes' | 'retentionMs'>>;
 
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
@@ -30,11 +36,12 @@ export class LogStore {
   private readonly clock: Clock;
   private readonly active = new Map<string, AttemptLog>();
 
-  constructor(opts: LogStoreOptions) {
+  constructor(options: LogStoreOptions) {
+    const opts = withDefaults(options, DEFAULT_LOG_STORE_OPTIONS);
     this.dir = opts.dir;
-    this.maxBytesPerAttempt = opts.maxBytesPerAttempt ?? 64 * 1024 * 1024;
-    this.tailBytes = opts.tailBytes ?? 64 * 1024;
-    this.retentionMs = opts.retentionMs ?? 7 * 24 * 3_600_000;
+    this.maxBytesPerAttempt = opts.maxBytesPerAttempt;
+    this.tailBytes = opts.tailBytes;
+    this.retentionMs = opts.retentionMs;
     this.clock = opts.clock ?? systemClock;
     mkdirSync(this.dir, { recursive: true });
   }

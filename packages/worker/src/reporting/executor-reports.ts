@@ -6,12 +6,12 @@ import type { ReportSender } from './report-sender.js';
 
 /**
  * Turns executor events into reports: RUNNING when the task starts, then the result. Returns the
- * unsubscribe function. `workerKey` is this worker's incarnation key.
+ * unsubscribe function. `nodeKey` is this worker's incarnation key.
  */
 export function reportExecutorEvents(
   executor: TaskExecutor,
   sender: ReportSender,
-  workerKey: () => string,
+  nodeKey: () => string,
   clock: Clock,
   logger?: Logger,
 ): () => void {
@@ -19,8 +19,8 @@ export function reportExecutorEvents(
     const at = new Date(clock.now()).toISOString();
     const report =
       event.type === 'running'
-        ? runningReport(randomUUID(), event.request, workerKey(), event.snapshot.startedAt ?? at, at)
-        : finishedReport(randomUUID(), event.request, workerKey(), event.result, at);
+        ? runningReport(randomUUID(), event.request, nodeKey(), event.snapshot.startedAt ?? at, at)
+        : finishedReport(randomUUID(), event.request, nodeKey(), event.result, at);
     sender.submit(report).catch((err) => {
       // The spool could not be written (disk full, read-only): the master will find the attempt
       // through failover or its own timeout; say so loudly.

@@ -16,6 +16,10 @@ export interface HttpReportTransportOptions {
   timeoutMs?: number;
 }
 
+export const DEFAULT_HTTP_REPORT_TRANSPORT_OPTIONS = { timeoutMs: 5_000 } as const satisfies Required<
+  Pick<HttpReportTransportOptions, 'timeoutMs'>
+>;
+
 /**
  * A `send` for ReportSender over the transport in docs/transport.md: `POST /v1/reports` with
  * `{ reports: [...] }` to a live master, trying each live master in turn (starting after the
@@ -26,7 +30,7 @@ export function httpReportTransport(
   opts: HttpReportTransportOptions,
 ): (batch: AttemptReport[]) => Promise<ReportAck> {
   let preferred = 0;
-  const timeoutMs = opts.timeoutMs ?? 5_000;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_HTTP_REPORT_TRANSPORT_OPTIONS.timeoutMs;
   return async (batch) => {
     const masters = opts.masters();
     if (masters.length === 0)

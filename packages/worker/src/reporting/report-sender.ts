@@ -1,4 +1,4 @@
-import { type Logger, SchedError } from '@sched/core';
+import { type Logger, SchedError, withDefaults } from '@sched/core';
 import type { AttemptReport, NewAttemptReport, ReportAck } from '@sched/protocol';
 import type { ReportSpool } from './report-spool.js';
 
@@ -22,11 +22,31 @@ export interface ReportSenderOptions {
   send: (batch: AttemptReport[]) => Promise<ReportAck>;
   /** Most reports per send. @defaultValue 500 */
   maxBatch?: number;
+  /**
+   * Largest batch, bytes of JSON (at least one report is always sent): a batch of finished
+   * reports with long log tails stays under the master's body limit (16 MiB). @defaultValue 4 MiB
+   */
+  maxBatchBytes?: number;
+  /** Retry delays after failed sends; unset fields keep {@link DEFAULT_REPORT_BACKOFF}. */
   backoff?: Partial<ReportBackoff>;
   logger?: Logger;
   /** Uniform in [0, 1), for jitter. @defaultValue Math.random */
   random?: () => number;
 }
+
+export const DEFAULT_REPORT_BACKOFF = {
+  initialMs: 100,
+  maxMs: 10_000,
+  factor: 2,
+  jitter: 0.2,
+} as const satisfies ReportBackoff;
+
+export const DEFAULT_REPORT_SENDER_OPTIONS = {
+  maxBatch: 500,
+  maxBatchBytes: 4 * 1024 * 1024,
+  backoff: DEFAULT_REPORT_BACKOFF,
+  random: Math.random,
+} as const satisfies Required<Pick<ReportSenderOptions, 'maxBatch' | 'maxBatchBytes' | 'backoff' | 'random'>>;
 
 /**
  * Sends attempt reports to masters without losing any:
@@ -47,6 +67,7 @@ export class ReportSender {
   private state: 'created' | 'running' | 'stopped' = 'created';
   private readonly backoff: ReportBackoff;
   private readonly maxBatch: number;
+  private readonly maxBatchBytes: number;
   private readonly random: () => number;
   /** Durable, not yet acknowledged, in seq order. */
   private queue: AttemptReport[] = [];
@@ -66,9 +87,11 @@ export class ReportSender {
   private delivered = 0;
 
   constructor(private readonly opts: ReportSenderOptions) {
-    this.backoff = { initialMs: 100, maxMs: 10_000, factor: 2, jitter: 0.2, ...opts.backoff };
-    this.maxBatch = opts.maxBatch ?? 500;
-    this.random = opts.random ?? Math.random;
+    const { backoff, maxBatch, maxBatchBytes, random } = withDefaults(opts, DEFAULT_REPORT_SENDER_OPTIONS);
+    this.backoff = withDefaults(backoff, DEFAULT_REPORT_BACKOFF);
+    this.maxBatch = maxBatch;
+    this.maxBatchBytes = maxBatchBytes;
+    this.random = random;
   }
 
   /** Opens the spool, queues what it held (replay) and starts sending. */
@@ -160,6 +183,18 @@ export class ReportSender {
     this.writing = null;
   }
 
+  /** The head of the queue, at most `maxBatch` reports and `maxBatchBytes` of JSON (at least one). */
+  private nextWindow(): AttemptReport[] {
+    let bytes = 0;
+    let n = 0;
+    while (n < this.queue.length && n < this.maxBatch) {
+      bytes += reportBytes(this.queue[n] as AttemptReport);
+      if (n > 0 && bytes > this.maxBatchBytes) break;
+      n += 1;
+    }
+    return this.queue.slice(0, n);
+  }
+
   private async run(): Promise<void> {
     while (this.state === 'running') {
       if (this.queue.length === 0) {
@@ -170,7 +205,7 @@ export class ReportSender {
         this.wakeIdle = null;
         continue;
       }
-      const window = this.queue.slice(0, this.maxBatch);
+      const window = this.nextWindow();
       // A `running` report whose attempt's `finished` report is in the same window adds nothing
       // (the master accepts a result straight from DISPATCHED): settle it here, send only the result.
       const finishedIn = new Set(window.filter((r) => r.kind === 'finished').map((r) => r.attemptId));
@@ -227,4 +262,10 @@ export class ReportSender {
     this.idleWaiters = [];
     for (const w of waiters) w();
   }
+}
+
+/** A report's size as JSON: measured when it carries a long text, estimated otherwise (cheap). */
+function reportBytes(r: AttemptReport): number {
+  const long = (r.result?.logTail?.length ?? 0) + (r.result?.error?.length ?? 0);
+  return long > 1024 ? Buffer.byteLength(JSON.stringify(r)) : 600 + long * 6;
 }
