@@ -81,6 +81,7 @@ export async function runCtl(
 export function ctlEnv(cluster: TestCluster): Record<string, string> {
   return {
     SCHED_ZK: cluster.zkChrooted,
+    SCHED_ZK_AUTH: cluster.zkAuth,
     SCHED_CLUSTER_SECRET: cluster.secret,
     SCHED_DB_URL: cluster.dbUrl,
   };

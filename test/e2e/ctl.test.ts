@@ -40,6 +40,7 @@ beforeAll(async () => {
     join(defs, 'a-hello.yaml'),
     [
       'name: ctl-hello',
+      'params: { GREETING: hi }',
       'tasks:',
       '  - name: greet',
       '    type: shell',
@@ -98,7 +99,11 @@ describe('sched-ctl against a running cluster', { timeout: 180_000 }, () => {
     const leaders = status.masters.filter((m) => m.leader);
     expect(leaders).toHaveLength(1);
     // The leader is the master holding the lowest election candidate, as ZooKeeper says.
-    const session = await ZkSession.connect({ connectString: cluster.zkChrooted, sessionTimeoutMs: 10_000 });
+    const session = await ZkSession.connect({
+      connectString: cluster.zkChrooted,
+      auth: cluster.zkAuth,
+      sessionTimeoutMs: 10_000,
+    });
     try {
       const { children } = await session.getChildren('/sched/election');
       const lowest = children.sort((a, b) =>
@@ -239,6 +244,64 @@ describe('sched-ctl against a running cluster', { timeout: 180_000 }, () => {
     expect(human.stdout).toMatch(/greet\s+succeeded\s+1\s+\d+/);
   });
 
+  test('workflow trigger refuses a parameter the workflow does not declare and a reserved name (400, exit 2, nothing enqueued)', async () => {
+    const count = async () =>
+      (
+        await cluster.query<{ n: number }>(
+          'SELECT ((SELECT count(*) FROM commands) + (SELECT count(*) FROM runs))::int AS n',
+        )
+      )[0]?.n;
+    const before = await count();
+    const trigger = (workflow: string, ...params: string[]) =>
+      runCtl(['workflow', 'trigger', workflow, ...params.flatMap((p) => ['-p', p])], {
+        env: ctlEnv(cluster),
+      });
+
+    const undeclared = await trigger('ctl-hello', 'GREETING=hi', 'COLOUR=red');
+    expect(undeclared.code).toBe(2);
+    expect(undeclared.stderr).toContain(
+      'params.COLOUR: COLOUR is not a parameter of workflow ctl-hello; declared: GREETING',
+    );
+    expect(undeclared.apiResponses.map((r) => `${r.method} ${r.path} ${r.status}`)).toContain(
+      'POST /v1/workflows/ctl-hello/trigger 400',
+    );
+    const reserved = await trigger('ctl-hello', 'LD_PRELOAD=/tmp/evil.so', 'PATH=/tmp', 'BASH_ENV=/tmp/x');
+    expect(reserved.code).toBe(2);
+    for (const name of ['LD_PRELOAD', 'PATH', 'BASH_ENV']) {
+      expect(reserved.stderr).toContain(`params.${name}: parameter name ${name} is reserved`);
+    }
+    const none = await trigger('ctl-sleepy', 'X=1');
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('X is not a parameter of workflow ctl-sleepy: it declares none');
+
+    // Over REST: the documented error, one issue per refused name.
+    const res = await fetch(`http://${master.address}/v1/workflows/ctl-hello/trigger`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${cluster.secret}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ params: { GREETING: 'hi', COLOUR: 'red', SCHED_RUN_ID: '1' } }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({
+      error: {
+        code: 'REQUEST_INVALID',
+        message: expect.stringContaining('params.COLOUR: COLOUR is not a parameter of workflow ctl-hello'),
+        issues: [
+          {
+            path: 'params.COLOUR',
+            message: 'COLOUR is not a parameter of workflow ctl-hello; declared: GREETING',
+          },
+          {
+            path: 'params.SCHED_RUN_ID',
+            message:
+              "parameter name SCHED_RUN_ID is reserved: SCHED_* names are sched's own variables (docs/tasks.md#environment)",
+          },
+        ],
+      },
+    });
+    expect(await count()).toBe(before);
+  });
+
   test('run rerun makes a new run of an ended run', async () => {
     const r = await ctlJson<{ commandId: number; rerunOf: number; runId: number }>(cluster, [
       'run',
@@ -335,7 +398,11 @@ describe('sched-ctl against a running cluster', { timeout: 180_000 }, () => {
   test('failover list and purge', async () => {
     expect(await ctlJson(cluster, ['failover', 'list'])).toEqual([]);
     // A record as the leader writes it for a dead worker (the failover itself is tested elsewhere).
-    const session = await ZkSession.connect({ connectString: cluster.zkChrooted, sessionTimeoutMs: 10_000 });
+    const session = await ZkSession.connect({
+      connectString: cluster.zkChrooted,
+      auth: cluster.zkAuth,
+      sessionTimeoutMs: 10_000,
+    });
     try {
       await new FailoverRecords(session, new RegistryPaths('/sched')).write('127.0.0.1:9_1700000000000', {
         role: 'worker',
@@ -412,6 +479,7 @@ describe('sched-ctl against a running cluster', { timeout: 180_000 }, () => {
         dbUrl: cluster.dbUrl,
         secret: cluster.secret,
         root: '/sched',
+        zkAuth: cluster.zkAuth,
       }),
     );
     const r = await runCtl(['cluster', 'status', '--json'], { cwd: dir });

@@ -173,6 +173,34 @@ describe('DAG runs on real daemons', () => {
     expect(numbers.at(-1)).toBe('50000');
   });
 
+  test("parameters: a task sees the workflow's defaults, overridden by the trigger's, overridden by its own", async () => {
+    await cluster.apply({
+      name: 'greeter',
+      params: { WHO: 'world', MOOD: 'calm' },
+      tasks: [
+        { name: 'plain', type: 'shell', command: 'echo "hello $WHO, $MOOD"' },
+        { name: 'own', type: 'shell', command: 'echo "hello $WHO, $MOOD"', params: { MOOD: 'cheerful' } },
+      ],
+    });
+    const tailsOf = async (runId: number) =>
+      Object.fromEntries(
+        (
+          await cluster.query<{ task_name: string; log_tail: string }>(
+            `SELECT task_name, log_tail FROM task_attempts WHERE run_id = $1`,
+            [runId],
+          )
+        ).map((a) => [a.task_name, a.log_tail.split('\n').find((l) => l.startsWith('hello'))]),
+      );
+    await cluster.trigger('greeter');
+    const first = await waitForRun('greeter');
+    expect(first.state).toBe('succeeded');
+    expect(await tailsOf(first.id)).toEqual({ plain: 'hello world, calm', own: 'hello world, cheerful' });
+    await cluster.query(`DELETE FROM runs WHERE id = $1`, [first.id]);
+    await cluster.trigger('greeter', { WHO: 'there', MOOD: 'tense' });
+    const second = await waitForRun('greeter');
+    expect(await tailsOf(second.id)).toEqual({ plain: 'hello there, tense', own: 'hello there, cheerful' });
+  });
+
   test('concurrency queue: scheduled runs of one workflow run one after another, never overlapping', async () => {
     await cluster.apply({
       name: 'one-at-a-time',

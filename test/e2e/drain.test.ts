@@ -125,7 +125,11 @@ test('SIGTERM of a busy worker: it finishes its task, deregisters and exits 0; n
     { run_id: runs[1]?.id, attempt: 1, state: 'succeeded', worker_key: other.key },
   ]);
   expect(await cluster.query(`SELECT key FROM failovers`)).toEqual([]);
-  const session = await ZkSession.connect({ connectString: cluster.zkChrooted, sessionTimeoutMs: 4_000 });
+  const session = await ZkSession.connect({
+    connectString: cluster.zkChrooted,
+    auth: cluster.zkAuth,
+    sessionTimeoutMs: 4_000,
+  });
   try {
     const paths = new RegistryPaths('/sched');
     expect(await new FailoverRecords(session, paths).read('worker', busy.key)).toBeUndefined();

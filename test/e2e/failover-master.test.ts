@@ -23,7 +23,11 @@ const twoStep = (name: string, seconds: number) => ({
 });
 
 async function readRecord(c: TestCluster, role: 'master' | 'worker', key: string) {
-  const session = await ZkSession.connect({ connectString: c.zkChrooted, sessionTimeoutMs: 4_000 });
+  const session = await ZkSession.connect({
+    connectString: c.zkChrooted,
+    auth: c.zkAuth,
+    sessionTimeoutMs: 4_000,
+  });
   try {
     return await new FailoverRecords(session, new RegistryPaths('/sched')).read(role, key);
   } finally {

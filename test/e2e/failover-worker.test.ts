@@ -73,7 +73,11 @@ test('kill -9 of a busy worker: its attempt is failed over and the task runs aga
   expect(run?.state).toBe('succeeded');
 
   // The record: address, startTime, pid, failedOverAt, by (the leader), counts.
-  const session = await ZkSession.connect({ connectString: cluster.zkChrooted, sessionTimeoutMs: 4_000 });
+  const session = await ZkSession.connect({
+    connectString: cluster.zkChrooted,
+    auth: cluster.zkAuth,
+    sessionTimeoutMs: 4_000,
+  });
   try {
     const records = new FailoverRecords(session, new RegistryPaths('/sched'));
     const record = await records.read('worker', victim.key);

@@ -101,7 +101,11 @@ async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 60
 }
 
 async function readRecord(c: TestCluster, key: string) {
-  const session = await ZkSession.connect({ connectString: c.zkChrooted, sessionTimeoutMs: 4_000 });
+  const session = await ZkSession.connect({
+    connectString: c.zkChrooted,
+    auth: c.zkAuth,
+    sessionTimeoutMs: 4_000,
+  });
   try {
     return await new FailoverRecords(session, new RegistryPaths('/sched')).read('worker', key);
   } finally {
@@ -110,7 +114,11 @@ async function readRecord(c: TestCluster, key: string) {
 }
 
 async function memberExists(c: TestCluster, key: string): Promise<boolean> {
-  const session = await ZkSession.connect({ connectString: c.zkChrooted, sessionTimeoutMs: 4_000 });
+  const session = await ZkSession.connect({
+    connectString: c.zkChrooted,
+    auth: c.zkAuth,
+    sessionTimeoutMs: 4_000,
+  });
   try {
     return (await session.exists(new RegistryPaths('/sched').member('worker', key))) !== undefined;
   } finally {

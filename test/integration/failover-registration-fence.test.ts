@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '@sched/core';
 import {
+  clusterIdPath,
   ensureLayout,
   FailoverRecords,
   LeaderElection,
@@ -13,7 +14,7 @@ import {
   type WorkerHeartbeat,
   ZkSession,
 } from '@sched/registry';
-import { advanceLeaderEpoch, applyDefinitions, compileDefinitions } from '@sched/store';
+import { applyDefinitions, compileDefinitions } from '@sched/store';
 import { EventQueue, eventually, registerCleanup, sharedZooKeeper, timing, zkChroot } from '@sched/testkit';
 import { LogStore, TaskExecutor, WorkerHttpServer } from '@sched/worker';
 import type pg from 'pg';
@@ -21,6 +22,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { HttpWorkerClient, type WorkerClient } from '../../packages/master/src/dispatch/worker-client.js';
 import { FailoverCoordinator } from '../../packages/master/src/failover/failover-coordinator.js';
 import { failOverWorkerAttempts } from '../../packages/master/src/failover/failover-queries.js';
+import { claimLeaderEpoch } from '../../packages/master/src/failover/leader-epoch.js';
 import { WorkerRouter } from '../../packages/master/src/routing/worker-router.js';
 import { insertAttempts } from '../../packages/master/src/runs/run-drive-queries.js';
 import { type RegisteredWorker, RunDriver } from '../../packages/master/src/runs/run-driver.js';
@@ -163,7 +165,16 @@ async function startLeader(connect: string, delayMs = DELAY_MS): Promise<Leader>
   const election = new LeaderElection(session, paths, {
     nodeKey: LEADER,
     onLeadership: async (term) => {
-      await advanceLeaderEpoch(pool, Number(term.token), LEADER);
+      // Each test's tree (chroot) is its own ZooKeeper as far as the shared database can tell
+      // (its own /sched/cluster-id): its leader takes the epoch over, without the T + D wait.
+      await claimLeaderEpoch({
+        pool,
+        term,
+        nodeKey: LEADER,
+        takeoverWaitMs: 0,
+        clusterIdPath: clusterIdPath(paths),
+        logger,
+      });
       running(); // coordinator.run attaches its listeners synchronously, before this resumes anyone
       await coordinator.run(term);
     },

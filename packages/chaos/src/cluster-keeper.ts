@@ -1,7 +1,8 @@
 // Keeps the chaos cluster's 3 masters and 3 workers alive: each is a slot whose daemon may be
 // replaced. The nemesis kills daemons on purpose (and restarts them itself); any other exit is
 // recorded and the slot is restarted with a fresh incarnation after a second — a zombie that
-// found its FAILOVER_FINISH_NODES record exits with code 3, which is expected.
+// found its FAILOVER_FINISH_NODES record exits with code 3, and a master that stepped out (cut
+// from PostgreSQL while another master was not) with code 4; both are expected.
 //
 // Slot states:
 //   up          a daemon is running

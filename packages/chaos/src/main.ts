@@ -1,4 +1,4 @@
-// `npm run chaos [-- --duration 10m] [--seed N] [--ensemble] [--concurrency N]`
+// `npm run chaos [-- --duration 10m] [--seed N] [--ensemble] [--pg-faults] [--concurrency N]`
 //
 // The chaos suite as a plain program: starts its own ZooKeeper (one
 // server, or with --ensemble a 3-server quorum whose members the nemesis kills and restarts)
@@ -15,10 +15,11 @@ interface MainOptions {
   ensemble: boolean;
   concurrency: number;
   escapeTasks: boolean;
+  pgFaults: boolean;
 }
 
 const usage =
-  'usage: npm run chaos -- [--duration 3m] [--seed N] [--ensemble] [--concurrency N (faults at a time, default 2)] [--escape-tasks (negative control: tasks escape their process group; overlaps must be reported)]';
+  "usage: npm run chaos -- [--duration 3m] [--seed N] [--ensemble] [--pg-faults (PostgreSQL restarts, black holes and cuts of a master's database link)] [--concurrency N (faults at a time, default 2)] [--escape-tasks (negative control: tasks escape their process group; overlaps must be reported)]";
 
 function parseArgs(args: string[]): MainOptions {
   const opts: MainOptions = {
@@ -27,11 +28,16 @@ function parseArgs(args: string[]): MainOptions {
     ensemble: false,
     concurrency: 2,
     escapeTasks: false,
+    pgFaults: false,
   };
   for (let i = 0; i < args.length; i++) {
     const flag = args[i];
     if (flag === '--ensemble') {
       opts.ensemble = true;
+      continue;
+    }
+    if (flag === '--pg-faults') {
+      opts.pgFaults = true;
       continue;
     }
     if (flag === '--escape-tasks') {
@@ -77,6 +83,7 @@ async function main(): Promise<number> {
     pgServer: pg,
     maxConcurrentFaults: opts.concurrency,
     escapeTasks: opts.escapeTasks,
+    pgFaults: opts.pgFaults,
     zkDescription: opts.ensemble
       ? '3-server ZooKeeper ensemble (servers killed -9 and restarted)'
       : 'one ZooKeeper server',

@@ -8,20 +8,45 @@
 //   cut        the same links are reset, new connections refused         proxies back to pass
 //   pause      SIGSTOP of the daemon                                     SIGCONT
 //   zk-kill    (ensemble only) kill -9 of one ZooKeeper server           restart on the same port and data
+//   pg-blackhole  (with PostgreSQL faults) a master's database link       proxy back to pass
+//              stops forwarding; its ZooKeeper and peer links stay up
+//   pg-cut     the same link is reset, new connections refused           proxy back to pass
+//   pg-restart (with a restartable PostgreSQL) kill -9 of the whole      start on the same port and data
+//              database server: every master loses it at once            after the span (crash recovery)
 //
 // Spans: 40 % are longer than the session timeout (the session expires, the node is failed
 // over, and on healing it must fence itself and, as a zombie, exit); the rest are shorter (the
 // session survives and nothing may be failed over). A new fault starts every 1–4 s, at most
 // `maxConcurrent` at a time, never on a slot already faulted, and never so that all masters or
 // all workers are faulted or down together; at most one ZooKeeper server is down at a time.
+// With PostgreSQL faults, one of the first three faults is a PostgreSQL fault (so even a short
+// run has one) and PostgreSQL is restarted at most once at a time; its spans are 0.5–6 s.
 // `heal()` ends every span at once; each fault undoes itself and the run waits for that.
-import type { ZkServer } from '@sched/testkit';
+import type { PgServer, ZkServer } from '@sched/testkit';
 import type { ClusterKeeper, Role, Slot } from './cluster-keeper.js';
 import type { SeededRandom } from './random.js';
 import { sleep } from './sleep.js';
 
-export type FaultKind = 'kill' | 'blackhole' | 'cut' | 'pause' | 'zk-kill';
-export const faultKinds: FaultKind[] = ['kill', 'blackhole', 'cut', 'pause', 'zk-kill'];
+export type FaultKind =
+  | 'kill'
+  | 'blackhole'
+  | 'cut'
+  | 'pause'
+  | 'zk-kill'
+  | 'pg-blackhole'
+  | 'pg-cut'
+  | 'pg-restart';
+export const faultKinds: FaultKind[] = [
+  'kill',
+  'blackhole',
+  'cut',
+  'pause',
+  'zk-kill',
+  'pg-blackhole',
+  'pg-cut',
+  'pg-restart',
+];
+const PG_KINDS: readonly FaultKind[] = ['pg-blackhole', 'pg-cut', 'pg-restart'];
 
 export interface NemesisOptions {
   durationMs: number;
@@ -30,6 +55,11 @@ export interface NemesisOptions {
   maxConcurrent?: number;
   /** ZooKeeper servers the nemesis may kill (an ensemble); none for a single server. */
   zkServers?: ZkServer[];
+  /**
+   * PostgreSQL faults: black holes and cuts of one master's database link (the cluster needs
+   * `pgProxies`), and with `server` restarts of the database server itself.
+   */
+  pgFaults?: { server?: Pick<PgServer, 'restart'> };
 }
 
 export const DEFAULT_NEMESIS_OPTIONS = { maxConcurrent: 2 } as const satisfies Required<
@@ -51,6 +81,8 @@ export class Nemesis {
   private readonly abort = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
   private zkDown = false;
+  private pgDown = false;
+  private chosen = 0;
 
   constructor(
     private readonly keeper: ClusterKeeper,
@@ -92,15 +124,31 @@ export class Nemesis {
 
   private choose(): { kind: FaultKind; slot?: Slot; server?: ZkServer } | undefined {
     const servers = this.opts.zkServers ?? [];
-    const kinds: FaultKind[] = ['kill', 'kill', 'blackhole', 'blackhole', 'cut', 'pause', 'pause'];
+    const pg = this.opts.pgFaults;
+    let kinds: FaultKind[] = ['kill', 'kill', 'blackhole', 'blackhole', 'cut', 'pause', 'pause'];
     if (servers.length > 1 && !this.zkDown) kinds.push('zk-kill');
+    const pgKinds: FaultKind[] = pg ? ['pg-blackhole', 'pg-cut'] : [];
+    if (pg?.server && !this.pgDown) pgKinds.push('pg-restart');
+    kinds.push(...pgKinds);
+    this.chosen += 1;
+    // A short run still gets a PostgreSQL fault: the third choice is one if none came before.
+    if (this.chosen >= 3 && pgKinds.length > 0 && !this.faults.some((f) => PG_KINDS.includes(f.kind)))
+      kinds = pgKinds;
     const kind = this.random.pick(kinds);
     if (kind === 'zk-kill') return { kind, server: this.random.pick(servers) };
-    const role: Role = this.random.chance(0.5) ? 'master' : 'worker';
+    if (kind === 'pg-restart') return { kind };
+    const role: Role =
+      kind === 'pg-blackhole' || kind === 'pg-cut' ? 'master' : this.random.chance(0.5) ? 'master' : 'worker';
     // Never all of a role at once: at most (n - 1) faulted or down.
     const slots = this.keeper.of(role);
     if (this.keeper.impaired(role) >= slots.length - 1) return undefined;
-    const candidates = slots.filter((s) => !s.faulted && s.state === 'up' && s.handle?.child.running);
+    const candidates = slots.filter(
+      (s) =>
+        !s.faulted &&
+        s.state === 'up' &&
+        s.handle?.child.running &&
+        (!PG_KINDS.includes(kind) || s.handle.pgProxy !== undefined),
+    );
     if (candidates.length === 0) return undefined;
     return { kind, slot: this.random.pick(candidates) };
   }
@@ -127,6 +175,18 @@ export class Nemesis {
       }
       return;
     }
+    if (kind === 'pg-restart') {
+      const spanMs = this.random.int(500, 6000);
+      this.pgDown = true;
+      this.record(kind, 'postgresql', spanMs, false);
+      try {
+        // kill -9 now; the restart (crash recovery, same port) after the span.
+        await this.opts.pgFaults?.server?.restart({ downMs: spanMs });
+      } finally {
+        this.pgDown = false;
+      }
+      return;
+    }
     if (!slot?.handle) return;
     const handle = slot.handle;
     slot.faulted = true;
@@ -145,6 +205,10 @@ export class Nemesis {
         handle.child.pause();
         await sleep(spanMs, signal);
         handle.child.resume();
+      } else if (kind === 'pg-blackhole' || kind === 'pg-cut') {
+        handle.pgProxy?.setMode(kind === 'pg-blackhole' ? 'blackhole' : 'down');
+        await sleep(spanMs, signal);
+        handle.pgProxy?.setMode('pass');
       } else {
         this.keeper.cluster.partition(handle, kind === 'blackhole' ? 'blackhole' : 'down');
         await sleep(spanMs, signal);
@@ -152,7 +216,7 @@ export class Nemesis {
       }
       // After a long span the daemon was failed over and should exit as a zombie; keep the slot
       // counted as faulted meanwhile, so the nemesis does not take the rest of its role down too.
-      if (long) await Promise.race([handle.child.exited, sleep(6000)]);
+      if (long && !PG_KINDS.includes(kind)) await Promise.race([handle.child.exited, sleep(6000)]);
     } finally {
       slot.faulted = false;
     }

@@ -12,6 +12,7 @@
 // ZooKeeper proxies + its inbound proxy + its outbound proxies: masters cannot dispatch to it,
 // it cannot report to them, and ZooKeeper hears nothing from it. Reserve every slot first
 // (`reserveSlot`) so that daemons started earlier also have outbound proxies to later slots.
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +71,11 @@ export interface DaemonHandle {
   outboundProxies: Map<string, FaultProxy>;
   /** Every proxy on this daemon's links (ZooKeeper, inbound, outbound): set them all to partition it. */
   linkProxies: FaultProxy[];
+  /**
+   * With `pgProxies`, masters only (workers never touch PostgreSQL): the proxy between this
+   * daemon and PostgreSQL. Not in `linkProxies`: its database link fails on its own.
+   */
+  pgProxy: FaultProxy | undefined;
 }
 
 export interface ClusterOptions {
@@ -85,6 +91,8 @@ export interface ClusterOptions {
   logDir?: string;
   /** Put fault proxies on the master↔worker links too (see the top of this file). @defaultValue false */
   peerProxies?: boolean;
+  /** Put a fault proxy between each master and PostgreSQL (`DaemonHandle.pgProxy`). @defaultValue false */
+  pgProxies?: boolean;
   /** Extra `node` options for every daemon (e.g. `--cpu-prof` for the throughput profile). */
   nodeArgs?: string[];
   /**
@@ -99,6 +107,12 @@ export class TestCluster {
   readonly masters: DaemonHandle[] = [];
   readonly workers: DaemonHandle[] = [];
   readonly secret = 'test-cluster-secret';
+  /**
+   * ZooKeeper digest credentials every daemon gets (SCHED_ZK_AUTH), as in production: the
+   * cluster's znodes are protected by them. Tests that read or write its znodes pass them
+   * (`ZkSession.connect({ …, auth: cluster.zkAuth })`), and so does sched-ctl.
+   */
+  readonly zkAuth = `sched:${randomBytes(24).toString('base64url')}`;
   private counter = 0;
   /** Inbound proxies of the peer slots (with `peerProxies`), by slot name. */
   private readonly slots = new Map<string, { role: 'master' | 'worker'; inbound: FaultProxy }>();
@@ -140,6 +154,7 @@ export class TestCluster {
     return {
       SCHED_DB_URL: this.dbUrl,
       SCHED_CLUSTER_SECRET: this.secret,
+      SCHED_ZK_AUTH: this.zkAuth,
       ...testTimings,
       SCHED_HOST: '127.0.0.1',
       SCHED_PORT: '0',
@@ -185,8 +200,11 @@ export class TestCluster {
     const slot = slotName ?? name;
     const zkProxyList: FaultProxy[] = [];
     const outboundProxies = new Map<string, FaultProxy>();
+    let pgProxy: FaultProxy | undefined;
     const closeOwnProxies = () =>
-      Promise.all([...zkProxyList, ...outboundProxies.values()].map((p) => p.close()));
+      Promise.all(
+        [...zkProxyList, ...outboundProxies.values(), ...(pgProxy ? [pgProxy] : [])].map((p) => p.close()),
+      );
     let child: ChildHandle | undefined;
     let inboundProxy: FaultProxy | undefined;
     let line: string;
@@ -203,6 +221,12 @@ export class TestCluster {
       }
       inboundProxy = await this.reserveSlot(role, slot);
       const peerEnv: Record<string, string> = {};
+      if (this.opts.pgProxies && role === 'master') {
+        const db = new URL(this.dbUrl);
+        pgProxy = await FaultProxy.start({ host: db.hostname, port: Number(db.port) });
+        db.host = pgProxy.address;
+        peerEnv.SCHED_DB_URL = db.toString();
+      }
       if (inboundProxy) {
         // Connections for the new incarnation wait until it listens (the old one is gone).
         inboundProxy.setTarget(undefined);
@@ -266,6 +290,7 @@ export class TestCluster {
       inboundProxy,
       outboundProxies,
       linkProxies: [...zkProxyList, ...(inboundProxy ? [inboundProxy] : []), ...outboundProxies.values()],
+      pgProxy,
     };
     (role === 'master' ? this.masters : this.workers).push(handle);
     return handle;
@@ -286,10 +311,14 @@ export class TestCluster {
   }
 
   /** Queues a manual trigger; returns the command id (the run appears once a master claims it). */
-  async trigger(workflow: string, params: Record<string, string> = {}): Promise<number> {
+  async trigger(
+    workflow: string,
+    params: Record<string, string> = {},
+    requestedBy = 'test',
+  ): Promise<number> {
     const wf = await getWorkflowByName(this.pool, workflow);
     if (!wf) throw new Error(`no workflow ${workflow}`);
-    return enqueueCommand(this.pool, { kind: 'trigger', workflowId: wf.id, params, requestedBy: 'test' });
+    return enqueueCommand(this.pool, { kind: 'trigger', workflowId: wf.id, params, requestedBy });
   }
 
   async query<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {

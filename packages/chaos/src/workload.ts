@@ -30,6 +30,12 @@ export class Workload {
   readonly triggerCommandIds: number[] = [];
   private triggering: Promise<void> | undefined;
   private stopTriggers = false;
+  private triggersTried = 0;
+  /** Tags of triggers whose insert got no answer, settled by `stopTriggering`. */
+  private readonly unanswered: string[] = [];
+  /** Triggers whose insert got no answer and did not commit: never queued, nothing to check. */
+  triggersNotQueued = 0;
+  /** Triggers that could not even be settled afterwards (PostgreSQL healthy again): a harness fault. */
   triggerErrors = 0;
 
   constructor(
@@ -85,11 +91,14 @@ export class Workload {
     this.triggering = (async () => {
       while (!this.stopTriggers) {
         const workflow = this.random.chance(0.6) ? longWorkflow : this.random.pick(scheduledWorkflows).name;
+        // Each trigger is tagged, so one whose answer was lost (PostgreSQL restarted or cut while
+        // it committed) is found afterwards: it either committed, and is checked like the others,
+        // or it did not, and was never queued.
+        const tag = `chaos#${++this.triggersTried}`;
         try {
-          this.triggerCommandIds.push(await this.cluster.trigger(workflow, { source: 'chaos' }));
+          this.triggerCommandIds.push(await this.cluster.trigger(workflow, { source: 'chaos' }, tag));
         } catch {
-          // PostgreSQL is not under fault; count it anyway rather than hide it.
-          this.triggerErrors += 1;
+          this.unanswered.push(tag);
         }
         const waitMs = this.random.int(2000, 5000);
         for (let waited = 0; waited < waitMs && !this.stopTriggers; waited += 100) {
@@ -102,5 +111,19 @@ export class Workload {
   async stopTriggering(): Promise<void> {
     this.stopTriggers = true;
     await this.triggering;
+    // PostgreSQL is back (the nemesis has healed): settle the triggers whose answer was lost.
+    for (const tag of this.unanswered) {
+      try {
+        const rows = await this.cluster.query<{ id: string }>(
+          `SELECT id FROM commands WHERE requested_by = $1`,
+          [tag],
+        );
+        if (rows[0]) this.triggerCommandIds.push(Number(rows[0].id));
+        else this.triggersNotQueued += 1;
+      } catch {
+        this.triggerErrors += 1;
+      }
+    }
+    this.unanswered.length = 0;
   }
 }

@@ -48,6 +48,7 @@ describe('sched-ctl commands', () => {
         'workflow trigger',
         'zk get',
         'zk ls',
+        'zk secure',
       ].sort(),
     );
   });

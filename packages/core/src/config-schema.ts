@@ -218,6 +218,22 @@ const networkList = (opts: { withDefaults: boolean }) =>
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+const BOOLEANS: Record<string, boolean> = {
+  true: true,
+  false: false,
+  '1': true,
+  '0': false,
+  yes: true,
+  no: false,
+};
+
+/** A boolean, or as environment variables and flags carry it: `true`/`false` (also `1`/`0`, `yes`/`no`). */
+const boolean = custom<boolean>((value) => {
+  if (typeof value === 'boolean') return value;
+  const b = typeof value === 'string' ? BOOLEANS[value.trim().toLowerCase()] : undefined;
+  return b ?? { error: `invalid value ${shown(value)}; accepted: true or false` };
+});
+
 const ZK_HOST_PORT = /^[A-Za-z0-9.-]+(?::\d{1,5})?$/; // the port may be left out: ZooKeeper's 2181
 function isZkConnectString(s: string): boolean {
   const slash = s.indexOf('/');
@@ -258,14 +274,30 @@ const zkSection = z.strictObject({
     description: 'Deadline of a single ZooKeeper request.',
   }),
   auth: optional(
-    text('digest credentials "user:password"', (s) => /^[^:]+:.*$/.test(s), { secret: true }),
+    text(
+      'digest credentials "user:password" (a user name without ":" or spaces, then a non-empty password)',
+      isZkDigestAuth,
+      { secret: true },
+    ),
     {
       env: 'SCHED_ZK_AUTH',
       type: 'string (secret)',
-      description: 'ZooKeeper digest authentication, `user:password`.',
+      description:
+        'ZooKeeper digest credentials, `user:password` (the password may contain `:`; use 32 random characters or more; prefer the variable or the file to the flag, which other local users see in the process list). Every znode sched creates gets a digest ACL for this identity only (docs/security.md#zookeeper). Daemons and `sched-ctl` refuse to use ZooKeeper without it unless `zk.insecure` is set.',
     },
   ),
+  insecure: withDefault(boolean, 'false', {
+    env: 'SCHED_ZK_INSECURE',
+    type: 'boolean',
+    description:
+      'Run without ZooKeeper credentials (flag `--insecure-zk`): znodes are created open to anyone who reaches ZooKeeper, who can then register a fake worker or master or write a failover record. Daemons log a warning at start. Ignored when `zk.auth` is set.',
+  }),
 });
+
+/** `user:password` for ZooKeeper's digest scheme: the user ends at the first ":"; the password may not be empty. */
+function isZkDigestAuth(s: string): boolean {
+  return /^[^:\s]+:.+$/s.test(s);
+}
 
 const dbSection = z.strictObject({
   url: optional(
@@ -316,6 +348,12 @@ const dbSection = z.strictObject({
     type: 'duration',
     description:
       'TCP keepalive on PostgreSQL connections: idle time before the first probe, so a connection to a vanished server is noticed; `0` = no keepalive.',
+  }),
+  stepOutAfter: withDefault(duration(), '30s', {
+    env: 'SCHED_DB_STEP_OUT_AFTER',
+    type: 'duration',
+    description:
+      'A master that cannot reach PostgreSQL for this long while another live master can steps out of the cluster (ends its ZooKeeper session and exits with code 4) so the others take over its schedules and runs; `0` = never (docs/operations.md#degraded-operation).',
   }),
 });
 
@@ -475,7 +513,16 @@ export const configSections = {
 
 /** The configuration as the code reads it: validated, defaults applied, durations in ms. */
 export interface SchedConfig {
-  zk: { connect: string; root: string; sessionTimeoutMs: number; requestTimeoutMs: number; auth?: string };
+  zk: {
+    connect: string;
+    root: string;
+    sessionTimeoutMs: number;
+    requestTimeoutMs: number;
+    /** Digest credentials `user:password`. */
+    auth?: string;
+    /** Present (true) only when set: run without credentials, knowingly (docs/security.md#zookeeper). */
+    insecure?: true;
+  };
   db: {
     url?: string;
     poolSize: number;
@@ -485,6 +532,8 @@ export interface SchedConfig {
     lockTimeoutMs: number;
     idleInTransactionTimeoutMs: number;
     keepAliveMs: number;
+    /** A master cut from PostgreSQL while another master is not steps out after this; 0 = never. */
+    stepOutAfterMs: number;
   };
   cluster: { secret?: string };
   node: {
@@ -535,6 +584,7 @@ export const configSchema = z
         sessionTimeoutMs: zk.sessionTimeout,
         requestTimeoutMs: zk.requestTimeout,
         ...(zk.auth === undefined ? {} : { auth: zk.auth }),
+        ...(zk.insecure ? { insecure: true as const } : {}),
       },
       db: {
         ...(db.url === undefined ? {} : { url: db.url }),
@@ -545,6 +595,7 @@ export const configSchema = z
         lockTimeoutMs: db.lockTimeout,
         idleInTransactionTimeoutMs: db.idleInTransactionTimeout,
         keepAliveMs: db.keepAlive,
+        stepOutAfterMs: db.stepOutAfter,
       },
       cluster: cluster.secret === undefined ? {} : { secret: cluster.secret },
       node: {

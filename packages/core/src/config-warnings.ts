@@ -10,6 +10,9 @@ import type { Issue } from './errors.js';
 /** Slack for one network round trip, scheduling delay and a GC pause. */
 const FAILOVER_MARGIN_MS = 1_000;
 
+/** Below this, a ZooKeeper digest password is warned about (its SHA-1 digest is in every znode's ACL). */
+const MIN_ZK_PASSWORD_LENGTH = 16;
+
 /**
  * The shortest failover delay that still guarantees a partitioned (zombie) node has killed
  * its tasks before they are re-run elsewhere (docs/design.md#failover-delay): the zombie notices the loss
@@ -57,6 +60,22 @@ export function configWarnings(config: SchedConfig): Issue[] {
       message:
         `${formatDuration(db.lockTimeoutMs)} is not longer than db.idleInTransactionTimeout (${formatDuration(db.idleInTransactionTimeoutMs)}); ` +
         "a new leader stops waiting for a frozen leader's transaction before PostgreSQL ends it, and gives up its term",
+    });
+  }
+  const { auth, insecure } = config.zk;
+  const password = auth === undefined ? undefined : auth.slice(auth.indexOf(':') + 1);
+  if (password !== undefined && password.length < MIN_ZK_PASSWORD_LENGTH) {
+    warnings.push({
+      path: 'zk.auth',
+      message:
+        `the password is shorter than ${MIN_ZK_PASSWORD_LENGTH} characters: it can be guessed by trying, or ` +
+        "from the SHA-1 digest in a znode's ACL. Use 32 random characters or more",
+    });
+  }
+  if (auth !== undefined && insecure) {
+    warnings.push({
+      path: 'zk.insecure',
+      message: 'ignored: zk.auth is set, so the credentials are used and every znode gets a digest ACL',
     });
   }
   return warnings;

@@ -49,3 +49,4 @@ export {
 export { type CreateLoggerOptions, createLogger, type Logger, redactConfig, redactUrl } from './logger.js';
 export { type WithDefaults, withDefaults } from './options.js';
 export { SCHED_VERSION } from './version.js';
+export { requireZkCredentials, type ZkAccessMode, zkInsecureWarning } from './zk-credentials.js';

@@ -38,6 +38,7 @@ describe('loadConfig', () => {
         lockTimeoutMs: 30_000,
         idleInTransactionTimeoutMs: 15_000,
         keepAliveMs: 10_000,
+        stepOutAfterMs: 30_000,
       },
       cluster: {},
       node: { host: '127.0.0.1', port: 0, dataDir: '.sched-data', peerMap: {} },
@@ -110,6 +111,7 @@ log:
         lockTimeoutMs: 30_000,
         idleInTransactionTimeoutMs: 15_000,
         keepAliveMs: 10_000,
+        stepOutAfterMs: 30_000,
       },
       cluster: { secret: 's3cret' },
       node: {
@@ -188,6 +190,7 @@ node: { port: 1111 }
         SCHED_ZK_AUTH: 'user:password',
         SCHED_DB_URL: 'postgresql://u:p@127.0.0.1:5433/db',
         SCHED_DB_POOL_SIZE: '3',
+        SCHED_DB_STEP_OUT_AFTER: '45s',
         SCHED_CLUSTER_SECRET: 'k',
         SCHED_HOST: '10.1.2.3',
         SCHED_PORT: '8080',
@@ -229,6 +232,7 @@ node: { port: 1111 }
         lockTimeoutMs: 30_000,
         idleInTransactionTimeoutMs: 15_000,
         keepAliveMs: 10_000,
+        stepOutAfterMs: 45_000,
       },
       cluster: { secret: 'k' },
       node: {
@@ -405,7 +409,7 @@ worker:
     expect(err.issues).toEqual([
       {
         path: 'zk.sesionTimeout',
-        message: 'unknown key; accepted here: connect, root, sessionTimeout, requestTimeout, auth',
+        message: 'unknown key; accepted here: connect, root, sessionTimeout, requestTimeout, auth, insecure',
       },
       {
         path: 'node.hots',

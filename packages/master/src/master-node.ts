@@ -4,17 +4,22 @@ import {
   HostLoadSampler,
   type Logger,
   redactUrl,
+  requireZkCredentials,
   SCHED_VERSION,
   type SchedConfig,
   SchedError,
   systemClock,
+  zkInsecureWarning,
 } from '@sched/core';
 import {
   type ClusterMembership,
+  clusterIdPath,
+  ensureSecureLayout,
   type FailoverRecord,
   joinCluster,
   LeaderElection,
   type LeadershipTerm,
+  type MasterHeartbeat,
   MembersView,
   type NodeState,
   RegistryPaths,
@@ -22,12 +27,14 @@ import {
   warnOnGrantedSessionTimeout,
   ZkSession,
 } from '@sched/registry';
-import { advanceLeaderEpoch, createPool, dbTimeoutsOf, migrate } from '@sched/store';
+import { createPool, dbTimeoutsOf, migrate } from '@sched/store';
 import type pg from 'pg';
 import { masterRoutes } from './api/api-routes.js';
+import { DbHealth } from './db-health.js';
 import { HttpWorkerClient } from './dispatch/worker-client.js';
 import { FailoverCoordinator } from './failover/failover-coordinator.js';
 import { reassignRunsOf } from './failover/failover-queries.js';
+import { claimLeaderEpoch } from './failover/leader-epoch.js';
 import { MasterHttpServer } from './http/master-http-server.js';
 import { MasterMetrics } from './metrics/master-metrics.js';
 import { ReportApplier } from './reports/report-applier.js';
@@ -52,6 +59,7 @@ import { ScheduleFirer } from './scheduler/schedule-firer.js';
  * | running    | session LOST                        | fenced (firer + driver stopped)        |
  * | fenced     | new session, no failover record, registered again | running (firing and driving again) |
  * | running/fenced | own failover record found (before re-registering, or appearing later) | terminated (fenced for good; `ended` resolves 3) |
+ * | running    | PostgreSQL unreachable for `db.stepOutAfter` while another master reaches it | terminated (fenced, session closed so the others take over; `ended` resolves 4) |
  * | any but stopping/stopped | stop()                | stopping (DRAINING heartbeat; runs handed to the other masters unless fenced or terminated) |
  * | stopping   | deregistered, connections closed    | stopped                                |
  *
@@ -84,6 +92,7 @@ export class MasterNode {
   session!: ZkSession;
   paths!: RegistryPaths;
   private membership!: ClusterMembership;
+  private dbHealth: DbHealth | undefined;
   mastersView!: MembersView;
   workersView!: MembersView;
   election!: LeaderElection;
@@ -149,6 +158,9 @@ export class MasterNode {
 
   private async boot(): Promise<void> {
     const { config } = this.opts;
+    // ZooKeeper credentials, or an explicit --insecure-zk (docs/security.md#zookeeper).
+    if (requireZkCredentials(config) === 'insecure')
+      this.log.warn({ zkInsecure: true }, zkInsecureWarning('sched-master'));
     if (!config.db.url) {
       throw new SchedError('CONFIG_INVALID', 'db.url: a master needs PostgreSQL; set SCHED_DB_URL or db.url');
     }
@@ -212,6 +224,8 @@ export class MasterNode {
     });
     // The lease runs on the granted session timeout; say so when it is not the configured one.
     warnOnGrantedSessionTimeout(this.session, config, this.log);
+    // Before anything is created or read: the tree is laid out and its ACLs match the credentials.
+    await ensureSecureLayout(this.session, this.paths, { logger: this.log, who: 'sched-master' });
     this.workersView = new MembersView(this.session, this.paths, 'worker', { logger: this.log });
     this.mastersView = new MembersView(this.session, this.paths, 'master', { logger: this.log });
     await Promise.all([this.workersView.start(), this.mastersView.start()]);
@@ -285,6 +299,7 @@ export class MasterNode {
         ...this.load.sample(),
         state: this.heartbeatState(),
         reportedAt: new Date(this.clock.now()).toISOString(),
+        db: this.dbHealth?.up === false ? 'down' : 'up',
       }),
       intervalMs: config.heartbeat.intervalMs,
       onRegistered: () => {
@@ -315,21 +330,60 @@ export class MasterNode {
       onLeadership: (term) => this.lead(term),
     });
     this.election.start();
+
+    // 6. Degraded operation: PostgreSQL unreachable (docs/operations.md#degraded-operation).
+    this.dbHealth = new DbHealth({
+      pool: this.pool,
+      stepOutAfterMs: config.db.stepOutAfterMs,
+      anotherMasterReachesDb: () =>
+        this.mastersView
+          .list()
+          .some((m) => m.key !== this.key && (m.heartbeat as MasterHeartbeat).db === 'up'),
+      onStepOut: () => void this.stepOut(),
+      onChange: () => void this.membership?.registration.refresh().catch(() => {}),
+      logger: this.log.child({ component: 'db-health' }),
+      clock: this.clock,
+    });
+    this.dbHealth.start();
+  }
+
+  /**
+   * Cut from PostgreSQL while another master is not: fence, end the ZooKeeper session (so the
+   * leader fails this master over and the others take its schedules and runs), and end with
+   * code 4 for the supervisor to start a fresh incarnation (which waits for PostgreSQL).
+   */
+  private async stepOut(): Promise<void> {
+    if (!this.active) return;
+    this.fence('PostgreSQL unreachable while another master reaches it');
+    this.nodeState = 'terminated';
+    this.dbHealth?.stop();
+    // Leadership first (another master leads at once), then the session: the member znode goes,
+    // and the leader fails this incarnation over after the failover delay.
+    await this.election?.close().catch(() => {});
+    await this.session?.close().catch(() => {});
+    this.resolveEnded(4);
   }
 
   /**
    * Leader duties for one term: record the fencing token in PostgreSQL (every leader-only write
-   * is conditional on it), then run failover and reconciliation until the term ends.
+   * is conditional on it; a ZooKeeper whose data was reset takes the epoch over after T + D:
+   * `claimLeaderEpoch`), then run failover and reconciliation until the term ends.
    */
   private async lead(term: LeadershipTerm): Promise<void> {
-    const epoch = Number(term.token);
-    const advanced = await advanceLeaderEpoch(this.pool, epoch, this.key);
-    if (!advanced) {
-      this.log.warn({ epoch }, 'a newer leader epoch is already recorded; giving up this term');
-      return;
-    }
-    this.log.info({ epoch }, 'leadership term started');
     const { config } = this.opts;
+    const claimed = await claimLeaderEpoch({
+      pool: this.pool,
+      term,
+      nodeKey: this.key,
+      // T (the longer of the requested and the granted session timeout) + D.
+      takeoverWaitMs:
+        Math.max(config.zk.sessionTimeoutMs, this.session.sessionTimeoutMs) + config.failover.delayMs,
+      clusterIdPath: clusterIdPath(this.paths),
+      logger: this.log,
+    });
+    if (!claimed) return;
+    const epoch = claimed.czxid;
+    this.log.info({ epoch, clusterId: claimed.clusterId }, 'leadership term started');
     const coordinator = new FailoverCoordinator({
       pool: this.pool,
       session: this.session,
@@ -436,6 +490,7 @@ export class MasterNode {
     };
     // Publish DRAINING first: a leader that sees this node go then knows it was a graceful stop.
     await quietly('heartbeat', () => this.membership?.registration.refresh());
+    this.dbHealth?.stop();
     await quietly('election', () => this.election?.close());
     await quietly('firer', () => this.firer?.stop());
     await quietly('commands', () => this.commands?.stop());

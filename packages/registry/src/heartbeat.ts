@@ -24,6 +24,11 @@ export const masterHeartbeatSchema = z.looseObject({
   state: nodeStateSchema,
   /** ISO 8601 with milliseconds. */
   reportedAt: z.string(),
+  /**
+   * Masters: whether this master reaches PostgreSQL (absent from masters before it existed). A
+   * master cut from it steps out only while another master says `up` (docs/operations.md).
+   */
+  db: z.enum(['up', 'down']).optional(),
 });
 export type MasterHeartbeat = z.infer<typeof masterHeartbeatSchema>;
 

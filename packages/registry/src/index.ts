@@ -20,6 +20,7 @@ export * from './session-watchdog.js';
 export * from './stat.js';
 export * from './timers.js';
 export * from './tree.js';
+export * from './tree-acl.js';
 export * from './typed-emitter.js';
 export * from './wakeup.js';
 export * from './zk-session.js';

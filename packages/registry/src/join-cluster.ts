@@ -30,7 +30,8 @@ export interface JoinClusterOptions {
 export interface ClusterMembership {
   /**
    * The registration: `refresh()` on a state change, `on('registered')`, the current
-   * registration's `czxid` (`registration.registration?.czxid`).
+   * registration's `czxid` (`registration.registration?.czxid`), its `state` (`retrying` while
+   * a failed re-registration waits for its next try) and `failures`.
    */
   readonly registration: MemberRegistration;
   /** The FAILOVER_FINISH_NODES records on the same session (a leader writes and purges them). */
@@ -53,11 +54,14 @@ export interface ClusterMembership {
  * 3. Registers `{root}/{masters|workers}/{key}` with a {@link MemberRegistration}, whose
  *    `beforeRegister` runs before every registration but the first (a brand-new incarnation
  *    cannot have been failed over): on each new session after LOST, and when the znode was
- *    deleted under a live session. It reads this incarnation's record; if present (or already
+ *    deleted under a live session. It lays the tree out again (a ZooKeeper whose data was reset
+ *    lost it) and reads this incarnation's record; if present (or already
  *    known), it calls `onFailedOver(record)` and refuses the registration with a `FAILED_OVER`
  *    error (`{role} {key} was failed over; this incarnation must exit`, logged by the
- *    registration as `registration failed`). Absent, the incarnation registers again with the
- *    **same key**.
+ *    registration as `registration refused`; it is never retried). Absent, the incarnation
+ *    registers again with the **same key**; a re-registration that fails otherwise (ZooKeeper
+ *    refused or timed out, the record could not be read) is retried with backoff until it
+ *    succeeds, the session is lost, or `stop()` (`registration.state` is `retrying` meanwhile).
  * 4. Once registered, watches the record path (re-armed across reconnects and new sessions):
  *    a record that appears later — the leader was failing this incarnation over while it
  *    re-registered — calls `onFailedOver(record)` too.
@@ -101,12 +105,17 @@ export async function joinCluster(
     intervalMs: opts.intervalMs,
     beforeRegister: async ({ first }) => {
       if (first) return; // a brand-new incarnation cannot have been failed over
+      // The tree again: a ZooKeeper whose data was reset lost it (cheap when it is there).
+      await ensureLayout(session, paths);
       const record = failedOver ?? (await records.read(role, nodeKey));
       if (record) {
         failOver(record);
         throw new SchedError('FAILED_OVER', `${role} ${nodeKey} was failed over; this incarnation must exit`);
       }
     },
+    // Any other failure (ZooKeeper refused or timed out, the record could not be read) is
+    // retried with backoff in the same session: an incarnation must not stay unregistered.
+    isRefusal: (err) => err instanceof SchedError && err.code === 'FAILED_OVER',
     logger: opts.logger,
   });
   const { onRegistered } = opts;

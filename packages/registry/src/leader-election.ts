@@ -1,4 +1,12 @@
-import { type Clock, type Logger, systemClock, type WithDefaults, withDefaults } from '@sched/core';
+import { randomUUID } from 'node:crypto';
+import {
+  type Clock,
+  type Logger,
+  SchedError,
+  systemClock,
+  type WithDefaults,
+  withDefaults,
+} from '@sched/core';
 import { isZkError, LeadershipLostError } from './errors.js';
 import { type ProtectedNode, parseSequentialName, protectedCreate } from './protected-create.js';
 import type { RegistryPaths } from './registry-paths.js';
@@ -19,7 +27,11 @@ import type { ZkSession } from './zk-session.js';
  *   lease holds;
  * - each term gets a fencing token: the czxid of the candidate node, which only grows across
  *   the ensemble's history. A term never reuses a node: after any loss the candidate node is
- *   replaced, so a later term always has a larger token;
+ *   replaced, so a later term always has a larger token. A history ends when ZooKeeper's data is
+ *   reset (a new ensemble, a lost dataDir: czxids start again from low), so the term also
+ *   carries the id of the ZooKeeper data, `{root}/cluster-id` (a persistent znode made once
+ *   with a random id, read at the start of every term); tokens compare only under one id
+ *   (docs/decisions/0006-leader-epoch-zookeeper-generation.md);
  * - leadership ends the moment the session is SUSPENDED (default, Curator's standard policy)
  *   or only at LOST (`endOn: 'lost'`), when the candidate node disappears, or on close —
  *   synchronously with the status change, not when ZooKeeper gets round to telling us.
@@ -35,8 +47,10 @@ import type { ZkSession } from './zk-session.js';
  * | any        | close()                                 | closed (term ends, node deleted)|
  */
 export interface LeadershipTerm {
-  /** Fencing token: czxid of the candidate node. Strictly grows from term to term. */
+  /** Fencing token: czxid of the candidate node. Strictly grows from term to term under one `clusterId`. */
   readonly token: bigint;
+  /** Id of the ZooKeeper data the token comes from (`{root}/cluster-id`); a reset ZooKeeper has a new one. */
+  readonly clusterId: string;
   readonly sequence: number;
   /** Full path of the candidate node. */
   readonly node: string;
@@ -65,6 +79,40 @@ export interface LeaderElectionOptions {
   logger?: Logger;
 }
 
+/** `{root}/cluster-id`: the id of this ZooKeeper's data (docs/design.md#znodes). */
+export function clusterIdPath(paths: RegistryPaths): string {
+  return `${paths.root}/cluster-id`;
+}
+
+/**
+ * The id of this ZooKeeper's data: `{root}/cluster-id`, created with a random UUID by the first
+ * caller that finds it missing (a new cluster, or a ZooKeeper whose data was reset); everyone
+ * else reads the winner's.
+ */
+export async function readOrCreateClusterId(session: ZkSession, paths: RegistryPaths): Promise<string> {
+  const path = clusterIdPath(paths);
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    let read: { data: Buffer; stat: { version: number } };
+    try {
+      read = await session.getData(path);
+    } catch (err) {
+      if (!isZkError(err, 'NO_NODE')) throw err;
+      await session.mkdirp(paths.root);
+      await session.create(path, Buffer.from(randomUUID()), { mode: 'persistent' }).catch((e) => {
+        if (!isZkError(e, 'NODE_EXISTS')) throw e;
+      });
+      continue; // read what won
+    }
+    const id = read.data.toString('utf8').trim();
+    if (id) return id;
+    // Empty (made by hand): give it an id, unless another caller did first.
+    await session.setData(path, Buffer.from(randomUUID()), read.stat.version).catch((e) => {
+      if (!isZkError(e, 'BAD_VERSION')) throw e;
+    });
+  }
+  throw new SchedError('ZK_CLUSTER_ID', `${path}: could not read or create the ZooKeeper cluster id`);
+}
+
 export const DEFAULT_LEADER_ELECTION_OPTIONS = { endOn: 'suspended' } as const satisfies Required<
   Pick<LeaderElectionOptions, 'endOn'>
 >;
@@ -87,6 +135,7 @@ export class LeaderElection extends TypedEmitter<LeaderElectionEvents> {
   private readonly log: Logger | undefined;
   private readonly wakeup = new Wakeup();
   private readonly parent: string;
+  private readonly paths: RegistryPaths;
   private term: Term | undefined;
   private candidate: (ProtectedNode & { generation: number }) | undefined;
   private replaceCandidate = false;
@@ -103,6 +152,7 @@ export class LeaderElection extends TypedEmitter<LeaderElectionEvents> {
     super();
     this.opts = withDefaults(opts, DEFAULT_LEADER_ELECTION_OPTIONS);
     this.parent = paths.election;
+    this.paths = paths;
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger?.child({ component: 'election' });
   }
@@ -269,6 +319,9 @@ export class LeaderElection extends TypedEmitter<LeaderElectionEvents> {
   }
 
   private async lead(me: ProtectedNode & { generation: number }): Promise<void> {
+    // Read before the node's stat: both then come from the same session (checked below), so
+    // from the same ZooKeeper data — a reset one does not know this session.
+    const clusterId = await readOrCreateClusterId(this.session, this.paths);
     const stat = await this.session.exists(me.path);
     const lease = this.session.checkLease();
     if (!stat || stat.ephemeralOwner !== lease.sessionId || lease.generation !== me.generation) {
@@ -283,6 +336,7 @@ export class LeaderElection extends TypedEmitter<LeaderElectionEvents> {
     const controller = new AbortController();
     const term: Term = {
       token: stat.czxid,
+      clusterId,
       sequence: me.sequence,
       node: me.path,
       sessionId: lease.sessionId,
@@ -301,7 +355,7 @@ export class LeaderElection extends TypedEmitter<LeaderElectionEvents> {
       },
     };
     this.term = term;
-    this.log?.info({ fencingToken: term.token.toString(), node: me.path }, 'elected leader');
+    this.log?.info({ fencingToken: term.token.toString(), clusterId, node: me.path }, 'elected leader');
     this.emit('elected', term);
     // Our node deleted under us (an operator, or the server expiring the session) ends the term.
     void this.session

@@ -17,14 +17,24 @@ import type { SessionInfo, ZkSession } from './zk-session.js';
  * leftover node of our own dead session (the server may not have expired it yet) is
  * deleted first, so the new one is owned by the live session.
  *
- * | state        | event                          | next                                 |
- * |--------------|--------------------------------|--------------------------------------|
- * | idle         | start()                        | registering (for the current session)|
- * | registering  | created / taken over           | registered (event `registered`)      |
- * | registering  | beforeRegister threw           | idle for this session (`error`)      |
- * | registered   | new session                    | registering                          |
- * | registered   | our node deleted by someone    | registering (same session)           |
- * | any          | stop()                         | stopped (node deleted)               |
+ * A re-registration that fails (ZooKeeper refused the create, a request timed out,
+ * `beforeRegister` could not read what it needs…) is retried in the same session with an
+ * exponential backoff (`retryMinMs` doubling up to `retryMaxMs`), each failure logged and
+ * emitted as `error`, until it succeeds, the session is lost (the next session registers), the
+ * error is a refusal (`isRefusal`: the incarnation must not come back), or `stop()`. Only the
+ * first registration is not retried: `start()` rejects with its error. `state` tells where it is.
+ *
+ * | state        | event                                   | next                                 |
+ * |--------------|-----------------------------------------|--------------------------------------|
+ * | idle         | start()                                 | registering (for the current session)|
+ * | registering  | created / taken over                    | registered (event `registered`)      |
+ * | registering  | the first registration failed           | idle (`error`; `start()` rejects)    |
+ * | registering  | a re-registration failed                | retrying (`error`, then `retrying`)  |
+ * | registering  | refused (`isRefusal(err)`)              | refused (`error`; no retry)          |
+ * | retrying     | the backoff elapsed, same session       | registering                          |
+ * | registered   | new session                             | registering                          |
+ * | registered   | our node deleted by someone             | registering (same session)           |
+ * | any          | stop()                                  | stopped (node deleted)               |
  */
 export interface MemberRegistrationOptions {
   role: MemberRole;
@@ -34,14 +44,28 @@ export interface MemberRegistrationOptions {
   heartbeat: () => Heartbeat;
   /** How often the heartbeat is rewritten. @defaultValue 5000 */
   intervalMs?: number;
-  /** Runs before each (re-)registration; throwing prevents it. */
+  /** Runs before each (re-)registration; throwing prevents it (retried unless `isRefusal`). */
   beforeRegister?: (info: SessionInfo & { first: boolean }) => Promise<void>;
+  /**
+   * Whether a registration error is a refusal: the incarnation must not register again (it was
+   * failed over), so it is not retried. @defaultValue none is
+   */
+  isRefusal?: (err: unknown) => boolean;
+  /** First wait before retrying a failed re-registration. @defaultValue 200 */
+  retryMinMs?: number;
+  /** Longest wait between retries of a failed re-registration. @defaultValue 5000 */
+  retryMaxMs?: number;
   logger?: Logger;
 }
 
-export const DEFAULT_MEMBER_REGISTRATION_OPTIONS = { intervalMs: 5_000 } as const satisfies Required<
-  Pick<MemberRegistrationOptions, 'intervalMs'>
->;
+export const DEFAULT_MEMBER_REGISTRATION_OPTIONS = {
+  intervalMs: 5_000,
+  retryMinMs: 200,
+  retryMaxMs: 5_000,
+} as const satisfies Required<Pick<MemberRegistrationOptions, 'intervalMs' | 'retryMinMs' | 'retryMaxMs'>>;
+
+/** Where the registration is (the table above). */
+export type RegistrationState = 'idle' | 'registering' | 'registered' | 'retrying' | 'refused' | 'stopped';
 
 export interface Registration {
   path: string;
@@ -53,7 +77,10 @@ export interface Registration {
 
 export interface MemberRegistrationEvents {
   registered: [registration: Registration];
+  /** Every failed (re-)registration. */
   error: [err: unknown];
+  /** A failed re-registration is tried again in `delayMs` (`failures` in a row so far). */
+  retrying: [retry: { failures: number; delayMs: number; err: unknown }];
 }
 
 export class MemberRegistration extends TypedEmitter<MemberRegistrationEvents> {
@@ -66,6 +93,11 @@ export class MemberRegistration extends TypedEmitter<MemberRegistrationEvents> {
   private stopped = false;
   private first = true;
   private registering: Promise<void> | undefined;
+  private phase: RegistrationState = 'idle';
+  /** Failed attempts in a row of the registration under way (0 once registered). */
+  private failuresInRow = 0;
+  private lastFailure: unknown;
+  private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly session: ZkSession,
@@ -80,6 +112,16 @@ export class MemberRegistration extends TypedEmitter<MemberRegistrationEvents> {
 
   get registration(): Registration | undefined {
     return this.current;
+  }
+
+  /** Where the registration is: `retrying` while a failed re-registration waits for its next try. */
+  get state(): RegistrationState {
+    return this.phase;
+  }
+
+  /** Failed attempts in a row of the registration under way (0 once registered), and the last error. */
+  get failures(): { inRow: number; last: unknown } {
+    return { inRow: this.failuresInRow, last: this.lastFailure };
   }
 
   /** Registers for the current session and keeps the registration up; resolves once registered. */
@@ -122,7 +164,9 @@ export class MemberRegistration extends TypedEmitter<MemberRegistrationEvents> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.phase = 'stopped';
     clearInterval(this.timer);
+    clearTimeout(this.retryTimer);
     this.offSession?.();
     await this.registering?.catch(() => {});
     const reg = this.current;
@@ -143,25 +187,66 @@ export class MemberRegistration extends TypedEmitter<MemberRegistrationEvents> {
 
   private register(info: SessionInfo): void {
     if (this.stopped) return;
+    // A newer request (a new session, our node deleted) replaces a pending retry.
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     const run = async () => {
+      if (this.stopped || this.phase === 'refused') return;
       const first = this.first;
       this.first = false;
+      this.phase = 'registering';
       try {
         await this.opts.beforeRegister?.({ ...info, first });
         const reg = await this.createFor(info);
         if (this.stopped || this.session.generation !== info.generation) return;
         this.current = reg;
+        this.phase = 'registered';
+        const failures = this.failuresInRow;
+        this.failuresInRow = 0;
+        this.lastFailure = undefined;
         this.watchOwnNode(reg);
-        this.log?.info({ path: reg.path, generation: reg.generation }, 'registered');
+        this.log?.info(
+          { path: reg.path, generation: reg.generation, ...(failures > 0 ? { failures } : {}) },
+          failures > 0 ? `registered after ${failures} failed attempt(s)` : 'registered',
+        );
         this.emit('registered', reg);
       } catch (err) {
+        if (this.stopped) return;
         if (err instanceof SessionLostError) return; // the next session registers again
-        this.log?.error({ err }, 'registration failed');
-        this.emit('error', err);
+        this.failed(info, err, first);
       }
     };
     const previous = this.registering ?? Promise.resolve();
     this.registering = previous.then(run, run);
+  }
+
+  /** A failed attempt: refused, given up (the first one), or retried after a backoff. */
+  private failed(info: SessionInfo, err: unknown, first: boolean): void {
+    this.failuresInRow++;
+    this.lastFailure = err;
+    const refused = this.opts.isRefusal?.(err) ?? false;
+    if (refused || first) {
+      this.phase = refused ? 'refused' : 'idle';
+      this.log?.error({ err }, refused ? 'registration refused' : 'registration failed');
+      this.emit('error', err);
+      return;
+    }
+    const min = this.opts.retryMinMs ?? DEFAULT_MEMBER_REGISTRATION_OPTIONS.retryMinMs;
+    const max = this.opts.retryMaxMs ?? DEFAULT_MEMBER_REGISTRATION_OPTIONS.retryMaxMs;
+    const delayMs = Math.min(max, min * 2 ** Math.min(this.failuresInRow - 1, 30));
+    this.phase = 'retrying';
+    this.log?.error(
+      { err, failures: this.failuresInRow, retryInMs: delayMs, generation: info.generation },
+      `registration failed (${this.failuresInRow} in a row); not registered, retrying in ${delayMs} ms`,
+    );
+    this.emit('error', err);
+    this.emit('retrying', { failures: this.failuresInRow, delayMs, err });
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      // A new session registers on its own (onEverySession); this one's retry is moot then.
+      if (this.stopped || this.session.generation !== info.generation) return;
+      this.register(info);
+    }, delayMs);
   }
 
   private async createFor(info: SessionInfo): Promise<Registration> {
@@ -171,6 +256,15 @@ export class MemberRegistration extends TypedEmitter<MemberRegistrationEvents> {
       try {
         await this.session.create(this.path, this.encode(), { mode: 'ephemeral' });
       } catch (err) {
+        if (isZkError(err, 'NO_NODE') && attempt < 5) {
+          // The members' parent is gone (deleted by hand): put the layout's parent back.
+          this.log?.warn(
+            { parent: this.paths.members(this.opts.role) },
+            'members parent missing; creating it',
+          );
+          await this.session.mkdirp(this.paths.members(this.opts.role));
+          continue;
+        }
         if (!isZkError(err, 'NODE_EXISTS') || attempt >= 5) throw err;
         const stat = await this.session.exists(this.path);
         if (stat && stat.ephemeralOwner !== info.sessionId) {

@@ -1,6 +1,6 @@
 import { type Clock, type Logger, SessionLostError, systemClock, TimeoutError } from '@sched/core';
 import zookeeper from 'node-zookeeper-client';
-import { OPEN_ACL, parseDigestAuth, schedAcls, type ZkAcl } from './acl.js';
+import { digestId, OPEN_ACL, parseDigestAuth, schedAcls, type ZkAcl } from './acl.js';
 import { fromClientError, SessionClosedError, SessionSuspendedError, ZkError } from './errors.js';
 import type { LeaseTransition } from './session-lease.js';
 import { isLive, type SessionStatus } from './session-status.js';
@@ -63,9 +63,16 @@ export interface ZkSessionOptions {
   sessionTimeoutMs: number;
   /** Default per-request deadline. @defaultValue `sessionTimeoutMs` */
   requestTimeoutMs?: number;
-  /** Digest credentials `user:password`; when set, sched's znodes are created with digest ACLs. */
+  /**
+   * Digest credentials `user:password`; when set, sched's znodes are created with a digest ACL
+   * for this identity. Without, they are created open (`world:anyone`, all rights): the daemons
+   * allow that only with `zk.insecure` (docs/security.md#zookeeper).
+   */
   auth?: string;
-  /** With `auth`: whether everyone else may read sched's znodes. @defaultValue true */
+  /**
+   * With `auth`: whether everyone else may also read sched's znodes (never change them). Off by
+   * default: operators' tools (`sched-ctl`) use the same credentials. @defaultValue false
+   */
   aclWorldReadable?: boolean;
   /**
    * On SUSPENDED(silent), drop the socket so the library reconnects (to another server of an
@@ -79,7 +86,7 @@ export interface ZkSessionOptions {
 }
 
 /** The constant defaults of {@link ZkSessionOptions}; `requestTimeoutMs` and `reconnectWhenSilent` depend on the session. */
-export const DEFAULT_ZK_SESSION_OPTIONS = { aclWorldReadable: true } as const satisfies Required<
+export const DEFAULT_ZK_SESSION_OPTIONS = { aclWorldReadable: false } as const satisfies Required<
   Pick<ZkSessionOptions, 'aclWorldReadable'>
 >;
 
@@ -127,7 +134,10 @@ export class ZkSession extends TypedEmitter<ZkSessionEvents> {
   /** The session timeout asked for; ZooKeeper may grant another (`sessionTimeoutMs`). */
   readonly requestedSessionTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  /** The ACL every znode this session creates gets (unless a create names another). */
   readonly acls: ZkAcl[];
+  /** This session's digest identity `user:base64(sha1(user:password))`, undefined without `auth`. */
+  readonly digestId: string | undefined;
   private readonly clock: Clock;
   private readonly timers: Timers;
   private readonly log: Logger | undefined;
@@ -150,11 +160,10 @@ export class ZkSession extends TypedEmitter<ZkSessionEvents> {
     this.log = opts.logger?.child({ component: 'zk-session' });
     this.auth = opts.auth;
     this.reconnectWhenSilent = opts.reconnectWhenSilent;
-    this.acls = opts.auth
-      ? schedAcls(
-          parseDigestAuth(opts.auth),
-          opts.aclWorldReadable ?? DEFAULT_ZK_SESSION_OPTIONS.aclWorldReadable,
-        )
+    const digest = opts.auth ? parseDigestAuth(opts.auth) : undefined;
+    this.digestId = digest ? digestId(digest) : undefined;
+    this.acls = digest
+      ? schedAcls(digest, opts.aclWorldReadable ?? DEFAULT_ZK_SESSION_OPTIONS.aclWorldReadable)
       : OPEN_ACL;
     this.watchdog = new SessionWatchdog({
       clock: this.clock,
@@ -348,6 +357,20 @@ export class ZkSession extends TypedEmitter<ZkSessionEvents> {
   /** Conditional when `version` ≥ 0 (0 included); -1 deletes unconditionally. */
   remove(path: string, version = -1, opts: RequestOptions = {}): Promise<void> {
     return this.request('remove', path, opts, (c, cb) => c.remove(path, version, (e) => cb(e, undefined)));
+  }
+
+  /** The node's ACL and stat (ZooKeeper requires READ or ADMIN on it). */
+  getAcl(path: string, opts: RequestOptions = {}): Promise<{ acl: ZkAcl[]; stat: ZnodeStat }> {
+    return this.request('getACL', path, opts, (c, cb) =>
+      c.getACL(path, (e, acl, stat) => cb(e, e ? undefined : { acl, stat: toZnodeStat(stat) })),
+    );
+  }
+
+  /** Replaces the node's ACL (ZooKeeper requires ADMIN on it); conditional on the ACL version when `aclVersion` ≥ 0. */
+  setAcl(path: string, acl: ZkAcl[], aclVersion = -1, opts: RequestOptions = {}): Promise<ZnodeStat> {
+    return this.request('setACL', path, opts, (c, cb) =>
+      c.setACL(path, acl, aclVersion, (e, stat) => cb(e, e ? undefined : toZnodeStat(stat))),
+    );
   }
 
   getChildren(

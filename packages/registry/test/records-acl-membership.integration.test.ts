@@ -126,11 +126,21 @@ describe('digest ACL', () => {
         code: 'ZK_NO_AUTH',
       });
       await expect(intruder.remove(paths.election)).rejects.toMatchObject({ code: 'ZK_NO_AUTH' });
-      // Reading stays possible for ops tools (world-readable by default).
-      expect((await intruder.getChildren(paths.root)).children.sort()).toEqual(
-        ['election', 'failover-finish-nodes', 'locks', 'masters', 'workers'].sort(),
-      );
+      // Nor read (not world-readable by default: sched-ctl uses the same credentials).
+      await expect(intruder.getChildren(paths.root)).rejects.toMatchObject({ code: 'ZK_NO_AUTH' });
+      await expect(intruder.getData(`${paths.members('worker')}/w1`)).rejects.toMatchObject({
+        code: 'ZK_NO_AUTH',
+      });
     }
+    // World-readable on request (aclWorldReadable): others may read, never change.
+    const readable = await openSession(connect, { auth: 'sched:s3cret', aclWorldReadable: true });
+    await readable.create(`${paths.root}/readable`, Buffer.from('r'));
+    const reader = await openSession(connect);
+    expect((await reader.getData(`${paths.root}/readable`)).data.toString()).toBe('r');
+    await expect(reader.setData(`${paths.root}/readable`, Buffer.from('x'))).rejects.toMatchObject({
+      code: 'ZK_NO_AUTH',
+    });
+    await readable.remove(`${paths.root}/readable`);
     // The owner can do all of it.
     await owner.setData(`${paths.members('worker')}/w1`, Buffer.from('{"ok":1}'));
     await owner.remove(`${paths.members('worker')}/w1`);

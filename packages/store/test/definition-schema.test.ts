@@ -104,11 +104,53 @@ describe('definition JSON Schema', () => {
       { name: 'a', schedule: { cron: '* * * * *', misfire: 'retry' }, tasks: [shell] },
     ],
     ['a bad start date', { name: 'a', schedule: { cron: '* * * * *', start: 'tomorrow' }, tasks: [shell] }],
+    ['a reserved parameter name', { name: 'a', params: { PATH: '/tmp' }, tasks: [shell] }],
+    ['a reserved parameter prefix', { name: 'a', params: { LD_AUDIT: 'x' }, tasks: [shell] }],
+    ['a SCHED_ task parameter', { name: 'a', tasks: [{ ...shell, params: { SCHED_RUN_ID: '1' } }] }],
+    ['a parameter name with a dash', { name: 'a', tasks: [{ ...shell, params: { 'a-b': '1' } }] }],
   ];
 
   test.each(rejected)('rejects %s, as sched does', (_name, value) => {
     expect(validate(value)).toBe(false);
     expect(validateDefinition(value).ok).toBe(false);
+  });
+
+  test('parameter names: environment variable names, none of the reserved ones (case matters)', () => {
+    const issues = (params: Record<string, string>) => {
+      const r = validateDefinition({ name: 'a', params, tasks: [shell] });
+      return r.ok ? [] : r.issues;
+    };
+    for (const name of ['day', 'path', 'REGION', '_x', 'Ld_thing', 'SCHEDULE', 'ENVIRONMENT']) {
+      expect(issues({ [name]: 'v' }), name).toEqual([]);
+    }
+    const reserved = [
+      'PATH',
+      'IFS',
+      'ENV',
+      'BASH_ENV',
+      'NODE_OPTIONS',
+      'PYTHONPATH',
+      'LD_PRELOAD',
+      'LD_LIBRARY_PATH',
+      'DYLD_INSERT_LIBRARIES',
+      'SCHED_RUN_ID',
+      'SCHED_ANYTHING',
+    ];
+    for (const name of reserved) {
+      expect(issues({ [name]: 'v' }), name).toEqual([
+        { path: `params.${name}`, message: expect.stringContaining(`parameter name ${name} is reserved`) },
+      ]);
+      expect(validate({ name: 'a', params: { [name]: 'v' }, tasks: [shell] }), name).toBe(false);
+    }
+    expect(issues({ LD_PRELOAD: 'v' })[0]?.message).toBe(
+      "parameter name LD_PRELOAD is reserved: it would change how the task's programs are found, loaded or run (the reserved names: docs/definitions.md#parameters)",
+    );
+    expect(issues({ SCHED_X: 'v' })[0]?.message).toBe(
+      "parameter name SCHED_X is reserved: SCHED_* names are sched's own variables (docs/tasks.md#environment)",
+    );
+    expect(issues({ '1st': 'v' })[0]?.message).toBe(
+      'invalid parameter name "1st"; accepted: letters, digits and _, not starting with a digit, at most 128 characters',
+    );
   });
 
   test('accepts what sched accepts: shorthand url, http object, any-case method, ms durations', () => {

@@ -326,6 +326,30 @@ const MALFORMED: [string, Mutator, string, string][] = [
     'tasks[2].script.source',
     'is required',
   ],
+  [
+    'reserved workflow parameter name',
+    (d) => {
+      d.params = { LD_PRELOAD: '/tmp/evil.so' };
+    },
+    'params.LD_PRELOAD',
+    'parameter name LD_PRELOAD is reserved',
+  ],
+  [
+    'reserved task parameter name',
+    (d) => {
+      t(d, 0).params = { day: '1', PATH: '/tmp' };
+    },
+    'tasks[0].params.PATH',
+    'parameter name PATH is reserved',
+  ],
+  [
+    'parameter name that is no environment variable name',
+    (d) => {
+      d.params = { 'the-day': '1' };
+    },
+    'params.the-day',
+    'invalid parameter name "the-day"; accepted: letters, digits and _',
+  ],
 ];
 
 describe('malformed definitions', () => {

@@ -38,6 +38,11 @@ export interface PgServer {
   stop(): Promise<void>;
   /** kill -9 of the whole server (postmaster and backends); data is kept for inspection. */
   kill(): Promise<void>;
+  /**
+   * kill -9 of the whole server, then (after `downMs`, default 0) a start on the same port and
+   * data (crash recovery): every connection is reset, and refused until the server is back.
+   */
+  restart(opts?: { downMs?: number }): Promise<void>;
 }
 
 export interface CreatedDatabase {
@@ -149,6 +154,8 @@ class PgProcess implements PgServer {
   constructor(
     readonly dir: string,
     public port: number,
+    private readonly bin: string,
+    private readonly as: RunAs,
   ) {
     this.dataDir = join(dir, 'data');
     this.logFile = join(dir, 'postgres.log');
@@ -214,6 +221,19 @@ class PgProcess implements PgServer {
   async kill(): Promise<void> {
     if (this.child?.running) await this.child.kill9();
   }
+
+  async restart(opts: { downMs?: number } = {}): Promise<void> {
+    await this.kill();
+    if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
+    // The backends of a killed postmaster exit on their own (they watch it); the port is the
+    // server's own, so a start that finds it busy waits for them rather than moving.
+    for (let attempt = 1; ; attempt++) {
+      if ((await this.start(this.bin, this.as)) === 'ok') return;
+      if (attempt >= 20)
+        throw new HarnessError('TESTKIT_SERVER_START', `PostgreSQL did not restart on port ${this.port}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
 
 /** Starts a private PostgreSQL cluster on a random loopback port (killed at the end of the test file). */
@@ -222,7 +242,7 @@ export async function startPostgres(): Promise<PgServer> {
   const as = runAs();
   const template = await pristineCluster(bin, as);
   const dir = makeServerDir('pg');
-  const server = new PgProcess(dir, await freePort());
+  const server = new PgProcess(dir, await freePort(), bin, as);
   await execFileAsync('cp', ['-a', template, server.dataDir]);
   rmSync(join(server.dataDir, '.sched-complete'), { force: true });
   if (as.uid !== undefined) chownSync(dir, as.uid, as.gid ?? as.uid);

@@ -115,6 +115,7 @@ export function sharedPostgres(): Promise<PgServer> {
       url: (db = 'postgres') => `postgres://postgres@127.0.0.1:${shared.port}/${encodeURIComponent(db)}`,
       stop: refuse('PostgreSQL'),
       kill: refuse('PostgreSQL'),
+      restart: refuse('PostgreSQL'),
     };
     return server;
   })();

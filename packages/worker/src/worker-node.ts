@@ -5,13 +5,16 @@ import {
   dialAddress,
   HostLoadSampler,
   type Logger,
+  requireZkCredentials,
   SCHED_VERSION,
   type SchedConfig,
   SchedError,
   systemClock,
+  zkInsecureWarning,
 } from '@sched/core';
 import {
   type ClusterMembership,
+  ensureSecureLayout,
   type FailoverRecord,
   joinCluster,
   MembersView,
@@ -131,6 +134,9 @@ export class WorkerNode {
 
   private async boot(): Promise<void> {
     const { config } = this.opts;
+    // ZooKeeper credentials, or an explicit --insecure-zk (docs/security.md#zookeeper).
+    if (requireZkCredentials(config) === 'insecure')
+      this.log.warn({ zkInsecure: true }, zkInsecureWarning('sched-worker'));
     const secret = config.cluster.secret;
     if (!secret) {
       throw new SchedError(
@@ -158,6 +164,7 @@ export class WorkerNode {
     this.executor = new TaskExecutor({
       capacity: config.worker.capacity,
       httpCapacity: config.worker.httpCapacity,
+      httpNetworks: { allow: config.worker.httpAllowNetworks ?? null, deny: config.worker.httpDenyNetworks },
       backlog: config.worker.backlog,
       killGraceMs: config.worker.killGraceMs,
       logs: this.logs,
@@ -207,6 +214,8 @@ export class WorkerNode {
     supervisor.setTimeoutMs(this.session.sessionTimeoutMs);
     this.session.on('sessionTimeout', ({ grantedMs }) => supervisor.setTimeoutMs(grantedMs));
     warnOnGrantedSessionTimeout(this.session, config, this.log);
+    // Before anything is created or read: the tree is laid out and its ACLs match the credentials.
+    await ensureSecureLayout(this.session, paths, { logger: this.log, who: 'sched-worker' });
     // A new session moves the lease deadline forward, LOST ends it: tell the supervisor at once.
     this.session.on('status', () => supervisor.refresh());
     this.mastersView = new MembersView(this.session, paths, 'master', { logger: this.log });

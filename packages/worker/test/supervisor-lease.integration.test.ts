@@ -54,6 +54,7 @@ async function startWorker(
   const config = loadConfig({
     env: {
       SCHED_ZK: zk,
+      SCHED_ZK_AUTH: 'sched:supervisor-lease-zookeeper-credentials',
       SCHED_ZK_SESSION_TIMEOUT: sessionTimeout,
       SCHED_CLUSTER_SECRET: SECRET,
       SCHED_HOST: '127.0.0.1',

@@ -19,6 +19,8 @@ import { WorkerNode } from '../src/worker-node.js';
 import { attemptRequest, pidRuns, tempDir } from './helpers.js';
 
 const SECRET = 'worker-node-secret';
+/** ZooKeeper digest credentials of the worker and of the fake master and observer (all one cluster). */
+const ZK_AUTH = 'sched:worker-node-zookeeper-credentials';
 const paths = new RegistryPaths('/sched');
 const logger = createLogger({ level: 'silent', pretty: false });
 
@@ -64,7 +66,7 @@ async function startFakeMaster(): Promise<FakeMaster> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   const startTime = Date.now();
-  const session = await ZkSession.connect({ connectString: connect, sessionTimeoutMs: 4000 });
+  const session = await ZkSession.connect({ connectString: connect, auth: ZK_AUTH, sessionTimeoutMs: 4000 });
   const registration = new MemberRegistration(session, paths, {
     role: 'master',
     nodeKey: `127.0.0.1:${port}_${startTime}`,
@@ -91,10 +93,17 @@ async function startFakeMaster(): Promise<FakeMaster> {
   return { received, hold, stop };
 }
 
-async function startWorker(name: string, capacity = 1, zk = connect, backlog = 0): Promise<WorkerNode> {
+async function startWorker(
+  name: string,
+  capacity = 1,
+  zk = connect,
+  backlog = 0,
+  env: Record<string, string> = {},
+): Promise<WorkerNode> {
   const config = loadConfig({
     env: {
       SCHED_ZK: zk,
+      SCHED_ZK_AUTH: ZK_AUTH,
       SCHED_ZK_SESSION_TIMEOUT: '4s',
       SCHED_CLUSTER_SECRET: SECRET,
       SCHED_HOST: '127.0.0.1',
@@ -105,6 +114,7 @@ async function startWorker(name: string, capacity = 1, zk = connect, backlog = 0
       SCHED_WORKER_BACKLOG: String(backlog),
       SCHED_KILL_GRACE: '300ms',
       SCHED_HEARTBEAT_INTERVAL: '1s',
+      ...env,
     },
   });
   const node = await WorkerNode.start({ config, logger });
@@ -137,7 +147,7 @@ const heartbeatOf = (key: string) =>
 beforeAll(async () => {
   dir = await tempDir('worker-node');
   connect = await zkChroot(await sharedZooKeeper(), 'worker-node');
-  observer = await ZkSession.connect({ connectString: connect, sessionTimeoutMs: 4000 });
+  observer = await ZkSession.connect({ connectString: connect, auth: ZK_AUTH, sessionTimeoutMs: 4000 });
   await ensureLayout(observer, paths);
   workers = new MembersView(observer, paths, 'worker');
   await workers.start();
@@ -426,6 +436,44 @@ describe('WorkerNode against a real ZooKeeper', () => {
       error: 'worker stopping; handed back',
     });
     expect(pidRuns(grandchild)).toBe(false);
+  });
+
+  test('http tasks reach only what worker.httpDenyNetworks (SCHED_WORKER_HTTP_DENY) allows: refused ones fail with a clear error', async () => {
+    const node = await startWorker('w8', 1, connect, 0, { SCHED_WORKER_HTTP_DENY: 'default,127.0.0.2' });
+    await eventually(() => expect(heartbeatOf(node.key)).toBeDefined());
+    const http = (url: string) =>
+      attemptRequest(
+        {
+          type: 'http',
+          url,
+          method: 'GET',
+          headers: {},
+          body: null,
+          expectedStatus: [],
+          requestTimeoutMs: 5_000,
+        },
+        { worker: node.key },
+      );
+    const metadata = http('http://169.254.169.254/latest/meta-data/');
+    const configured = http('http://127.0.0.2:9/');
+    expect((await dispatch(node, metadata)).status).toBe(202);
+    expect((await dispatch(node, configured)).status).toBe(202);
+    const finished = (id: string) =>
+      eventually(() => {
+        const r = master.received.find((x) => x.kind === 'finished' && x.attemptId === id);
+        if (!r) throw new Error('not reported yet');
+        return r;
+      });
+    expect((await finished(metadata.attemptId)).result).toMatchObject({
+      state: 'failed',
+      error:
+        'http task refused: 169.254.169.254 is in a denied network (169.254.0.0/16, worker.httpDenyNetworks)',
+    });
+    expect((await finished(configured.attemptId)).result).toMatchObject({
+      state: 'failed',
+      error: 'http task refused: 127.0.0.2 is in a denied network (127.0.0.2/32, worker.httpDenyNetworks)',
+    });
+    await node.stop();
   });
 });
 

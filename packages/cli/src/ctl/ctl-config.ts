@@ -1,4 +1,5 @@
 import { ConfigError, envTable, loadConfig, parseDuration, type SchedConfig, SchedError } from '@sched/core';
+import { switchFlags } from '../common/config-flags.js';
 import { environmentWithStandalone, readStandaloneInfo } from './standalone-file.js';
 
 /**
@@ -26,7 +27,7 @@ export interface CtlConfig {
 }
 
 export function loadCtlConfig(opts: CtlOptions, env: NodeJS.ProcessEnv = process.env): CtlConfig {
-  const flags: Record<string, unknown> = {};
+  const flags: Record<string, unknown> = switchFlags(opts);
   for (const { env: name, path } of envTable()) {
     const attribute = name
       .replace(/^SCHED_/, '')

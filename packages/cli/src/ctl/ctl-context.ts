@@ -1,4 +1,4 @@
-import { dialAddress, NotFoundError, SchedError } from '@sched/core';
+import { dialAddress, NotFoundError, requireZkCredentials, SchedError, zkInsecureWarning } from '@sched/core';
 import { readClusterStatus } from '@sched/master';
 import { RegistryPaths, ZkSession } from '@sched/registry';
 import { ApiClient, type ApiRequest, MasterUnreachableError } from './api-client.js';
@@ -20,10 +20,16 @@ export class CtlContext {
     this.paths = new RegistryPaths(cfg.config.zk.root);
   }
 
-  /** A ZooKeeper session, or a TimeoutError after `--connect-timeout`. */
+  /**
+   * A ZooKeeper session, or a TimeoutError after `--connect-timeout`. Like the daemons, sched-ctl
+   * uses ZooKeeper only with credentials (`SCHED_ZK_AUTH`) or when told `--insecure-zk` (a warning
+   * on stderr then): a ConfigError otherwise (docs/security.md#zookeeper).
+   */
   async zk(): Promise<ZkSession> {
     if (!this.session) {
       const { zk } = this.cfg.config;
+      if (requireZkCredentials(this.cfg.config) === 'insecure')
+        process.stderr.write(`sched-ctl: warning: ${zkInsecureWarning('sched-ctl')}\n`);
       this.session = await ZkSession.connect({
         connectString: zk.connect,
         sessionTimeoutMs: zk.sessionTimeoutMs,

@@ -7,7 +7,10 @@ import { ConfigError } from '@sched/core';
  * `sched-ctl` in the same folder finds the standalone cluster with no variables set
  * (docs/cli.md#finding-the-cluster). Format (all fields strings, all optional):
  *
- *   { "zk": "127.0.0.1:40123", "dbUrl": "postgres://…", "secret": "…", "root": "/sched" }
+ *   { "zk": "127.0.0.1:40123", "dbUrl": "postgres://…", "secret": "…", "root": "/sched",
+ *     "zkAuth": "sched:…" }
+ *
+ * `zkAuth` is the ZooKeeper digest credentials `sched-standalone` generated (SCHED_ZK_AUTH).
  */
 const STANDALONE_FILE = join('.sched-data', 'standalone.json');
 
@@ -16,6 +19,7 @@ export interface StandaloneInfo {
   dbUrl?: string;
   secret?: string;
   root?: string;
+  zkAuth?: string;
 }
 
 const FIELDS: { key: keyof StandaloneInfo; env: string }[] = [
@@ -23,6 +27,7 @@ const FIELDS: { key: keyof StandaloneInfo; env: string }[] = [
   { key: 'dbUrl', env: 'SCHED_DB_URL' },
   { key: 'secret', env: 'SCHED_CLUSTER_SECRET' },
   { key: 'root', env: 'SCHED_ZK_ROOT' },
+  { key: 'zkAuth', env: 'SCHED_ZK_AUTH' },
 ];
 
 /** Reads the file in `dir`; undefined when there is none. A malformed file is a ConfigError naming it. */
@@ -43,7 +48,7 @@ export function readStandaloneInfo(dir: string = process.cwd()): StandaloneInfo 
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ConfigError(`${file} must hold a JSON object`, [
-      { path: file, message: 'expected { "zk", "dbUrl", "secret", "root" }' },
+      { path: file, message: 'expected { "zk", "dbUrl", "secret", "root", "zkAuth" }' },
     ]);
   }
   const out: StandaloneInfo = {};

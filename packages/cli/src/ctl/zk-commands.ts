@@ -1,10 +1,13 @@
-import { NotFoundError } from '@sched/core';
-import { isZkError, listSubtree, type ZkSession, type ZnodeStat } from '@sched/registry';
+import { NotFoundError, SchedError } from '@sched/core';
+import { isZkError, listSubtree, secureTree, type ZkSession, type ZnodeStat } from '@sched/registry';
 import type { Command } from 'commander';
 import { printJson, printTable } from './output.js';
 import { withContext } from './with-context.js';
 
-/** `zk ls [PATH] [-R]` and `zk get PATH`: read-only znode inspection for operators. */
+/**
+ * `zk ls [PATH] [-R]` and `zk get PATH`: read-only znode inspection for operators; `zk secure`:
+ * the digest ACL of SCHED_ZK_AUTH on the whole tree (docs/security.md#zookeeper).
+ */
 
 export interface ZnodeStatJson {
   /** Hex session id owning an ephemeral node; null for a persistent node. */
@@ -45,7 +48,9 @@ async function stat(session: ZkSession, path: string): Promise<ZnodeStat> {
 }
 
 export function zkCommands(program: Command): void {
-  const zk = program.command('zk').description('ZooKeeper inspection (reads ZooKeeper directly; read-only)');
+  const zk = program
+    .command('zk')
+    .description('ZooKeeper inspection (reads ZooKeeper directly) and securing the tree (zk secure)');
   zk.command('ls')
     .description('List the children of a znode (default: the sched root), or the whole subtree with -R')
     .argument('[path]', 'absolute znode path; default the configured root (SCHED_ZK_ROOT)')
@@ -143,6 +148,59 @@ export function zkCommands(program: Command): void {
             ['numChildren', st.numChildren],
           ],
         );
+      });
+    });
+  zk.command('secure')
+    .description(
+      'Protect the sched tree with the digest ACL of SCHED_ZK_AUTH: sets it on the root and every znode under it ' +
+        'whose ACL differs (a tree created without credentials is open to anyone). Refuses, changing nothing, ' +
+        'while a live node is registered without credentials, unless --force',
+    )
+    .option(
+      '--force',
+      'also lock out live nodes registered without credentials (they can no longer refresh or renew their registration)',
+    )
+    .option('--dry-run', 'list what would change; change nothing')
+    .option(
+      '--json',
+      'print JSON { root, acl, changed, unchanged, openEphemerals, refused, failed: [{ path, reason }], dryRun }',
+    )
+    .action(async function (this: Command) {
+      await withContext(this, async (ctx, opts) => {
+        const session = await ctx.zk();
+        const root = ctx.paths.root;
+        if (!session.digestId) {
+          throw new SchedError(
+            'ZK_NO_CREDENTIALS',
+            "zk secure needs the credentials to protect the tree with: set SCHED_ZK_AUTH=user:password (the daemons' credentials)",
+          );
+        }
+        if (!(await session.exists(root)))
+          throw new NotFoundError(`znode ${root} does not exist: nothing to secure`);
+        const dryRun = opts.dryRun === true;
+        const r = await secureTree(session, root, { force: opts.force === true, dryRun });
+        if (opts.json) printJson({ ...r, dryRun });
+        else if (!r.refused) {
+          const verb = dryRun ? 'would set' : 'set';
+          process.stdout.write(
+            `${root}: ${verb} the ACL ${r.acl} on ${r.changed.length} znode(s); ${r.unchanged} already had it\n`,
+          );
+          for (const p of r.changed) process.stdout.write(`  ${p}\n`);
+        }
+        if (r.refused) {
+          throw new SchedError(
+            'ZK_TREE_OPEN',
+            `${r.openEphemerals.length} live node(s) are registered without credentials and would be locked out: ` +
+              `${r.openEphemerals.join(', ')}. Nothing was changed. Restart them with SCHED_ZK_AUTH set (or stop them) ` +
+              'and run this again, or lock them out now with --force',
+          );
+        }
+        if (r.failed.length > 0) {
+          throw new SchedError(
+            'ZK_TREE_PROTECTED',
+            `${r.failed.length} znode(s) could not be secured: ${r.failed.map((f) => `${f.path} (${f.reason})`).join(', ')}`,
+          );
+        }
       });
     });
 }

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createLogger, type Logger, SchedError } from '@sched/core';
+import { createLogger, type Logger, type SchedConfig, SchedError } from '@sched/core';
 import { MasterNode } from '@sched/master';
+import { secureTree, ZkSession, zkSessionOptions } from '@sched/registry';
 import { applyDefinitions, createPool, loadDefinitionPath, migrate } from '@sched/store';
 import { WorkerNode } from '@sched/worker';
 import type { Command } from 'commander';
@@ -21,12 +22,19 @@ import {
  * with every byte of state under one folder (`.sched-data/` by default). It applies the example
  * workflows, writes `.sched-data/standalone.json` so that `sched-ctl` in the same folder finds it
  * with no settings, and stops everything (no process left behind) on Ctrl-C or SIGTERM.
+ *
+ * ZooKeeper credentials (docs/security.md#zookeeper): the first run generates random digest
+ * credentials (`zkAuth`, kept in standalone.json, mode 0600, for later runs and for sched-ctl);
+ * the master and the worker use them, so every znode is protected. A tree an earlier version left
+ * open is secured at start (this process owns the embedded ZooKeeper: nothing else lives there).
  */
 
 interface StandaloneState {
   zk: string;
   dbUrl: string;
   secret: string;
+  /** ZooKeeper digest credentials `sched:<random>` (SCHED_ZK_AUTH). */
+  zkAuth: string;
   root: string;
   zkPort: number;
   pgPort: number;
@@ -86,6 +94,7 @@ export function standaloneCommand(program: Command): void {
           zkPort: await port(previous.zkPort),
           pgPort: await port(previous.pgPort),
           secret: previous.secret ?? randomBytes(24).toString('base64url'),
+          zkAuth: previous.zkAuth ?? `sched:${randomBytes(32).toString('base64url')}`,
           root: '/sched',
           zk: '',
           dbUrl: '',
@@ -97,7 +106,9 @@ export function standaloneCommand(program: Command): void {
         servers.push(pg);
         state.zk = `127.0.0.1:${zk.port}`;
         state.dbUrl = pg.url;
-        writeFileSync(join(dataDir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+        const stateFile = join(dataDir, STATE_FILE);
+        writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+        chmodSync(stateFile, 0o600); // the mode above applies only to a new file: it holds secrets
         process.stdout.write(
           `sched-standalone: ZooKeeper on ${state.zk}, PostgreSQL on 127.0.0.1:${pg.port}\n`,
         );
@@ -107,12 +118,14 @@ export function standaloneCommand(program: Command): void {
           zk: opts.zk ?? state.zk,
           dbUrl: opts.dbUrl ?? state.dbUrl,
           clusterSecret: opts.clusterSecret ?? state.secret,
+          zkAuth: opts.zkAuth ?? state.zkAuth,
           dataDir: join(dataDir, 'node'),
           logLevel: opts.logLevel ?? 'warn',
           // One machine, one session: no reason to wait long after a crash of our own worker.
           zkSessionTimeout: opts.zkSessionTimeout ?? '6s',
         });
         await migrate(state.dbUrl);
+        if (opts.zk === undefined) await secureEmbeddedTree(config, logger);
         master = await MasterNode.start({ config, logger: logger.child({ role: 'master' }) });
         worker = await WorkerNode.start({ config, logger: logger.child({ role: 'worker' }) });
         process.stdout.write(`sched-standalone: master ${master.key}, worker ${worker.key}\n`);
@@ -139,6 +152,31 @@ export function standaloneCommand(program: Command): void {
         throw err;
       }
     });
+}
+
+/**
+ * A tree an earlier run (of a version without ZooKeeper credentials) left open is secured with
+ * this run's credentials, even while ephemeral znodes of that run's sessions linger (the server
+ * expires them a session timeout after its restart): nothing but this process uses this ZooKeeper.
+ */
+async function secureEmbeddedTree(config: SchedConfig, logger: Logger): Promise<void> {
+  const session = await ZkSession.connect(zkSessionOptions(config.zk));
+  try {
+    const r = await secureTree(session, config.zk.root, { force: true });
+    if (r.changed.length > 0) {
+      process.stdout.write(
+        `sched-standalone: secured the ZooKeeper tree ${config.zk.root} left open by an earlier run (digest ACL on ${r.changed.length} znodes)\n`,
+      );
+    }
+    if (r.failed.length > 0) {
+      logger.warn(
+        { failed: r.failed },
+        `some znodes under ${config.zk.root} are protected by other credentials than those in .sched-data/standalone.json; delete .sched-data/zookeeper to start afresh`,
+      );
+    }
+  } finally {
+    await session.close();
+  }
 }
 
 async function applyExamples(dir: string, dbUrl: string, logger: Logger): Promise<void> {

@@ -9,12 +9,14 @@ import {
   enqueueCommand,
   getScheduleOfWorkflow,
   getWorkflowByName,
+  paramNameProblem,
   setWorkflowPaused,
   type WorkflowDefinition,
 } from '@sched/store';
 import { z } from 'zod';
 import { type ApiRoute, defineRoute, jsonResponse } from '../http/api-route.js';
 import { documentAs, errorSchema } from '../http/openapi.js';
+import { issuesLine } from '../http/zod-issues.js';
 import type { ApiDeps } from './api-node.js';
 import { listWorkflowOverview } from './api-queries.js';
 import {
@@ -77,7 +79,9 @@ const triggerBody = z
           z.string(),
         )
         .optional()
-        .describe('task parameters: environment variables of the run\u2019s tasks'),
+        .describe(
+          'run parameters: environment variables of the run\u2019s tasks. Only the parameters the workflow declares (the keys of its definition\u2019s `params`) are accepted, and no reserved name (PATH, LD_*, SCHED_*, …; docs/definitions.md#parameters)',
+        ),
     },
     {
       error: (iss) =>
@@ -103,6 +107,33 @@ function definitionsFromBody(body: z.output<typeof applyBody>): WorkflowDefiniti
     }
     throw err;
   }
+}
+
+/**
+ * The parameters a trigger may set: the keys of the workflow-level `params` of its current
+ * definition (docs/definitions.md#parameters).
+ */
+function declaredParams(definition: unknown): string[] {
+  const params = (definition as { params?: unknown } | null)?.params;
+  return params !== null && typeof params === 'object' ? Object.keys(params).sort() : [];
+}
+
+/**
+ * Refuses (400 REQUEST_INVALID, one issue per name) a trigger parameter with a reserved name or one
+ * the workflow does not declare: a trigger may only give declared parameters other values.
+ */
+function checkTriggerParams(workflow: string, params: Record<string, string>, declared: string[]): void {
+  const issues = Object.keys(params).flatMap((name) => {
+    const problem =
+      paramNameProblem(name) ??
+      (declared.includes(name)
+        ? null
+        : declared.length === 0
+          ? `${name} is not a parameter of workflow ${workflow}: it declares none (a trigger may only set the parameters its definition declares under params; docs/definitions.md#parameters)`
+          : `${name} is not a parameter of workflow ${workflow}; declared: ${declared.join(', ')}`);
+    return problem === null ? [] : [{ path: `params.${name}`, message: problem }];
+  });
+  if (issues.length > 0) throw new HttpError(400, 'REQUEST_INVALID', issuesLine(issues), { issues });
 }
 
 /** When the schedule fires next; null without a schedule or while paused (a paused schedule does not fire). */
@@ -257,15 +288,21 @@ export function definitionRoutes(deps: ApiDeps): ApiRoute[] {
       body: triggerBody,
       responses: {
         202: jsonResponse(triggerAnswerSchema, 'the command, and its run once claimed'),
+        400: jsonResponse(
+          errorSchema,
+          'REQUEST_INVALID: a malformed body, a parameter the workflow does not declare or a reserved parameter name; every problem in `error.issues`',
+        ),
         404: noWorkflow,
       },
       handler: async ({ params, body }) => {
         const wf = await getWorkflowByName(pool(), params.name);
         if (!wf) throw notFound(params.name);
+        const runParams = body?.params ?? {};
+        checkTriggerParams(wf.name, runParams, declaredParams(wf.definition));
         const commandId = await enqueueCommand(pool(), {
           kind: 'trigger',
           workflowId: wf.id,
-          params: body?.params ?? {},
+          params: runParams,
           requestedBy: `api@${deps.node.key}`,
         });
         const runIds = await waitForCommandRuns(pool(), commandId, deps.commandWaitMs ?? 5_000);

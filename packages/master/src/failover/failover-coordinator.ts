@@ -8,7 +8,7 @@ import type {
   RegistryPaths,
   ZkSession,
 } from '@sched/registry';
-import { type Db, withTransaction } from '@sched/store';
+import { type Db, type LeaderEpoch, withTransaction } from '@sched/store';
 import type pg from 'pg';
 import { notifyOwners } from '../runs/run-wake-channel.js';
 import {
@@ -114,7 +114,7 @@ export class FailoverCoordinator {
   /** Performs failover duties until the term ends. */
   async run(term: LeadershipTerm): Promise<void> {
     this.term = term;
-    const epoch = Number(term.token);
+    const epoch: LeaderEpoch = { clusterId: term.clusterId, czxid: Number(term.token) };
     const views = [this.opts.masters, this.opts.workers];
     for (const v of views) for (const m of v.list()) this.lastSeen.set(m.key, m);
     const onSeen = (m: Member) => this.lastSeen.set(m.key, m);
@@ -168,7 +168,7 @@ export class FailoverCoordinator {
   }
 
   /** Completes interrupted failovers and schedules failovers of unreferenced-but-active incarnations. */
-  async sweep(epoch: number): Promise<void> {
+  async sweep(epoch: LeaderEpoch): Promise<void> {
     for (const row of await listUnrecordedFailovers(this.opts.pool)) {
       this.assertTerm();
       this.log.info(
@@ -203,7 +203,7 @@ export class FailoverCoordinator {
    * registration (it registered again within the delay and went again): that registration's
    * zombie gets the full delay from ITS removal, so the timer starts again from now.
    */
-  private schedule(role: MemberRole, key: string, epoch: number, czxid: bigint | null = null): void {
+  private schedule(role: MemberRole, key: string, epoch: LeaderEpoch, czxid: bigint | null = null): void {
     const current = this.pending.get(key);
     if (current) {
       if (czxid === null || (current.czxid !== null && czxid <= current.czxid)) return;
@@ -229,7 +229,7 @@ export class FailoverCoordinator {
   }
 
   /** Fails one incarnation over (steps 2–4). */
-  async failOver(role: MemberRole, key: string, epoch: number): Promise<Outcome> {
+  async failOver(role: MemberRole, key: string, epoch: LeaderEpoch): Promise<Outcome> {
     this.assertTerm();
     // The registrations this failover may take attempts from, named BEFORE the check below: if
     // the check then finds no znode, every one of them is gone for good (a registration that
@@ -263,7 +263,7 @@ export class FailoverCoordinator {
       this.logLeftToNewerRegistration(key, left.newer, upTo);
       if (left.tasks > 0 || left.runs > 0) {
         this.log.warn(
-          { role, node: key, tasks: left.tasks, runs: left.runs, epoch },
+          { role, node: key, tasks: left.tasks, runs: left.runs, epoch: epoch.czxid },
           `took over work left on ${role} ${key} after its failover: ${left.tasks} task attempt(s) re-queued, ${left.runs} run(s) re-assigned`,
         );
       }
@@ -297,7 +297,7 @@ export class FailoverCoordinator {
     }
     if (result.fresh) {
       this.log.warn(
-        { role, node: key, tasks: result.row.tasks, runs: result.row.runs, epoch },
+        { role, node: key, tasks: result.row.tasks, runs: result.row.runs, epoch: epoch.czxid },
         `failed over ${role} ${key}: ${result.row.tasks} task attempt(s) re-queued, ${result.row.runs} run(s) re-assigned`,
       );
     }

@@ -1,5 +1,5 @@
 import { FencedWriteError } from '@sched/core';
-import type { Db } from '@sched/store';
+import type { Db, LeaderEpoch } from '@sched/store';
 
 /**
  * The failover coordinator's statements (docs/design.md#failover). Everything runs inside one
@@ -25,13 +25,19 @@ export interface FailoverRow extends FailedIncarnation {
   recordedAt: Date | null;
 }
 
-/** Throws FencedWriteError unless `epoch` is still the current leader epoch (and keeps it so until commit). */
-export async function lockLeaderEpoch(db: Db, epoch: number): Promise<void> {
-  const { rowCount } = await db.query(`SELECT 1 FROM cluster_state WHERE leader_epoch = $1 FOR SHARE`, [
-    epoch,
-  ]);
+/**
+ * Throws FencedWriteError unless `epoch` (czxid and ZooKeeper id) is still the current leader
+ * epoch, and keeps it so until commit.
+ */
+export async function lockLeaderEpoch(db: Db, epoch: LeaderEpoch): Promise<void> {
+  const { rowCount } = await db.query(
+    `SELECT 1 FROM cluster_state WHERE leader_epoch = $1 AND zk_cluster_id = $2 FOR SHARE`,
+    [epoch.czxid, epoch.clusterId],
+  );
   if ((rowCount ?? 0) !== 1) {
-    throw new FencedWriteError(`leader epoch ${epoch} is no longer current; this leader was deposed`);
+    throw new FencedWriteError(
+      `leader epoch ${epoch.czxid} of ZooKeeper ${epoch.clusterId} is no longer current; this leader was deposed`,
+    );
   }
 }
 
@@ -39,13 +45,13 @@ export async function lockLeaderEpoch(db: Db, epoch: number): Promise<void> {
 export async function insertFailover(
   db: Db,
   i: FailedIncarnation,
-  epoch: number,
+  epoch: LeaderEpoch,
   leaderKey: string,
 ): Promise<boolean> {
   const { rowCount } = await db.query(
     `INSERT INTO failovers (key, role, address, start_time, pid, session_id, leader_epoch, leader_key)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (key) DO NOTHING`,
-    [i.key, i.role, i.address, i.startTime, i.pid, i.sessionId, epoch, leaderKey],
+    [i.key, i.role, i.address, i.startTime, i.pid, i.sessionId, epoch.czxid, leaderKey],
   );
   return (rowCount ?? 0) === 1;
 }
@@ -140,6 +146,18 @@ export async function markRecorded(db: Db, key: string): Promise<void> {
 export async function getFailover(db: Db, key: string): Promise<FailoverRow | null> {
   const { rows } = await db.query(`SELECT * FROM failovers WHERE key = $1`, [key]);
   return rows[0] ? toRow(rows[0]) : null;
+}
+
+/**
+ * Marks every failover unrecorded: their FAILOVER_FINISH_NODES records were in ZooKeeper data
+ * that is gone (a reset ZooKeeper taken over, leader-epoch.ts), so the sweep writes them again
+ * and a failed-over incarnation that comes back still finds its record. Returns how many.
+ */
+export async function forgetFailoverRecords(db: Db): Promise<number> {
+  const { rowCount } = await db.query(
+    `UPDATE failovers SET recorded_at = NULL WHERE recorded_at IS NOT NULL`,
+  );
+  return rowCount ?? 0;
 }
 
 /** Failovers whose FAILOVER_FINISH_NODES record was never written (the leader died in between). */

@@ -208,7 +208,8 @@ function requestOf(job: AssignedJob): AttemptRequest {
       dispatchSeq: job.seq,
     },
     job.task,
-    { ...job.run.params, ...job.task.params },
+    // Workflow defaults < the run's params (a trigger's) < the task's own.
+    { ...job.run.workflowParams, ...job.run.params, ...job.task.params },
   );
 }
 

@@ -13,6 +13,12 @@ export interface DriveRun {
   state: 'pending' | 'running';
   params: Record<string, string>;
   cancelRequested: boolean;
+  /**
+   * The definition's workflow-level `params` (its declared parameters with their defaults), set
+   * when the definition is loaded (`RunPlans.load`): a task sees them, overridden by the run's
+   * own params, overridden by the task's.
+   */
+  workflowParams?: Record<string, string>;
 }
 
 export interface DriveAttempt {
@@ -30,6 +36,11 @@ export interface DriveAttempt {
   /** Times it has been assigned to a worker (`dispatch_seq`); sent with every dispatch and revoke. */
   dispatchSeq: number;
   endedAtMs: number | null;
+  /**
+   * How long ago (ms, by the database's clock) it was last assigned to its worker
+   * (`dispatched_at`); null when it has no worker. The driver's dispatch timeout reads it.
+   */
+  dispatchedAgoMs: number | null;
 }
 
 /** Ids of every active, unqueued run this master owns (start-up and the periodic sweep). */
@@ -61,7 +72,8 @@ export async function loadRunsToDrive(db: Db, owner: string, ids: number[]): Pro
 export async function loadAttemptsOfRuns(db: Db, runIds: number[]): Promise<DriveAttempt[]> {
   const { rows } = await db.query(
     `SELECT id, run_id, task_name, attempt, shard_index, shard_total, state, worker_address, worker_key,
-            worker_czxid::text AS worker_czxid, dispatch_seq, (extract(epoch FROM ended_at) * 1000)::float8 AS ended_ms
+            worker_czxid::text AS worker_czxid, dispatch_seq, (extract(epoch FROM ended_at) * 1000)::float8 AS ended_ms,
+            (extract(epoch FROM clock_timestamp() - dispatched_at) * 1000)::float8 AS dispatched_ago_ms
        FROM task_attempts WHERE run_id = ANY($1::bigint[]) ORDER BY run_id, task_name, shard_index, attempt`,
     [runIds],
   );
@@ -78,6 +90,7 @@ export async function loadAttemptsOfRuns(db: Db, runIds: number[]): Promise<Driv
     workerCzxid: r.worker_czxid === null ? null : BigInt(r.worker_czxid),
     dispatchSeq: r.dispatch_seq,
     endedAtMs: r.ended_ms === null ? null : Math.round(r.ended_ms),
+    dispatchedAgoMs: r.dispatched_ago_ms === null ? null : Math.round(r.dispatched_ago_ms),
   }));
 }
 
@@ -239,6 +252,29 @@ function czxidParam(czxid: bigint | null | undefined): string | null {
   return czxid == null ? null : czxid.toString();
 }
 
+/**
+ * Ends as `killed` attempts of cancelled runs that their worker revoked (it does not have them
+ * and now refuses every copy up to that seq: they never start there). Fenced on the worker key
+ * and seq the revoke named, on the row still being `dispatched`, and on this master owning the
+ * run. Returns the ids it ended.
+ */
+export async function killRevokedAttempts(
+  db: Db,
+  owner: string,
+  list: { id: number; workerKey: string; dispatchSeq: number }[],
+): Promise<number[]> {
+  if (list.length === 0) return [];
+  const { rows } = await db.query<{ id: string }>(
+    `UPDATE task_attempts a SET state = 'killed', ended_at = clock_timestamp(), error = 'run cancelled'
+       FROM unnest($1::bigint[], $2::text[], $3::int[]) AS q(id, worker_key, seq)
+      WHERE a.id = q.id AND a.state = 'dispatched' AND a.worker_key = q.worker_key AND a.dispatch_seq = q.seq
+        AND EXISTS (SELECT 1 FROM runs r WHERE r.id = a.run_id AND r.owner = $4)
+      RETURNING a.id`,
+    [list.map((x) => x.id), list.map((x) => x.workerKey), list.map((x) => x.dispatchSeq), owner],
+  );
+  return rows.map((r) => Number(r.id));
+}
+
 /** Attempts of cancelled runs that never reached a worker end as killed. */
 export async function killPendingAttempts(db: Db, runIds: number[]): Promise<void> {
   await db.query(
@@ -257,19 +293,26 @@ export async function markRunsRunning(db: Db, owner: string, ids: number[]): Pro
   );
 }
 
-/** Ends runs; returns the workflow ids of the runs that this call ended (to release queued runs). */
+/**
+ * Ends runs; returns the runs that this call ended, with their workflow ids (to release queued
+ * runs). A run is `cancelled` only once none of its attempts is `pending`, `dispatched` or
+ * `running` (docs/design.md#runs): one that still has one stays as it is (cancelling), so a queued
+ * successor never overlaps an attempt whose kill is not confirmed.
+ */
 export async function finishRuns(
   db: Db,
   owner: string,
   list: { id: number; state: 'succeeded' | 'failed' | 'cancelled' }[],
-): Promise<number[]> {
+): Promise<{ id: number; workflowId: number }[]> {
   if (list.length === 0) return [];
-  const { rows } = await db.query<{ workflow_id: number }>(
+  const { rows } = await db.query<{ id: string; workflow_id: number }>(
     `UPDATE runs r SET state = n.state, ended_at = clock_timestamp(), started_at = coalesce(r.started_at, clock_timestamp())
        FROM unnest($1::bigint[], $2::text[]) AS n(id, state)
       WHERE r.id = n.id AND r.owner = $3 AND r.state IN ('pending', 'running')
-      RETURNING r.workflow_id`,
+        AND (n.state <> 'cancelled' OR NOT EXISTS (
+              SELECT 1 FROM task_attempts a WHERE a.run_id = r.id AND a.state IN ('pending', 'dispatched', 'running')))
+      RETURNING r.id, r.workflow_id`,
     [list.map((r) => r.id), list.map((r) => r.state), owner],
   );
-  return rows.map((r) => r.workflow_id);
+  return rows.map((r) => ({ id: Number(r.id), workflowId: r.workflow_id }));
 }

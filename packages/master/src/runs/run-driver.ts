@@ -4,6 +4,7 @@ import type pg from 'pg';
 import type { WorkerClient } from '../dispatch/worker-client.js';
 import type { WorkerRouter } from '../routing/worker-router.js';
 import type { PreparedRuns, StagedRun } from '../scheduler/staged-runs.js';
+import { AttemptCanceller, type CancelTarget } from './attempt-canceller.js';
 import { DEFAULT_DELIVERY_LEDGER_OPTIONS, DeliveryLedger, ledgerStoreOf } from './delivery-ledger.js';
 import { DispatchSender } from './dispatch-sender.js';
 import {
@@ -19,6 +20,7 @@ import {
   finishRuns,
   insertAttempts,
   killPendingAttempts,
+  killRevokedAttempts,
   listOwnedActiveRuns,
   loadAttemptsOfRuns,
   loadRunsToDrive,
@@ -45,7 +47,16 @@ export type { RegisteredWorker } from './dispatch-targets.js';
  *
  * The first time this incarnation drives a run, attempts already `dispatched` are sent again
  * (dispatch is idempotent on the attempt id): the previous owner may have died between
- * persisting the intent and sending it. After `stop()` every run is driven as for the first time.
+ * persisting the intent and sending it. After `stop()` every run is driven as for the first time,
+ * and so is every run of a batch whose drive failed (a statement whose reply was lost — the
+ * INSERT of the dispatch intents, say — may have committed). Beyond those, an attempt still
+ * `dispatched` after `dispatchTimeoutMs` without a report is sent again (the dispatch timeout,
+ * docs/transport.md#dispatch-timeout): no attempt stays `dispatched` unsent, whatever lost it.
+ *
+ * A run whose cancel was requested is cancelled only once each of its in-flight attempts is
+ * confirmed ended (docs/design.md#cancel): until then it stays cancelling, and its
+ * attempts are stopped by the `AttemptCanceller` (in the background, concurrently for the runs of
+ * a batch) and asked about again every `cancelRetryMs`.
  */
 
 export interface RunDriverOptions {
@@ -72,26 +83,55 @@ export interface RunDriverOptions {
   unconfirmedRetryMs?: number;
   /** Runs per batch. @defaultValue 500 */
   batchSize?: number;
+  /**
+   * Send an attempt again when it has been `dispatched` this long without a `running` or final
+   * report (and again after each further period while it stays so): the dispatch timeout.
+   * @defaultValue {@link DISPATCH_TIMEOUT_MS}
+   */
+  dispatchTimeoutMs?: number;
+  /** Drive a cancelling run (its attempts not confirmed ended yet) again after this long. @defaultValue 2000 */
+  cancelRetryMs?: number;
 }
+
+/**
+ * The dispatch timeout (docs/transport.md#dispatch-timeout): longer than a dispatch and its
+ * `running` report take on a loaded cluster, short enough that an attempt whose send was lost
+ * waits little. Not a setting: a re-send is idempotent, so the value trades only latency
+ * against one duplicate dispatch per period for an attempt waiting in a worker's backlog.
+ */
+export const DISPATCH_TIMEOUT_MS = 30_000;
 
 export const DEFAULT_RUN_DRIVER_OPTIONS = {
   sweepIntervalMs: 5_000,
   noWorkerRetryMs: 1_000,
   unconfirmedRetryMs: DEFAULT_DELIVERY_LEDGER_OPTIONS.retryMs,
   batchSize: 500,
+  dispatchTimeoutMs: DISPATCH_TIMEOUT_MS,
+  cancelRetryMs: 2_000,
 } as const satisfies Required<
-  Pick<RunDriverOptions, 'sweepIntervalMs' | 'noWorkerRetryMs' | 'unconfirmedRetryMs' | 'batchSize'>
+  Pick<
+    RunDriverOptions,
+    | 'sweepIntervalMs'
+    | 'noWorkerRetryMs'
+    | 'unconfirmedRetryMs'
+    | 'batchSize'
+    | 'dispatchTimeoutMs'
+    | 'cancelRetryMs'
+  >
 >;
 
 export class RunDriver {
   private readonly dirty = new Set<number>();
   private readonly seen = new Set<number>();
   private readonly timers = new Map<number, NodeJS.Timeout>();
+  /** Attempt id → when (monotonic ms) the dispatch timeout last sent it again. */
+  private readonly timedOut = new Map<number, number>();
   private readonly plans = new RunPlans();
   private readonly opts: WithDefaults<RunDriverOptions, typeof DEFAULT_RUN_DRIVER_OPTIONS>;
   private readonly clock: Clock;
   private readonly ledger: DeliveryLedger;
   private readonly sender: DispatchSender;
+  private readonly canceller: AttemptCanceller;
   private loop: Promise<void> | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private started = false;
@@ -120,6 +160,13 @@ export class RunDriver {
       retryLater: (runId) => this.wakeLater(runId, this.opts.noWorkerRetryMs),
       logger: opts.logger,
     });
+    this.canceller = new AttemptCanceller({
+      client: opts.client,
+      endRevoked: (list) => killRevokedAttempts(opts.db, opts.nodeKey, list),
+      wake: (runIds) => this.wake(runIds),
+      leaseValid,
+      logger: opts.logger,
+    });
   }
 
   async start(): Promise<void> {
@@ -141,12 +188,13 @@ export class RunDriver {
     this.timers.clear();
     this.dirty.clear();
     await this.loop;
-    await this.sender.idle();
+    await Promise.all([this.sender.idle(), this.canceller.idle()]);
     // After a restart (self-fencing ended) every run is driven as for the first time: its
     // `dispatched` attempts are sent again to their workers (idempotent, and moved only on their
     // word), so none that was held or undelivered before the stop is forgotten.
     this.ledger.clear();
     this.seen.clear();
+    this.timedOut.clear();
   }
 
   /** Marks runs as possibly changed; they are driven soon. Unknown or foreign ids are harmless. */
@@ -187,7 +235,13 @@ export class RunDriver {
         await this.driveBatch(batch);
       } catch (err) {
         this.opts.logger.warn({ err, runs: batch.length }, 'driving runs failed; retrying shortly');
-        for (const id of batch) this.wakeLater(id, this.opts.noWorkerRetryMs);
+        for (const id of batch) {
+          // A statement whose reply was lost may have committed (the INSERT of the dispatch
+          // intents, a move): the next drive sends every `dispatched` attempt of these runs again,
+          // as a first drive does (idempotent on the attempt id).
+          this.seen.delete(id);
+          this.wakeLater(id, this.opts.noWorkerRetryMs);
+        }
       }
     }
   }
@@ -225,6 +279,7 @@ export class RunDriver {
     }
 
     const now = this.clock.now();
+    const mono = this.clock.monotonic();
     const targets = new DispatchTargets(this.opts.router, this.opts.workers());
     const newDispatches: PlannedDispatch[] = [];
     const resends: DispatchJob[] = [];
@@ -233,6 +288,9 @@ export class RunDriver {
     // Only workflows with concurrency `queue` can have queued runs to release when one ends.
     const queueing = new Set<number>();
     const cancelled: number[] = [];
+    const toStop: CancelTarget[] = [];
+    let timedOut = 0;
+    for (const a of attempts) if (a.state !== 'dispatched') this.timedOut.delete(a.id);
 
     for (const run of runs) {
       const def = this.plans.definitionOf(run);
@@ -246,9 +304,15 @@ export class RunDriver {
       this.seen.add(run.id);
 
       if (run.cancelRequested) {
-        await this.cancelAttempts(runAttempts);
         cancelled.push(run.id);
-        toFinish.push({ id: run.id, state: 'cancelled' });
+        const inFlight = runAttempts.filter((a) => a.state === 'dispatched' || a.state === 'running');
+        if (inFlight.length === 0) {
+          toFinish.push({ id: run.id, state: 'cancelled' });
+        } else {
+          // Cancelled only once each one is confirmed ended: until then the run stays cancelling.
+          toStop.push(...cancelTargetsOf(inFlight));
+          this.wakeLater(run.id, this.opts.cancelRetryMs);
+        }
         continue;
       }
 
@@ -257,13 +321,16 @@ export class RunDriver {
       newDispatches.push(...targets.routeAll(run, def, tasks, plan.dispatch));
       // Attempts persisted without a worker, and dispatched ones on a first drive or after their
       // send failed (idempotent on the attempt id).
-      const again = targets.resendsOf(
-        run,
-        def,
-        tasks,
-        runAttempts,
-        (a) => firstTime || this.ledger.takeUndelivered(a.id),
-      );
+      const again = targets.resendsOf(run, def, tasks, runAttempts, (a) => {
+        if (firstTime || this.ledger.takeUndelivered(a.id)) {
+          // Sent again now: the dispatch timeout counts its next period from here.
+          if (a.state === 'dispatched') this.timedOut.set(a.id, mono);
+          return true;
+        }
+        if (!this.dispatchTimedOut(a, mono)) return false;
+        timedOut++;
+        return true;
+      });
       resends.push(...again.jobs);
       if (again.unrouted) this.wakeLater(run.id, this.opts.noWorkerRetryMs);
       if (plan.outcome) toFinish.push({ id: run.id, state: plan.outcome });
@@ -272,7 +339,15 @@ export class RunDriver {
     }
 
     if (cancelled.length > 0) await killPendingAttempts(db, cancelled);
+    // In the background, every run's at once: a worker that does not answer delays only its own.
+    this.canceller.cancel(toStop);
     await markRunsRunning(db, nodeKey, toStart);
+    if (timedOut > 0) {
+      this.opts.logger.info(
+        { attempts: timedOut, dispatchTimeoutMs: this.opts.dispatchTimeoutMs },
+        'attempts dispatched for longer than the dispatch timeout without a report; sending them again (idempotent)',
+      );
+    }
 
     const jobs = [...resends, ...(await this.persistDispatches(db, newDispatches))];
     // The intents are persisted: sending can overlap with planning the next batch. A slow
@@ -281,12 +356,34 @@ export class RunDriver {
     await this.sender.throttle();
 
     const ended = await finishRuns(db, nodeKey, toFinish);
+    const endedIds = new Set(ended.map((r) => r.id));
     for (const r of toFinish) {
-      this.seen.delete(r.id);
-      this.opts.onRunEnded?.(r.id, r.state);
+      if (endedIds.has(r.id)) {
+        this.seen.delete(r.id);
+        this.opts.onRunEnded?.(r.id, r.state);
+      } else if (r.state === 'cancelled') {
+        // An attempt of it went out meanwhile (a send in flight): stop it on the next drive.
+        this.wakeLater(r.id, this.opts.cancelRetryMs);
+      }
     }
     // (The firer's periodic queue sweep covers a workflow whose policy changed since.)
-    await this.releaseQueues(ended.filter((wf) => queueing.has(wf)));
+    await this.releaseQueues(ended.map((r) => r.workflowId).filter((wf) => queueing.has(wf)));
+  }
+
+  /**
+   * Whether `a` is to be sent again by the dispatch timeout: `dispatched` for `dispatchTimeoutMs`
+   * (by the database's clock) and not sent again by it for as long, and not held by the delivery
+   * ledger (which asks its worker instead).
+   */
+  private dispatchTimedOut(a: DriveAttempt, mono: number): boolean {
+    const timeout = this.opts.dispatchTimeoutMs;
+    if (a.state !== 'dispatched' || a.dispatchedAgoMs === null || a.dispatchedAgoMs < timeout) return false;
+    if (this.ledger.entry(a.id)?.kind === 'unconfirmed') return false;
+    const last = this.timedOut.get(a.id);
+    if (last !== undefined && mono - last < timeout) return false;
+    if (this.timedOut.size >= 100_000) this.timedOut.clear(); // runs taken over by others leave entries
+    this.timedOut.set(a.id, mono);
+    return true;
   }
 
   /**
@@ -356,19 +453,6 @@ export class RunDriver {
     };
   }
 
-  private async cancelAttempts(attempts: DriveAttempt[]): Promise<void> {
-    const active = attempts.filter(
-      (a) => (a.state === 'dispatched' || a.state === 'running') && a.workerAddress,
-    );
-    await Promise.all(
-      active.map((a) =>
-        this.opts.client
-          .cancel(a.workerAddress as string, String(a.id), 'run cancelled')
-          .catch((err) => this.opts.logger.warn({ err, attemptId: a.id }, 'cancel not delivered')),
-      ),
-    );
-  }
-
   private async releaseQueues(workflowIds: number[]): Promise<void> {
     const released: number[] = [];
     for (const wf of new Set(workflowIds)) {
@@ -379,4 +463,21 @@ export class RunDriver {
     this.wake(released);
     this.opts.wakeElsewhere?.(released);
   }
+}
+
+/** The in-flight attempts of a cancelling run as the canceller takes them (those naming a worker). */
+function cancelTargetsOf(attempts: readonly DriveAttempt[]): CancelTarget[] {
+  const list: CancelTarget[] = [];
+  for (const a of attempts) {
+    if ((a.state !== 'dispatched' && a.state !== 'running') || !a.workerAddress || !a.workerKey) continue;
+    list.push({
+      attemptId: a.id,
+      runId: a.runId,
+      state: a.state,
+      address: a.workerAddress,
+      workerKey: a.workerKey,
+      seq: a.dispatchSeq,
+    });
+  }
+  return list;
 }

@@ -20,12 +20,14 @@ export class RunPlans {
   /** Loads the definitions of `runs` not cached yet, through `db` (a pool, or a transaction's client). */
   async load(db: Db, runs: readonly DriveRun[]): Promise<void> {
     const missing = runs.filter((r) => !this.definitions.has(definitionKey(r.workflowId, r.version)));
-    if (missing.length === 0) return;
-    const loaded = await loadDefinitions(
-      db,
-      missing.map((r) => ({ workflowId: r.workflowId, version: r.version })),
-    );
-    for (const [k, v] of loaded) this.definitions.set(k, v);
+    if (missing.length > 0) {
+      const loaded = await loadDefinitions(
+        db,
+        missing.map((r) => ({ workflowId: r.workflowId, version: r.version })),
+      );
+      for (const [k, v] of loaded) this.definitions.set(k, v);
+    }
+    for (const r of runs) r.workflowParams = this.definitionOf(r)?.params ?? {};
   }
 
   /** The run's definition (loaded by `load`), or undefined when that version does not exist. */

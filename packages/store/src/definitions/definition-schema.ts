@@ -7,6 +7,10 @@ import {
   FAILOVER_POLICIES,
   type HttpSpec,
   MISFIRE_POLICIES,
+  PARAM_NAME_PATTERN,
+  paramNameProblem,
+  RESERVED_PARAM_NAMES,
+  RESERVED_PARAM_PREFIXES,
   type RetryDefinition,
   ROUTING_STRATEGIES,
   type ScheduleDefinition,
@@ -132,6 +136,31 @@ function stringMap(description: string) {
     )
     .transform((m) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, String(v)])))
     .meta({ description });
+}
+
+/**
+ * Parameters: a string map whose names are environment variable names and not reserved
+ * (definition-types.ts, docs/definitions.md#parameters). The JSON Schema says the same to editors.
+ */
+function paramMap(description: string) {
+  return stringMap(description)
+    .superRefine((m, ctx) => {
+      for (const name of Object.keys(m)) {
+        const problem = paramNameProblem(name);
+        if (problem !== null) ctx.addIssue({ code: 'custom', path: [name], input: name, message: problem });
+      }
+    })
+    .meta({
+      propertyNames: {
+        pattern: PARAM_NAME_PATTERN.source,
+        not: {
+          anyOf: [
+            { enum: [...RESERVED_PARAM_NAMES] },
+            { pattern: `^(?:${RESERVED_PARAM_PREFIXES.join('|')})` },
+          ],
+        },
+      },
+    });
 }
 
 function durationMessage(input: unknown): string {
@@ -528,7 +557,9 @@ const taskSchema = fields('a task', {
     .array(nonEmptyText('a task name'), { error: expected('a list of task names') })
     .default(() => [])
     .meta({ description: 'Tasks that must succeed before this one starts.' }),
-  params: stringMap('Task parameters (numbers and booleans are turned into strings).').default(() => ({})),
+  params: paramMap(
+    'Task parameters: environment variables of this task (numbers and booleans are turned into strings); they win over the workflow-level and trigger-time ones. Names: environment variable names, not reserved ones (PATH, LD_*, SCHED_*, …; docs/definitions.md#parameters).',
+  ).default(() => ({})),
   failover: oneOfValues(FAILOVER_POLICIES)
     .default('rerun')
     .meta({ description: 'What happens to an attempt whose worker died.' }),
@@ -654,8 +685,8 @@ export const definitionSchema = fields('a workflow definition', {
   }),
   description: text().optional().meta({ description: 'Free text.' }),
   schedule: scheduleSchema.nullable().optional(),
-  params: stringMap(
-    'Workflow-level parameters (numbers and booleans are turned into strings); tasks see them.',
+  params: paramMap(
+    'Workflow-level parameters and their default values (numbers and booleans are turned into strings); tasks see them. They are also the parameters a trigger may set: a trigger with any other is refused. Names: environment variable names, not reserved ones (PATH, LD_*, SCHED_*, …; docs/definitions.md#parameters).',
   ).default(() => ({})),
   tasks: z
     .array(taskSchema, { error: expected('a list of tasks') })

@@ -104,3 +104,63 @@ export interface WorkflowDefinition {
   params: Record<string, string>;
   tasks: TaskDefinition[];
 }
+
+// ---------------------------------------------------------------------------------------------
+// parameters (docs/definitions.md#parameters)
+
+/** A parameter's name: an environment variable name (the task sees each parameter as one). */
+export const PARAM_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+export const PARAM_NAME_TEXT = 'letters, digits and _, not starting with a digit, at most 128 characters';
+
+/**
+ * Environment variables no parameter may set, in a definition or at trigger time: they change
+ * which code the task's shell, the dynamic loader or a language runtime loads or runs, or how the
+ * shell splits words, before the task's own code has a say. Case matters (`path` is a fine name).
+ */
+export const RESERVED_PARAM_NAMES = [
+  'PATH',
+  'IFS',
+  'ENV',
+  'BASH_ENV',
+  'CDPATH',
+  'PS4',
+  'SHELLOPTS',
+  'BASHOPTS',
+  'GLOBIGNORE',
+  'NODE_OPTIONS',
+  'NODE_PATH',
+  'PYTHONPATH',
+  'PYTHONHOME',
+  'PYTHONSTARTUP',
+  'PERL5LIB',
+  'PERL5OPT',
+  'PERLLIB',
+  'RUBYLIB',
+  'RUBYOPT',
+  'JAVA_TOOL_OPTIONS',
+  'JDK_JAVA_OPTIONS',
+  '_JAVA_OPTIONS',
+  'GCONV_PATH',
+] as const;
+
+/**
+ * Prefixes no parameter name may start with: `SCHED_` (sched's own variables, docs/tasks.md#environment),
+ * `LD_` (the dynamic loader: LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT, …), `DYLD_` (its macOS
+ * counterpart), `BASH_FUNC_` (exported shell functions).
+ */
+export const RESERVED_PARAM_PREFIXES = ['SCHED_', 'LD_', 'DYLD_', 'BASH_FUNC_'] as const;
+
+/** What is wrong with a parameter name (not an environment variable name, or reserved); null if nothing. */
+export function paramNameProblem(name: string): string | null {
+  if (!PARAM_NAME_PATTERN.test(name)) {
+    return `invalid parameter name ${JSON.stringify(name)}; accepted: ${PARAM_NAME_TEXT}`;
+  }
+  if (name.startsWith('SCHED_')) {
+    return `parameter name ${name} is reserved: SCHED_* names are sched's own variables (docs/tasks.md#environment)`;
+  }
+  const prefix = RESERVED_PARAM_PREFIXES.find((p) => name.startsWith(p));
+  if (prefix !== undefined || (RESERVED_PARAM_NAMES as readonly string[]).includes(name)) {
+    return `parameter name ${name} is reserved: it would change how the task's programs are found, loaded or run (the reserved names: docs/definitions.md#parameters)`;
+  }
+  return null;
+}

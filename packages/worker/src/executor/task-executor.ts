@@ -20,6 +20,8 @@ import type {
 import type { AttemptLog } from '../logs/attempt-log.js';
 import type { LogStore } from '../logs/log-store.js';
 import { AttemptRevokedError, WorkerAtCapacityError, WorkerDrainingError } from './errors.js';
+import { type HttpNetworkOptions, HttpNetworkPolicy, HttpTargetRefusedError } from './http-networks.js';
+import { callHttp, type HostResolver } from './http-request.js';
 import { type TerminationOutcome, terminateGroup } from './process-group.js';
 import { taskEnvironment } from './task-environment.js';
 import type { ProcessGroupWatcher, SupervisorKill } from './task-supervisor.js';
@@ -68,6 +70,16 @@ export interface TaskExecutorOptions {
    * oldest are forgotten. @defaultValue 10000
    */
   rememberFinished?: number;
+  /**
+   * Networks http tasks may and may not reach (`worker.httpAllowNetworks`,
+   * `worker.httpDenyNetworks`; docs/tasks.md#which-networks-an-http-task-may-reach).
+   * @defaultValue any network but DEFAULT_HTTP_DENY_NETWORKS (link-local, cloud metadata)
+   */
+  httpNetworks?: HttpNetworkOptions;
+  /** Redirects an http task follows at most (each target checked first). @defaultValue 5 */
+  httpMaxRedirects?: number;
+  /** Resolves http tasks' host names to every address (tests). @defaultValue the system resolver */
+  httpResolver?: HostResolver;
 }
 
 export const DEFAULT_TASK_EXECUTOR_OPTIONS = {
@@ -75,8 +87,12 @@ export const DEFAULT_TASK_EXECUTOR_OPTIONS = {
   backlog: 1000,
   supervisorWordMs: 250,
   rememberFinished: 10_000,
+  httpMaxRedirects: 5,
 } as const satisfies Required<
-  Pick<TaskExecutorOptions, 'httpCapacity' | 'backlog' | 'supervisorWordMs' | 'rememberFinished'>
+  Pick<
+    TaskExecutorOptions,
+    'httpCapacity' | 'backlog' | 'supervisorWordMs' | 'rememberFinished' | 'httpMaxRedirects'
+  >
 >;
 
 export type SubmitOutcome =
@@ -153,6 +169,8 @@ export class TaskExecutor {
   readonly backlog: number;
   private readonly opts: WithDefaults<TaskExecutorOptions, typeof DEFAULT_TASK_EXECUTOR_OPTIONS>;
   private readonly clock: Clock;
+  /** Where http tasks may connect. */
+  readonly httpNetworks: HttpNetworkPolicy;
   /** Queued and running attempts. */
   private readonly live = new Map<string, LiveAttempt>();
   /** Attempts waiting for a slot, per kind, oldest first (each also in `live`). */
@@ -183,6 +201,7 @@ export class TaskExecutor {
     this.httpCapacity = httpCapacity;
     this.backlog = backlog;
     this.clock = opts.clock ?? systemClock;
+    this.httpNetworks = new HttpNetworkPolicy(opts.httpNetworks);
     mkdirSync(opts.workDir, { recursive: true });
   }
 
@@ -701,20 +720,19 @@ export class TaskExecutor {
 
   private async runHttp(a: LiveAttempt, task: HttpTask, log: AttemptLog) {
     const signals = [a.abort.signal];
-    if (task.requestTimeoutMs !== null) signals.push(AbortSignal.timeout(task.requestTimeoutMs));
+    const timeout = task.requestTimeoutMs === null ? null : AbortSignal.timeout(task.requestTimeoutMs);
+    if (timeout !== null) signals.push(timeout);
     log.note(`HTTP ${task.method} ${task.url}`);
     try {
-      const response = await fetch(task.url, {
-        method: task.method,
-        headers: task.headers,
-        body: task.body ?? undefined,
+      const response = await callHttp(task, {
+        policy: this.httpNetworks,
         signal: AbortSignal.any(signals),
-        redirect: 'follow',
+        maxRedirects: this.opts.httpMaxRedirects,
+        ...(this.opts.httpResolver === undefined ? {} : { resolve: this.opts.httpResolver }),
+        note: (line) => log.note(line),
+        onBody: (chunk) => log.write(chunk),
       });
       log.note(`HTTP ${response.status} ${response.statusText}`);
-      if (response.body) {
-        for await (const chunk of response.body) log.write(Buffer.from(chunk as Uint8Array));
-      }
       const ok =
         task.expectedStatus.length === 0
           ? response.status >= 200 && response.status < 300
@@ -728,12 +746,14 @@ export class TaskExecutor {
       };
     } catch (err) {
       const e = err as Error;
-      const timedOut = e.name === 'TimeoutError' && !a.stop;
-      const message = timedOut
-        ? `HTTP request timed out after ${formatDuration(task.requestTimeoutMs ?? 0)}`
-        : `HTTP request failed: ${e.message}${e.cause instanceof Error ? ` (${e.cause.message})` : ''}`;
       // Aborted by our own timeout or cancel: the stop reason, not the abort, is the story.
       if (a.stop) return { exitCode: null, signal: null, httpStatus: null, error: null };
+      const timedOut = timeout?.aborted === true;
+      const message = timedOut
+        ? `HTTP request timed out after ${formatDuration(task.requestTimeoutMs ?? 0)}`
+        : e instanceof HttpTargetRefusedError
+          ? e.message
+          : `HTTP request failed: ${e.message}${e.cause instanceof Error ? ` (${e.cause.message})` : ''}`;
       log.note(message);
       if (timedOut) a.stop = { kind: 'timeout' };
       return { exitCode: null, signal: null, httpStatus: null, error: message };
