@@ -443,6 +443,84 @@ describe('sched-ctl against a running cluster', { timeout: 180_000 }, () => {
     expect(human.stdout).toContain('up to date');
   });
 
+  test('db prune: deletes ended runs older than --older-than with their attempts, in batches; --dry-run counts; bad input exits 2', async () => {
+    // Runs as if they had ended 20 and 12 days ago (the masters' own retention, 30 days, leaves them).
+    const file = join(emptyDir(), 'prune.yaml');
+    writeFileSync(file, 'name: ctl-prune\ntasks:\n  - name: greet\n    type: noop\n');
+    shaped(applyShape, await ctlJson(cluster, ['workflow', 'apply', '-f', file]));
+    const [wf] = await cluster.query<{ id: number; version: number }>(
+      `SELECT id, current_version AS version FROM workflows WHERE name = 'ctl-prune'`,
+    );
+    const insert = (count: number, daysAgo: number) =>
+      cluster.query<{ id: number }>(
+        `WITH r AS (
+           INSERT INTO runs (workflow_id, workflow_version, trigger, state, created_at, started_at, ended_at)
+           SELECT $1, $2, 'manual', 'succeeded', now() - $4::int * interval '1 day',
+                  now() - $4::int * interval '1 day', now() - $4::int * interval '1 day' - i * interval '1 second'
+             FROM generate_series(1, $3) AS i
+           RETURNING id
+         ), a AS (
+           INSERT INTO task_attempts (run_id, task_name, attempt, state) SELECT id, 'greet', 1, 'succeeded' FROM r
+         )
+         SELECT id FROM r`,
+        [wf?.id, wf?.version, count, daysAgo],
+      );
+    const old = (await insert(1205, 20)).map((r) => r.id);
+    const newer = (await insert(3, 12)).map((r) => r.id);
+    const stillThere = async (ids: number[]) =>
+      (
+        await cluster.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM runs WHERE id = ANY($1::bigint[])',
+          [ids],
+        )
+      )[0]?.n;
+
+    const dry = await ctlJson<Record<string, unknown>>(cluster, [
+      'db',
+      'prune',
+      '--older-than',
+      '15d',
+      '--dry-run',
+    ]);
+    expect(dry).toMatchObject({ dryRun: true, olderThanMs: 15 * 86_400_000, runs: 1205, attempts: 1205 });
+    expect(Date.parse(String(dry.endedBefore))).toBeLessThan(Date.now() - 15 * 86_400_000 + 60_000);
+    expect(await stillThere(old)).toBe(1205);
+
+    const pruned = await runCtl(['db', 'prune', '--older-than', '15d'], { env: ctlEnv(cluster) });
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(pruned.stdout).toMatch(
+      /^deleted 1205 run\(s\) and 1205 task attempt\(s\) that ended before \S+ \(older than 15d\)\n$/,
+    );
+    expect(pruned.stderr).toContain('1000 run(s), 1000 attempt(s) deleted so far'); // batch by batch
+    expect(await stillThere(old)).toBe(0);
+    expect(await stillThere(newer)).toBe(3);
+    expect(
+      (
+        await cluster.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM task_attempts WHERE run_id = ANY($1::bigint[])',
+          [old],
+        )
+      )[0]?.n,
+    ).toBe(0);
+
+    const rest = await ctlJson(cluster, ['db', 'prune', '--older-than', '10d']);
+    expect(rest).toMatchObject({ dryRun: false, runs: 3, attempts: 3 });
+    expect(await stillThere(newer)).toBe(0);
+
+    const bad = await runCtl(['db', 'prune', '--older-than', 'soon'], { env: ctlEnv(cluster) });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(
+      '--older-than: invalid duration "soon"; accepted: a number of milliseconds or a string like',
+    );
+    const keepForever = await runCtl(['db', 'prune'], {
+      env: { ...ctlEnv(cluster), SCHED_DB_RETENTION: '0' },
+    });
+    expect(keepForever.code).toBe(2);
+    expect(keepForever.stderr).toContain('give --older-than');
+    for (const r of [bad, keepForever]) expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(await ctlJson(cluster, ['workflow', 'delete', 'ctl-prune'])).toEqual({ deleted: 'ctl-prune' });
+  });
+
   test('node.peerMap: sched-ctl dials a master through the address the map gives; a bad map is refused', async () => {
     // Each master is reachable through a forwarder; the map sends sched-ctl there.
     const proxies = await Promise.all(

@@ -32,6 +32,7 @@ describe('sched-ctl commands', () => {
       [
         'cluster status',
         'db migrate',
+        'db prune',
         'failover list',
         'failover purge',
         'run cancel',

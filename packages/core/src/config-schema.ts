@@ -355,6 +355,12 @@ const dbSection = z.strictObject({
     description:
       'A master that cannot reach PostgreSQL for this long while another live master can steps out of the cluster (ends its ZooKeeper session and exits with code 4) so the others take over its schedules and runs; `0` = never (docs/operations.md#degraded-operation).',
   }),
+  retention: withDefault(duration(), '30d', {
+    env: 'SCHED_DB_RETENTION',
+    type: 'duration',
+    description:
+      'How long ended runs (succeeded, failed, cancelled) and their task attempts are kept: the leader deletes older ones in small batches, oldest first; `0` = keep forever. Also the default of `sched-ctl db prune --older-than` (docs/operations.md#retention).',
+  }),
 });
 
 function isPostgresUrl(s: string): boolean {
@@ -534,6 +540,8 @@ export interface SchedConfig {
     keepAliveMs: number;
     /** A master cut from PostgreSQL while another master is not steps out after this; 0 = never. */
     stepOutAfterMs: number;
+    /** Ended runs older than this are deleted by the leader; 0 = keep forever. */
+    retentionMs: number;
   };
   cluster: { secret?: string };
   node: {
@@ -596,6 +604,7 @@ export const configSchema = z
         idleInTransactionTimeoutMs: db.idleInTransactionTimeout,
         keepAliveMs: db.keepAlive,
         stepOutAfterMs: db.stepOutAfter,
+        retentionMs: db.retention,
       },
       cluster: cluster.secret === undefined ? {} : { secret: cluster.secret },
       node: {

@@ -39,6 +39,7 @@ describe('loadConfig', () => {
         idleInTransactionTimeoutMs: 15_000,
         keepAliveMs: 10_000,
         stepOutAfterMs: 30_000,
+        retentionMs: 2_592_000_000,
       },
       cluster: {},
       node: { host: '127.0.0.1', port: 0, dataDir: '.sched-data', peerMap: {} },
@@ -112,6 +113,7 @@ log:
         idleInTransactionTimeoutMs: 15_000,
         keepAliveMs: 10_000,
         stepOutAfterMs: 30_000,
+        retentionMs: 2_592_000_000,
       },
       cluster: { secret: 's3cret' },
       node: {
@@ -191,6 +193,7 @@ node: { port: 1111 }
         SCHED_DB_URL: 'postgresql://u:p@127.0.0.1:5433/db',
         SCHED_DB_POOL_SIZE: '3',
         SCHED_DB_STEP_OUT_AFTER: '45s',
+        SCHED_DB_RETENTION: '0',
         SCHED_CLUSTER_SECRET: 'k',
         SCHED_HOST: '10.1.2.3',
         SCHED_PORT: '8080',
@@ -233,6 +236,7 @@ node: { port: 1111 }
         idleInTransactionTimeoutMs: 15_000,
         keepAliveMs: 10_000,
         stepOutAfterMs: 45_000,
+        retentionMs: 0,
       },
       cluster: { secret: 'k' },
       node: {

@@ -17,6 +17,7 @@ export * from './http/zod-issues.js';
 export * from './master-node.js';
 export * from './metrics/index.js';
 export * from './reports/report-applier.js';
+export * from './retention/run-retention.js';
 export * from './routing/index.js';
 export * from './runs/dag-planner.js';
 export * from './runs/run-driver.js';

@@ -37,9 +37,12 @@ import { reassignRunsOf } from './failover/failover-queries.js';
 import { claimLeaderEpoch } from './failover/leader-epoch.js';
 import { MasterHttpServer } from './http/master-http-server.js';
 import { MasterMetrics } from './metrics/master-metrics.js';
+import { httpAttemptSnapshots } from './reports/attempt-snapshot-client.js';
 import { ReportApplier } from './reports/report-applier.js';
+import { RunRetention } from './retention/run-retention.js';
 import { WorkerRouter } from './routing/worker-router.js';
 import type { WorkerView } from './routing/worker-view.js';
+import { AttemptReconciler, WorkerHeartbeats } from './runs/attempt-reconciler.js';
 import { RunDriver } from './runs/run-driver.js';
 import { notifyOwners, RunWakeListener } from './runs/run-wake-channel.js';
 import { CommandProcessor } from './scheduler/command-processor.js';
@@ -101,6 +104,8 @@ export class MasterNode {
   driver!: RunDriver;
   private wakeListener!: RunWakeListener;
   private applier: ReportApplier | undefined;
+  /** Asks live workers about owned attempts no report was heard of for long (docs/design.md#reconciliation). */
+  private reconciler: AttemptReconciler | undefined;
   firer!: ScheduleFirer;
   commands!: CommandProcessor;
   private nodeState: MasterNodeState = 'starting';
@@ -254,6 +259,20 @@ export class MasterNode {
       onFirstStart: (ms) => this.metrics.observeFireToStart(ms),
       logger: this.log,
     });
+    const applier = this.applier;
+    const heartbeats = new WorkerHeartbeats(this.workersView, this.clock);
+    this.reconciler = new AttemptReconciler({
+      db: this.pool,
+      nodeKey: this.key,
+      workers: () => heartbeats.list(),
+      snapshot: httpAttemptSnapshots({ secret, peerMap: config.node.peerMap }),
+      revoke: (address, workerKey, attempts) => this.client.revoke(address, workerKey, attempts),
+      apply: (reports) => applier.apply(reports),
+      leaseValid: () => this.leaseValid(),
+      heartbeatFreshMs: 3 * config.heartbeat.intervalMs,
+      clock: this.clock,
+      logger: this.log.child({ component: 'attempt-reconciler' }),
+    });
     this.wakeListener = new RunWakeListener({
       connectionString: config.db.url,
       nodeKey: this.key,
@@ -320,6 +339,7 @@ export class MasterNode {
 
     await this.wakeListener.start();
     await this.driver.start();
+    this.reconciler.start();
     this.firer.start();
     this.commands.start();
 
@@ -367,7 +387,8 @@ export class MasterNode {
   /**
    * Leader duties for one term: record the fencing token in PostgreSQL (every leader-only write
    * is conditional on it; a ZooKeeper whose data was reset takes the epoch over after T + D:
-   * `claimLeaderEpoch`), then run failover and reconciliation until the term ends.
+   * `claimLeaderEpoch`), then run failover and reconciliation, and delete runs older than
+   * `db.retention` (`RunRetention`), until the term ends.
    */
   private async lead(term: LeadershipTerm): Promise<void> {
     const { config } = this.opts;
@@ -398,7 +419,12 @@ export class MasterNode {
       onFailover: (role) => this.metrics.recordFailover(role),
       ...(this.opts.crashBeforeFailoverRecord ? { crashBeforeRecord: true } : {}),
     });
-    await coordinator.run(term);
+    const retention = new RunRetention({
+      pool: this.pool,
+      retentionMs: config.db.retentionMs,
+      logger: this.log,
+    });
+    await Promise.all([coordinator.run(term), retention.run(term)]);
     this.log.info({ epoch }, 'leadership term ended');
   }
 
@@ -495,6 +521,7 @@ export class MasterNode {
     await quietly('firer', () => this.firer?.stop());
     await quietly('commands', () => this.commands?.stop());
     await quietly('driver', () => this.driver?.stop());
+    await quietly('attempt reconciler', () => this.reconciler?.stop());
     if (handBack) await quietly('hand-back', () => this.handBackRuns());
     await quietly('wake listener', () => this.wakeListener?.stop());
     await quietly('registration', () => this.membership?.stop());

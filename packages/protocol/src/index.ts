@@ -37,6 +37,12 @@ export {
   type FinalAttemptState,
 } from './attempt-result.js';
 export {
+  type AttemptSnapshotAnswer,
+  attemptSnapshotSchema,
+  WORKER_ATTEMPT_STATES,
+  wireAttemptResultSchema,
+} from './attempt-snapshot.js';
+export {
   type DispatchAnswer,
   type DispatchResult,
   dispatchBatchAnswerSchema,

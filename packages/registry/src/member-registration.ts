@@ -48,7 +48,7 @@ export interface MemberRegistrationOptions {
   beforeRegister?: (info: SessionInfo & { first: boolean }) => Promise<void>;
   /**
    * Whether a registration error is a refusal: the incarnation must not register again (it was
-   * failed over), so it is not retried. @defaultValue none is
+   * failed over), so it is not retried. @defaultValue none (every failure is retried)
    */
   isRefusal?: (err: unknown) => boolean;
   /** First wait before retrying a failed re-registration. @defaultValue 200 */
@@ -97,6 +97,8 @@ export class MemberRegistration extends TypedEmitter<MemberRegistrationEvents> {
   /** Failed attempts in a row of the registration under way (0 once registered). */
   private failuresInRow = 0;
   private lastFailure: unknown;
+  /** Session generation the failures in a row belong to (a new session starts a new count). */
+  private failingGeneration = 0;
   private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -222,6 +224,10 @@ export class MemberRegistration extends TypedEmitter<MemberRegistrationEvents> {
 
   /** A failed attempt: refused, given up (the first one), or retried after a backoff. */
   private failed(info: SessionInfo, err: unknown, first: boolean): void {
+    if (this.failingGeneration !== info.generation) {
+      this.failingGeneration = info.generation;
+      this.failuresInRow = 0;
+    }
     this.failuresInRow++;
     this.lastFailure = err;
     const refused = this.opts.isRefusal?.(err) ?? false;

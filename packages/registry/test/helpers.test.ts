@@ -1,5 +1,14 @@
+import zookeeper from 'node-zookeeper-client';
 import { describe, expect, it } from 'vitest';
-import { digestId, parseDigestAuth, schedAcls } from '../src/acl.js';
+import {
+  aclState,
+  digestId,
+  formatAcls,
+  OPEN_ACL,
+  parseDigestAuth,
+  sameAcls,
+  schedAcls,
+} from '../src/acl.js';
 import { masterHeartbeatSchema } from '../src/heartbeat.js';
 import { parseSequentialName } from '../src/protected-create.js';
 import { RegistryPaths } from '../src/registry-paths.js';
@@ -42,6 +51,31 @@ describe('digest auth', () => {
       'world:1',
     ]);
     expect(schedAcls({ user: 'u', password: 'p' }, false)).toHaveLength(1);
+  });
+});
+
+describe('ACL states', () => {
+  it('open (world may more than read), own (this identity has every right), foreign (anything else)', () => {
+    const me = { user: 'sched', password: 'pw' };
+    const mine = schedAcls(me, false);
+    const id = digestId(me);
+    expect(aclState(mine, id)).toBe('own');
+    expect(aclState(schedAcls(me, true), id)).toBe('own'); // world READ is not open
+    expect(aclState(OPEN_ACL, id)).toBe('open');
+    expect(aclState([...mine, ...OPEN_ACL], id)).toBe('open');
+    expect(aclState(mine, digestId({ user: 'sched', password: 'other' }))).toBe('foreign');
+    expect(aclState(mine, undefined)).toBe('foreign');
+    const readOnly = [new zookeeper.ACL(zookeeper.Permission.READ, new zookeeper.Id('digest', id))];
+    expect(aclState(readOnly, id)).toBe('foreign');
+  });
+
+  it('formats an ACL by user and rights, never the digest; compares ACLs ignoring order', () => {
+    const me = { user: 'sched', password: 'pw' };
+    expect(formatAcls(schedAcls(me, true))).toBe('digest:sched=cdrwa, world:anyone=r');
+    expect(formatAcls(schedAcls(me, true))).not.toContain(digestId(me).split(':')[1]);
+    expect(formatAcls(OPEN_ACL)).toBe('world:anyone=cdrwa');
+    expect(sameAcls(schedAcls(me, true), [...schedAcls(me, true)].reverse())).toBe(true);
+    expect(sameAcls(schedAcls(me, true), schedAcls(me, false))).toBe(false);
   });
 });
 

@@ -12,6 +12,7 @@ export * from './queries/cluster-state-queries.js';
 export * from './queries/command-queries.js';
 export * from './queries/fire-queries.js';
 export * from './queries/rerun-queries.js';
+export * from './queries/retention-queries.js';
 export * from './queries/run-queries.js';
 export * from './queries/schedule-queries.js';
 export * from './queries/trigger-batch-queries.js';

@@ -12,10 +12,15 @@ import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
  * | sched_worker_running_tasks          | gauge | attempts running now                    |
  * | sched_worker_capacity               | gauge | most attempts run at once               |
  * | sched_registry_session_state{state} | gauge | 1 for the ZooKeeper session's state     |
+ * | sched_worker_report_spool_failing   | gauge | 1 while the report spool cannot be written |
+ * | sched_worker_reports_unspooled      | gauge | reports held in memory only (not on disk) |
  */
 export interface WorkerMetricsNode {
   readonly executor: { readonly running: number; readonly capacity: number } | undefined;
   readonly session: { readonly status: { readonly kind: SessionStatusKind } } | undefined;
+  readonly sender?:
+    | { readonly spoolHealth: { readonly state: 'ok' | 'failing'; readonly unspooled: number } }
+    | undefined;
 }
 
 export interface WorkerMetrics {
@@ -44,6 +49,22 @@ export function registerWorkerMetrics(
     registers: [registry],
     collect() {
       this.set(node.executor?.capacity ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'sched_worker_report_spool_failing',
+    help: 'Whether attempt reports cannot be written to the spool (1): they are held in memory and sent anyway, lost if the worker stops',
+    registers: [registry],
+    collect() {
+      this.set(node.sender?.spoolHealth.state === 'failing' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'sched_worker_reports_unspooled',
+    help: 'Attempt reports held in memory only: not acknowledged by a master and not written to the spool',
+    registers: [registry],
+    collect() {
+      this.set(node.sender?.spoolHealth.unspooled ?? 0);
     },
   });
   registerSessionStateGauge(registry, () => node.session?.status.kind);

@@ -183,7 +183,12 @@ export class WorkerNode {
       // The latest registration (kept after a LOST until the next one: dispatches are refused
       // then anyway, the executor drains while fenced).
       registration: () => this.membership?.registration.registration?.czxid.toString() ?? null,
-      health: () => ({ state: this.heartbeatState(), node: this.nodeState, groups: config.worker.groups }),
+      health: () => ({
+        state: this.heartbeatState(),
+        node: this.nodeState,
+        groups: config.worker.groups,
+        reportSpool: this.sender?.spoolHealth ?? null,
+      }),
       logger: this.log.child({ component: 'http' }),
       // Prometheus scrapes /metrics without the cluster secret (docs/api.md).
       publicGet: { '/metrics': (req, res) => this.metrics.serve(req, res), ...this.opts.publicGet },
@@ -229,6 +234,8 @@ export class WorkerNode {
         secret,
       }),
       logger: this.log.child({ component: 'reports' }),
+      // The heartbeat says at once when reports stop being durable (and when they are again).
+      onSpoolHealth: () => void this.membership?.registration.refresh().catch(() => {}),
     });
     await this.sender.start();
     reportExecutorEvents(this.executor, this.sender, () => this.key, this.clock, this.log);
@@ -277,6 +284,8 @@ export class WorkerNode {
         running: this.executor.running,
         queued: this.executor.queued,
         backlog: config.worker.backlog,
+        // `failing`: reports are held in memory only (the spool cannot be written).
+        reportSpool: this.sender?.spoolHealth.state ?? 'ok',
       }),
       intervalMs: config.heartbeat.intervalMs,
       onRegistered: () => {

@@ -1,6 +1,11 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type AttemptRequest, PROTOCOL_HEADER, PROTOCOL_VERSION } from '@sched/protocol';
+import {
+  type AttemptRequest,
+  attemptSnapshotSchema,
+  PROTOCOL_HEADER,
+  PROTOCOL_VERSION,
+} from '@sched/protocol';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { TaskExecutor } from '../src/executor/task-executor.js';
 import { WorkerHttpServer } from '../src/http/worker-http-server.js';
@@ -85,6 +90,23 @@ describe('worker HTTP endpoint', () => {
     expect(again.json).toMatchObject({ accepted: false, state: 'succeeded', result: { exitCode: 0 } });
     const status = await call('GET', `/v1/attempts/${req.attemptId}`);
     expect(status.json).toMatchObject({ attemptId: req.attemptId, state: 'succeeded' });
+  });
+
+  test('GET /v1/attempts/{id}?worker=KEY (a master reconciling) answers the protocol snapshot for this incarnation, 404 for an unknown attempt, 409 for another incarnation', async () => {
+    const req = attemptRequest({ type: 'shell', command: 'echo asked' }, { worker: workerKey });
+    expect((await call('POST', '/v1/attempts', req)).status).toBe(202);
+    await executor.result(req.attemptId);
+    const mine = await call('GET', `/v1/attempts/${req.attemptId}?worker=${encodeURIComponent(workerKey)}`);
+    expect(mine.status).toBe(200);
+    const parsed = attemptSnapshotSchema.parse(mine.json);
+    expect(parsed).toMatchObject({ attemptId: req.attemptId, state: 'succeeded', result: { exitCode: 0 } });
+    expect(parsed.result?.logTail).toContain('asked');
+    const unknown = await call('GET', `/v1/attempts/never-here-1?worker=${encodeURIComponent(workerKey)}`);
+    expect([unknown.status, unknown.json.error.code]).toEqual([404, 'NOT_FOUND']);
+    // Another incarnation at this address must not say "not known" for the one the master means.
+    const other = workerKey.replace(/_\d+$/, '_1600000000000');
+    const wrong = await call('GET', `/v1/attempts/${req.attemptId}?worker=${encodeURIComponent(other)}`);
+    expect([wrong.status, wrong.json.error.code]).toEqual([409, 'WRONG_INCARNATION']);
   });
 
   test('a dispatch meant for another incarnation of this address is refused (409)', async () => {

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { systemClock } from '@sched/core';
+import { Writable } from 'node:stream';
+import { createLogger, type Logger, systemClock } from '@sched/core';
 import type { AttemptReport, NewAttemptReport } from '@sched/protocol';
+import { eventually } from '@sched/testkit';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { TaskExecutor } from '../src/executor/task-executor.js';
 import { LogStore } from '../src/logs/log-store.js';
@@ -12,6 +14,7 @@ import { reportExecutorEvents } from '../src/reporting/executor-reports.js';
 import { httpReportTransport } from '../src/reporting/http-report-transport.js';
 import { ReportSender } from '../src/reporting/report-sender.js';
 import { ReportSpool } from '../src/reporting/report-spool.js';
+import { registerWorkerMetrics } from '../src/worker-metrics.js';
 import { attemptRequest, tempDir } from './helpers.js';
 
 const SECRET = 'report-secret';
@@ -105,7 +108,14 @@ let master: FakeMaster;
 const senders: ReportSender[] = [];
 
 function sender(
-  opts: { masters?: () => string[]; initialMs?: number; jitter?: number; maxMs?: number } = {},
+  opts: {
+    masters?: () => string[];
+    initialMs?: number;
+    jitter?: number;
+    maxMs?: number;
+    logger?: Logger;
+    spoolRetryMs?: number;
+  } = {},
 ) {
   const s = new ReportSender({
     spool: new ReportSpool(join(dir.path, 'spool')),
@@ -115,6 +125,8 @@ function sender(
       timeoutMs: 2_000,
     }),
     backoff: { initialMs: opts.initialMs ?? 20, maxMs: opts.maxMs ?? 200, jitter: opts.jitter ?? 0.2 },
+    ...(opts.logger ? { logger: opts.logger } : {}),
+    ...(opts.spoolRetryMs === undefined ? {} : { spoolRetryMs: opts.spoolRetryMs }),
   });
   senders.push(s);
   return s;
@@ -329,5 +341,130 @@ describe('executor → reports', () => {
     ]);
     expect(got[1]?.result).toMatchObject({ state: 'failed', exitCode: 2 });
     expect(got[1]?.result?.logTail).toContain('working');
+  });
+});
+
+/** A logger whose lines (parsed JSON: level, msg, fields) land in `lines`. */
+function capturingLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line));
+      callback();
+    },
+  });
+  return { logger: createLogger({ level: 'info', pretty: false, destination }), lines };
+}
+
+/**
+ * Issue 13, point 7: a report that cannot be spooled (full or read-only disk) must not be lost.
+ * The spool is made unwritable with a filesystem condition that root meets too (these tests may
+ * run as root, for whom a read-only chmod changes nothing): its directory is replaced by a file,
+ * so every segment write fails with ENOTDIR. Before the fix, `submit` rejected and the report was
+ * dropped: nothing reached the master.
+ */
+describe('a spool that cannot be written', () => {
+  const spoolDir = () => join(dir.path, 'spool');
+  const breakSpool = () => {
+    rmSync(spoolDir(), { recursive: true, force: true });
+    writeFileSync(spoolDir(), 'not a directory\n');
+  };
+  const repairSpool = () => {
+    rmSync(spoolDir(), { force: true });
+    mkdirSync(spoolDir());
+  };
+  const errorLines = (lines: Record<string, unknown>[]) => lines.filter((l) => (l.level as number) >= 50);
+
+  test('reports are held in memory and delivered anyway; the failure is logged once, with the path and what to do, and exposed', async () => {
+    const { logger, lines } = capturingLogger();
+    const s = sender({ logger, spoolRetryMs: 30 });
+    await s.start();
+    breakSpool();
+    const submitted: string[] = [];
+    const outcomes: { durable: boolean }[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = report(i, i % 2 === 0 ? 'running' : 'finished', `spool-${i}`);
+      submitted.push(r.reportId);
+      outcomes.push(await s.submit(r));
+    }
+    expect(outcomes).toEqual(Array.from({ length: 5 }, () => ({ durable: false })));
+    await s.drained(10_000);
+    expect(master.ackedIds()).toEqual(submitted);
+    expect(s.spoolHealth).toMatchObject({ state: 'failing', path: spoolDir(), unspooled: 0 });
+    expect(s.spoolHealth.error).toContain('ENOTDIR');
+    const metrics = registerWorkerMetrics(
+      { executor: undefined, session: undefined, sender: s },
+      { defaultMetrics: false },
+    );
+    expect(await metrics.registry.metrics()).toMatch(/^sched_worker_report_spool_failing 1$/m);
+
+    // Five failed writes and several retries since: one error line, naming the path and the remedy.
+    await new Promise((r) => setTimeout(r, 200));
+    const errors = errorLines(lines);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ path: spoolDir(), code: 'ENOTDIR' });
+    expect(errors[0]?.msg).toContain(spoolDir());
+    expect(errors[0]?.msg).toMatch(/held in memory and sent/);
+    expect(errors[0]?.msg).toMatch(/make writable/);
+
+    repairSpool();
+    await eventually(() => expect(s.spoolHealth).toMatchObject({ state: 'ok', since: null, error: null }));
+    expect(lines.some((l) => l.level === 30 && /writable again/.test(String(l.msg)))).toBe(true);
+    expect(await metrics.registry.metrics()).toMatch(/^sched_worker_report_spool_failing 0$/m);
+    // Healthy again: new reports are durable.
+    expect(await s.submit(report(9))).toEqual({ durable: true });
+    await s.drained(10_000);
+    expect(errorLines(lines)).toHaveLength(1);
+  });
+
+  test('reports held in memory are written to the spool once it is writable again, and then survive a restart', async () => {
+    const first = sender({ masters: () => [], spoolRetryMs: 30 }); // no master: nothing is acknowledged
+    await first.start();
+    breakSpool();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = report(i, 'finished', `held-${i}`);
+      ids.push(r.reportId);
+      expect(await first.submit(r)).toEqual({ durable: false });
+    }
+    expect(first.spoolHealth).toMatchObject({ state: 'failing', unspooled: 3 });
+    repairSpool();
+    await eventually(() => expect(first.spoolHealth).toMatchObject({ state: 'ok', unspooled: 0 }));
+    expect(spoolFiles().filter((f) => f.endsWith('.jsonl')).length).toBeGreaterThan(0);
+    await first.stop();
+
+    const second = sender();
+    expect(await second.start()).toEqual({ replayed: 3 });
+    await second.drained(10_000);
+    expect(master.ackedIds()).toEqual(ids);
+    expect(spoolFiles()).toEqual([]);
+  });
+
+  test('a task whose reports cannot be spooled completes, and its RUNNING report and result reach the master', async () => {
+    const logs = new LogStore({ dir: join(dir.path, 'logs') });
+    const executor = new TaskExecutor({
+      capacity: 2,
+      killGraceMs: 200,
+      logs,
+      workDir: join(dir.path, 'work'),
+    });
+    const s = sender({ spoolRetryMs: 30 });
+    await s.start();
+    breakSpool();
+    const key = '127.0.0.1:7002_1700000000002';
+    reportExecutorEvents(executor, s, () => key, systemClock);
+    const req = attemptRequest({ type: 'shell', command: 'sleep 0.2; echo unspooled-ok' });
+    executor.submit(req);
+    // The task's completion never waits for its reports.
+    expect(await executor.result(req.attemptId)).toMatchObject({ state: 'succeeded', exitCode: 0 });
+    await eventually(() =>
+      expect(master.received.map((r) => [r.report.kind, r.report.attemptId])).toEqual([
+        ['running', req.attemptId],
+        ['finished', req.attemptId],
+      ]),
+    );
+    expect(master.received[1]?.report.result?.logTail).toContain('unspooled-ok');
+    expect(s.spoolHealth.state).toBe('failing');
+    repairSpool();
   });
 });

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -472,6 +472,44 @@ describe('WorkerNode against a real ZooKeeper', () => {
     expect((await finished(configured.attemptId)).result).toMatchObject({
       state: 'failed',
       error: 'http task refused: 127.0.0.2 is in a denied network (127.0.0.2/32, worker.httpDenyNetworks)',
+    });
+    await node.stop();
+  });
+
+  // Issue 13, point 7. The spool is made unwritable in a way root meets too (its directory is
+  // replaced by a file: ENOTDIR). Before the fix the reports were dropped and never reached a master.
+  test('a spool that cannot be written: the task completes and its result reaches the master anyway; the heartbeat, /v1/health and /metrics say so until it is writable again', async () => {
+    const node = await startWorker('w9', 1);
+    await eventually(() => expect(heartbeatOf(node.key)).toMatchObject({ reportSpool: 'ok' }));
+    const spool = join(dir.path, 'w9', 'spool');
+    rmSync(spool, { recursive: true, force: true });
+    writeFileSync(spool, 'not a directory\n');
+    const req = attemptRequest({ type: 'shell', command: 'echo unspooled-result' }, { worker: node.key });
+    expect((await dispatch(node, req)).status).toBe(202);
+    const finished = await eventually(() => {
+      const r = master.received.find((x) => x.kind === 'finished' && x.attemptId === req.attemptId);
+      if (!r) throw new Error('not reported yet');
+      return r;
+    });
+    expect(finished.result).toMatchObject({ state: 'succeeded', exitCode: 0 });
+    expect(finished.result?.logTail).toContain('unspooled-result');
+
+    await eventually(() => expect(heartbeatOf(node.key)).toMatchObject({ reportSpool: 'failing' }), {
+      timeoutMs: 3_000,
+    });
+    const health = (await (
+      await fetch(`http://${node.address}/v1/health`, { headers: { authorization: `Bearer ${SECRET}` } })
+    ).json()) as { reportSpool: unknown };
+    expect(health.reportSpool).toMatchObject({ state: 'failing', path: spool, unspooled: 0 });
+    expect(await (await fetch(`http://${node.address}/metrics`)).text()).toMatch(
+      /^sched_worker_report_spool_failing 1$/m,
+    );
+
+    rmSync(spool, { force: true });
+    mkdirSync(spool);
+    // Retried every 5 s (the default): the heartbeat says `ok` again at once.
+    await eventually(() => expect(heartbeatOf(node.key)).toMatchObject({ reportSpool: 'ok' }), {
+      timeoutMs: 10_000,
     });
     await node.stop();
   });

@@ -6,7 +6,7 @@ import { environmentWithStandalone, readStandaloneInfo } from './standalone-file
  * sched-ctl's configuration: the daemons' settings (flags > environment > `--config` file >
  * defaults) plus, when no `--config` is given, `.sched-data/standalone.json` of the current folder
  * underneath the environment. Only what a command needs is required (the secret for REST calls,
- * the database URL for `db migrate`), and each missing piece is named with how to set it.
+ * the database URL for `db migrate` and `db prune`), and each missing piece is named with how to set it.
  */
 export interface CtlOptions {
   config?: string;
@@ -78,10 +78,10 @@ export function requireSecret(c: CtlConfig): string {
   return secret;
 }
 
-export function requireDbUrl(c: CtlConfig): string {
+export function requireDbUrl(c: CtlConfig, command = 'db migrate'): string {
   const url = c.config.db.url;
   if (!url) {
-    throw new ConfigError('db migrate needs the PostgreSQL URL', [
+    throw new ConfigError(`${command} needs the PostgreSQL URL`, [
       { path: 'db.url', message: 'not set; set SCHED_DB_URL, --db-url or db.url in --config FILE' },
     ]);
   }

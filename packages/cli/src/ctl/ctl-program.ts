@@ -11,7 +11,7 @@ import { zkCommands } from './zk-commands.js';
 /**
  * `sched-ctl`: the operator's tool (docs/cli.md). It finds a master through the registry (live
  * `{root}/masters` znodes) and uses its REST API; it reads ZooKeeper directly only for `zk` and
- * `cluster`, and PostgreSQL only for `db migrate`. Configured like the daemons (flags >
+ * `cluster`, and PostgreSQL only for `db migrate` and `db prune`. Configured like the daemons (flags >
  * environment > `--config` file > `.sched-data/standalone.json` > defaults).
  */
 export function ctlProgram(): Command {

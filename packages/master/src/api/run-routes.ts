@@ -187,6 +187,10 @@ export function runRoutes(deps: ApiDeps): ApiRoute[] {
           runId: id,
           fromFailed: body?.fromFailed ?? false,
           requestedBy: `api@${deps.node.key}`,
+        }).catch((err: unknown) => {
+          // The run was deleted meanwhile (retention: docs/operations.md#retention).
+          if ((err as { code?: string }).code === '23503') throw noRun(id);
+          throw err;
         });
         const runIds = await waitForCommandRuns(pool(), commandId, deps.commandWaitMs ?? 5_000);
         return { status: 202, body: { commandId, rerunOf: id, runId: runIds[0] ?? null } };

@@ -61,7 +61,7 @@ export const DEFAULT_WORKER_HTTP_SERVER_OPTIONS = { maxBatch: 1000 } as const sa
  * | POST /v1/attempts                   | dispatch one attempt (idempotent on its id)  |
  * | POST /v1/attempts/batch             | dispatch many; a malformed item refuses all  |
  * | POST /v1/attempts/revoke            | never start these dispatches (answer lost)   |
- * | GET  /v1/attempts/{id}              | the attempt's snapshot                       |
+ * | GET  /v1/attempts/{id}[?worker=KEY]  | the attempt's snapshot (409 if KEY ≠ this)   |
  * | POST /v1/attempts/{id}/cancel       | kill it (SIGTERM, grace, SIGKILL)            |
  * | GET  /v1/attempts/{id}/log          | its log; `follow=true` streams until it ends |
  */
@@ -106,6 +106,19 @@ export class WorkerHttpServer {
         pattern: attempt(''),
         handle: (ctx) => {
           const id = attemptIdOf(ctx);
+          // `?worker=KEY`: the asker (a master reconciling the attempt) means this incarnation
+          // only; another one's "not known" would make it think the attempt was lost.
+          const expected = ctx.query.get('worker');
+          const nodeKey = this.opts.nodeKey?.() ?? null;
+          if (expected !== null && expected !== nodeKey) {
+            throw new HttpError(
+              409,
+              WireError.WrongIncarnation,
+              nodeKey === null
+                ? `attempt ${id} was asked of ${expected}, but this worker does not know its incarnation key yet`
+                : `attempt ${id} was asked of ${expected}, but this worker is ${nodeKey}`,
+            );
+          }
           const snapshot = this.opts.executor.snapshot(id);
           if (!snapshot)
             throw new HttpError(404, WireError.NotFound, `attempt ${id} is not known on this worker`);

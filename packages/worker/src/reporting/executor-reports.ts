@@ -21,12 +21,14 @@ export function reportExecutorEvents(
       event.type === 'running'
         ? runningReport(randomUUID(), event.request, nodeKey(), event.snapshot.startedAt ?? at, at)
         : finishedReport(randomUUID(), event.request, nodeKey(), event.result, at);
+    // Never awaited: a task's completion does not wait for its report. A spool that cannot be
+    // written does not lose it either (the sender holds it in memory and sends it anyway); only a
+    // stopped sender refuses it, and the masters then find the attempt by asking this worker or
+    // by failing it over.
     sender.submit(report).catch((err) => {
-      // The spool could not be written (disk full, read-only): the master will find the attempt
-      // through failover or its own timeout; say so loudly.
       logger?.error(
         { err, attemptId: report.attemptId, kind: report.kind },
-        'attempt report could not be spooled',
+        'attempt report not accepted for sending (the report sender is stopped)',
       );
     });
   });

@@ -32,6 +32,30 @@ export interface ReportSenderOptions {
   logger?: Logger;
   /** Uniform in [0, 1), for jitter. @defaultValue Math.random */
   random?: () => number;
+  /**
+   * While the spool cannot be written, how often the reports held only in memory are written to
+   * it again. @defaultValue 5000
+   */
+  spoolRetryMs?: number;
+  /** Told when the spool starts failing and when it is writable again (heartbeat, health). */
+  onSpoolHealth?: (health: SpoolHealth) => void;
+}
+
+/**
+ * Whether reports reach the spool (`GET /v1/health`'s `reportSpool`, the heartbeat's
+ * `reportSpool`, the `sched_worker_report_spool_failing` metric).
+ */
+export interface SpoolHealth {
+  /** `failing`: the last write to the spool failed; new reports are held in memory and sent anyway. */
+  state: 'ok' | 'failing';
+  /** The spool directory. */
+  path: string;
+  /** ISO 8601: when the current failure began; null while ok. */
+  since: string | null;
+  /** The last write error, e.g. `ENOSPC: no space left on device, write`; null while ok. */
+  error: string | null;
+  /** Reports held only in memory, not on disk: lost if the worker stops before the spool takes them. */
+  unspooled: number;
 }
 
 export const DEFAULT_REPORT_BACKOFF = {
@@ -46,7 +70,10 @@ export const DEFAULT_REPORT_SENDER_OPTIONS = {
   maxBatchBytes: 4 * 1024 * 1024,
   backoff: DEFAULT_REPORT_BACKOFF,
   random: Math.random,
-} as const satisfies Required<Pick<ReportSenderOptions, 'maxBatch' | 'maxBatchBytes' | 'backoff' | 'random'>>;
+  spoolRetryMs: 5_000,
+} as const satisfies Required<
+  Pick<ReportSenderOptions, 'maxBatch' | 'maxBatchBytes' | 'backoff' | 'random' | 'spoolRetryMs'>
+>;
 
 /**
  * Sends attempt reports to masters without losing any:
@@ -56,6 +83,13 @@ export const DEFAULT_REPORT_SENDER_OPTIONS = {
  *
  * On start, whatever a previous run left in the spool is replayed first. Only one batch is in
  * flight at a time, so reports of one attempt (running, then finished) arrive in order.
+ *
+ * A spool that cannot be written (disk full, read-only, gone) loses no report and blocks nothing:
+ * the reports of a failed write are held in memory and sent all the same (best effort: a stop or
+ * crash before a master acknowledges them loses them), the write is retried every
+ * `spoolRetryMs` until the spool takes them, and the failure is logged once, at error level, with
+ * the path and what the operator must do, and exposed by {@link ReportSender.spoolHealth}.
+ * A master that never hears of an attempt asks the worker (docs/design.md#reconciliation).
  *
  * | state    | meaning                               | next                 |
  * |----------|---------------------------------------|----------------------|
@@ -72,7 +106,7 @@ export class ReportSender {
   /** Durable, not yet acknowledged, in seq order. */
   private queue: AttemptReport[] = [];
   /** Submitted, waiting for the next group commit. */
-  private toWrite: { report: AttemptReport; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private toWrite: { report: AttemptReport; resolve: (r: { durable: boolean }) => void }[] = [];
   private writing: Promise<void> | null = null;
   /** Taken from `toWrite`, being written to the spool now. */
   private inWrite = 0;
@@ -85,13 +119,26 @@ export class ReportSender {
   private loop: Promise<void> | null = null;
   private idleWaiters: (() => void)[] = [];
   private delivered = 0;
+  private readonly spoolRetryMs: number;
+  /** Reports in `queue` that no spool write took yet (held in memory only), by report id. */
+  private readonly unspooled = new Map<string, AttemptReport>();
+  /** The current spool failure; null while writes succeed. */
+  private spoolFailure: { since: string; error: string } | null = null;
+  private spoolRetryTimer: NodeJS.Timeout | null = null;
+  private spoolRetry: Promise<void> | null = null;
+  /** Deleting acknowledged reports' segments failed (said once until a delete succeeds). */
+  private ackFailing = false;
 
   constructor(private readonly opts: ReportSenderOptions) {
-    const { backoff, maxBatch, maxBatchBytes, random } = withDefaults(opts, DEFAULT_REPORT_SENDER_OPTIONS);
+    const { backoff, maxBatch, maxBatchBytes, random, spoolRetryMs } = withDefaults(
+      opts,
+      DEFAULT_REPORT_SENDER_OPTIONS,
+    );
     this.backoff = withDefaults(backoff, DEFAULT_REPORT_BACKOFF);
     this.maxBatch = maxBatch;
     this.maxBatchBytes = maxBatchBytes;
     this.random = random;
+    this.spoolRetryMs = spoolRetryMs;
   }
 
   /** Opens the spool, queues what it held (replay) and starts sending. */
@@ -108,7 +155,7 @@ export class ReportSender {
     return { replayed: replay.length };
   }
 
-  /** Reports not yet acknowledged (spooled or about to be). */
+  /** Reports not yet acknowledged (spooled, about to be, or held in memory while the spool fails). */
   get pending(): number {
     return this.queue.length + this.toWrite.length + this.inWrite;
   }
@@ -118,8 +165,23 @@ export class ReportSender {
     return this.delivered;
   }
 
-  /** Spools a report; resolves once it is on disk (fsync'd). It is then sent until acknowledged. */
-  submit(report: NewAttemptReport): Promise<void> {
+  /** Whether the spool takes reports now, and how many are held only in memory. */
+  get spoolHealth(): SpoolHealth {
+    return {
+      state: this.spoolFailure ? 'failing' : 'ok',
+      path: this.opts.spool.dir,
+      since: this.spoolFailure?.since ?? null,
+      error: this.spoolFailure?.error ?? null,
+      unspooled: this.unspooled.size,
+    };
+  }
+
+  /**
+   * Spools a report; resolves once it is on disk (fsync'd), `durable: true`. It is then sent
+   * until acknowledged. When the spool cannot be written, resolves `durable: false` once the
+   * report is held in memory: it is sent all the same and written to the spool when it can be.
+   */
+  submit(report: NewAttemptReport): Promise<{ durable: boolean }> {
     if (this.state !== 'running') {
       return Promise.reject(
         new SchedError('SENDER_STATE', `cannot submit a report: sender is ${this.state}`),
@@ -127,11 +189,11 @@ export class ReportSender {
     }
     this.seq += 1;
     const full: AttemptReport = { ...report, seq: this.seq };
-    const durable = new Promise<void>((resolve, reject) =>
-      this.toWrite.push({ report: full, resolve, reject }),
+    const queued = new Promise<{ durable: boolean }>((resolve) =>
+      this.toWrite.push({ report: full, resolve }),
     );
     if (!this.writing) this.writing = this.groupCommit();
-    return durable;
+    return queued;
   }
 
   /** Resolves once nothing is pending, or rejects after `timeoutMs`. */
@@ -160,6 +222,17 @@ export class ReportSender {
     this.wakeIdle?.();
     await this.writing;
     await this.loop;
+    if (this.spoolRetryTimer) clearTimeout(this.spoolRetryTimer);
+    this.spoolRetryTimer = null;
+    await this.spoolRetry;
+    // A last try, so that what is still unacknowledged survives for the next start.
+    if (this.unspooled.size > 0) await this.writeUnspooled();
+    if (this.unspooled.size > 0) {
+      this.opts.logger?.error(
+        { reports: this.unspooled.size, path: this.opts.spool.dir },
+        `${this.unspooled.size} attempt report(s) were never acknowledged nor written to the spool ${this.opts.spool.dir}; they are lost with this stop (the leader's failover of this incarnation re-runs the attempts they were about, per their failover policy)`,
+      );
+    }
   }
 
   private async groupCommit(): Promise<void> {
@@ -167,17 +240,23 @@ export class ReportSender {
       const batch = this.toWrite;
       this.toWrite = [];
       this.inWrite = batch.length;
+      const reports = batch.map((b) => b.report);
+      let durable = true;
       try {
-        await this.opts.spool.append(batch.map((b) => b.report));
-        this.queue.push(...batch.map((b) => b.report));
-        for (const b of batch) b.resolve();
-        this.wakeIdle?.();
+        await this.opts.spool.append(reports);
+        // The spool works again: write what it missed now rather than at the next retry.
+        if (this.spoolFailure) this.retrySpoolSoon(0);
       } catch (err) {
-        this.opts.logger?.error({ err }, 'could not write attempt reports to the spool');
-        for (const b of batch) b.reject(err);
+        // Not durable, but not lost: held in memory and sent all the same; written once the spool takes it.
+        durable = false;
+        for (const r of reports) this.unspooled.set(r.reportId, r);
+        this.spoolFailed(err, reports.length);
       } finally {
         this.inWrite = 0;
       }
+      this.queue.push(...reports);
+      for (const b of batch) b.resolve({ durable });
+      this.wakeIdle?.();
     }
     if (this.queue.length === 0) this.notifyIdle();
     this.writing = null;
@@ -223,7 +302,8 @@ export class ReportSender {
         this.opts.logger?.debug({ err, reports: batch.length }, 'attempt reports not delivered; will retry');
       }
       if (settled.size > 0) {
-        await this.opts.spool.acknowledge(settled);
+        for (const id of settled) this.unspooled.delete(id);
+        await this.forgetSpooled(settled);
         // Only appends happened meanwhile, so the window is still the head of the queue.
         this.queue = [...window.filter((r) => !settled.has(r.reportId)), ...this.queue.slice(window.length)];
         this.delivered += settled.size;
@@ -234,6 +314,89 @@ export class ReportSender {
       }
       this.failures += 1;
       await this.sleep(this.retryDelayMs());
+    }
+  }
+
+  /**
+   * Deletes acknowledged reports from the spool. A spool that cannot be changed keeps them (they
+   * are sent again after a restart; the master acknowledges a duplicate and changes nothing):
+   * never a reason to stop sending.
+   */
+  private async forgetSpooled(ids: Set<string>): Promise<void> {
+    try {
+      await this.opts.spool.acknowledge(ids);
+      this.ackFailing = false;
+    } catch (err) {
+      if (this.ackFailing) return;
+      this.ackFailing = true;
+      this.opts.logger?.warn(
+        { err, path: this.opts.spool.dir },
+        `acknowledged attempt reports cannot be deleted from the spool ${this.opts.spool.dir}; they will be sent again after a restart (harmless duplicates). Make the directory writable`,
+      );
+    }
+  }
+
+  /** A write failed: log it once per failure (with what to do), expose it, keep retrying. */
+  private spoolFailed(err: unknown, reports: number): void {
+    const error = describeError(err);
+    if (!this.spoolFailure) {
+      this.spoolFailure = { since: new Date().toISOString(), error };
+      const path = this.opts.spool.dir;
+      this.opts.logger?.error(
+        { err, path, code: (err as NodeJS.ErrnoException)?.code, reports, retryMs: this.spoolRetryMs },
+        `attempt reports cannot be written to the spool ${path} (${error}): they are held in memory and sent to the masters anyway, but a stop or crash of this worker before a master acknowledges them loses them. Free disk space on, or make writable, ${path}; the write is retried every ${this.spoolRetryMs} ms`,
+      );
+      this.opts.onSpoolHealth?.(this.spoolHealth);
+    } else {
+      this.spoolFailure.error = error;
+      this.opts.logger?.debug({ err, reports }, 'attempt reports still cannot be written to the spool');
+    }
+    this.retrySpoolSoon(this.spoolRetryMs);
+  }
+
+  /** Schedules a write of the held reports in `delayMs` (sooner than one already scheduled). */
+  private retrySpoolSoon(delayMs: number): void {
+    if (this.state !== 'running' || this.spoolRetry) return;
+    if (this.spoolRetryTimer) {
+      if (delayMs > 0) return;
+      clearTimeout(this.spoolRetryTimer);
+    }
+    this.spoolRetryTimer = setTimeout(() => {
+      this.spoolRetryTimer = null;
+      this.spoolRetry = this.writeUnspooled().finally(() => {
+        this.spoolRetry = null;
+        if (this.spoolFailure) this.retrySpoolSoon(this.spoolRetryMs);
+      });
+    }, delayMs);
+    this.spoolRetryTimer.unref();
+  }
+
+  /** Writes the reports held only in memory (those still unacknowledged) to the spool, in seq order. */
+  private async writeUnspooled(): Promise<void> {
+    const reports = [...this.unspooled.values()].sort((a, b) => a.seq - b.seq);
+    try {
+      // Nothing held (all acknowledged meanwhile): only whether the spool takes writes again.
+      if (reports.length > 0) await this.opts.spool.append(reports);
+      else await this.opts.spool.probe();
+    } catch (err) {
+      this.spoolFailed(err, reports.length);
+      return;
+    }
+    // Acknowledged while being written: not to be sent again after a restart.
+    const settledMeanwhile = new Set(
+      reports.filter((r) => !this.unspooled.has(r.reportId)).map((r) => r.reportId),
+    );
+    for (const r of reports) this.unspooled.delete(r.reportId);
+    if (settledMeanwhile.size > 0) await this.forgetSpooled(settledMeanwhile);
+    if (this.unspooled.size > 0) return; // more failed meanwhile; written at the next retry
+    if (this.spoolFailure) {
+      const since = this.spoolFailure.since;
+      this.spoolFailure = null;
+      this.opts.logger?.info(
+        { path: this.opts.spool.dir, reports: reports.length, since },
+        `the report spool ${this.opts.spool.dir} is writable again; ${reports.length} report(s) held in memory are on disk now`,
+      );
+      this.opts.onSpoolHealth?.(this.spoolHealth);
     }
   }
 
@@ -262,6 +425,10 @@ export class ReportSender {
     this.idleWaiters = [];
     for (const w of waiters) w();
   }
+}
+
+function describeError(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** A report's size as JSON: measured when it carries a long text, estimated otherwise (cheap). */

@@ -97,6 +97,22 @@ export class ReportSpool {
     this.segments.set(name, ids);
   }
 
+  /**
+   * Whether the spool takes writes now: writes, fsyncs and deletes a scratch file (a `.tmp`, which
+   * replay discards). Throws the error a segment write would meet.
+   */
+  async probe(): Promise<void> {
+    const tmp = join(this.dir, 'probe.tmp');
+    const handle = await open(tmp, 'w', 0o600);
+    try {
+      await handle.writeFile('probe\n');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await unlink(tmp);
+  }
+
   /** Forgets acknowledged reports; deletes segments that hold nothing unacknowledged any more. */
   async acknowledge(reportIds: Iterable<string>): Promise<void> {
     const emptied = new Set<string>();
