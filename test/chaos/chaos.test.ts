@@ -13,7 +13,7 @@ const seed = Number(process.env.SCHED_CHAOS_SEED ?? Math.floor(Math.random() * 2
 test('chaos: kill -9, black-holes, cuts and pauses of masters and workers, and PostgreSQL faults, lose, duplicate and overlap nothing', {
   timeout: 240_000,
 }, async () => {
-  const pgServer = await startPostgres();
+  const pgServer = await startPostgres({ durableCommits: true });
   const report = await runChaos({
     durationMs: 75_000,
     seed,

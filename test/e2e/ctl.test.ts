@@ -585,7 +585,7 @@ describe('sched-ctl against a running cluster', { timeout: 180_000 }, () => {
     expect(secretless.stderr).toContain('cluster.secret');
     expect(secretless.stderr).toContain('SCHED_CLUSTER_SECRET');
     const wrongSecret = await runCtl(['workflow', 'trigger', 'ctl-hello'], {
-      env: { ...ctlEnv(cluster), SCHED_CLUSTER_SECRET: 'not-the-secret' },
+      env: { ...ctlEnv(cluster), SCHED_CLUSTER_SECRET: 'not-the-secret-not-the-secret-not-the-secret' },
     });
     expect(wrongSecret.code).toBe(1);
     expect(wrongSecret.stderr).toContain('refused the cluster secret');

@@ -38,7 +38,7 @@ import { RunDriver } from '../../packages/master/src/runs/run-driver.js';
 import { newManualRun, workerView } from '../../packages/master/test/driver-fixtures.js';
 import { migratedDatabase, quietLogger } from '../../packages/master/test/scheduler-fixtures.js';
 
-const SECRET = 'attempt-reconcile-secret';
+const SECRET = 'attempt-reconcile-secret-0123456789';
 let dir: string;
 let pool: pg.Pool;
 let owners = 0;

@@ -26,7 +26,7 @@ import { newManualRun } from '../../packages/master/test/driver-fixtures.js';
 import { migratedDatabase, quietLogger } from '../../packages/master/test/scheduler-fixtures.js';
 import { recordingClient, startEndpointWorker } from './driver-worker-fixtures.js';
 
-const SECRET = 'cancel-confirmed-secret';
+const SECRET = 'cancel-confirmed-secret-0123456789';
 /** The master's per-request deadline to workers: a cancel to a silent worker fails after this. */
 const REQUEST_TIMEOUT_MS = 3_000;
 let dir: string;

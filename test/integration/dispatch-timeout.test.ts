@@ -34,7 +34,7 @@ import {
   startEndpointWorker,
 } from './driver-worker-fixtures.js';
 
-const SECRET = 'dispatch-timeout-secret';
+const SECRET = 'dispatch-timeout-secret-0123456789';
 let dir: string;
 let pool: pg.Pool;
 let url: string;

@@ -467,7 +467,7 @@ describe('a master whose view of the workers lags cannot start work on the worke
   // may run on the worker. Once the view catches up, the attempt runs there, once.
   // One owner per test: a run left active by one is not driven by the next.
   const ownerOf = (n: number) => `127.0.0.1:${7410 + n}_1700000000006`;
-  const SECRET = 'registration-fence-secret';
+  const SECRET = 'registration-fence-secret-0123456789';
   let dir: string;
   let executor: TaskExecutor;
   let server: WorkerHttpServer;

@@ -16,7 +16,7 @@ import {
 } from '@sched/protocol';
 import { describe, expect, test } from 'vitest';
 
-const SECRET = 'protocol-version-secret';
+const SECRET = 'protocol-version-secret-0123456789';
 
 const report: AttemptReport = {
   reportId: 'r-1',

@@ -14,7 +14,7 @@ import { compareWorkers, type WorkerView } from '../../packages/master/src/routi
  * in-process workers with their HTTP endpoints; the router's plan is dispatched with the
  * master's HTTP client, and the tasks themselves say where and as which shard they ran.
  */
-const SECRET = 'routing-dispatch-secret';
+const SECRET = 'routing-dispatch-secret-0123456789';
 let dir: string;
 const workers: { view: WorkerView; executor: TaskExecutor; server: WorkerHttpServer }[] = [];
 let client: HttpWorkerClient;

@@ -189,6 +189,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       [...keeper.nodeKeys].map(([node, key]) => `${node} ${key}\n`).join(''),
     );
     const facts = await readDatabaseFacts(cluster);
+    // The database's own account, kept beside the logs: what an investigation starts from.
+    for (const table of ['runs', 'task_attempts', 'commands', 'failovers']) {
+      const rows = await cluster.query(`SELECT * FROM ${table} ORDER BY id`).catch(() => []);
+      writeFileSync(join(logDir, `${table}.json`), `${JSON.stringify(rows, null, 1)}\n`);
+    }
     const taskLog = readTaskLog(workload.taskLog);
     const checks = runChecks({
       windowStartMs,

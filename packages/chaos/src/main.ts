@@ -74,7 +74,7 @@ async function main(): Promise<number> {
     opts.ensemble
       ? startZooKeeperEnsemble({ size: 3 })
       : startZooKeeper().then((s) => ({ servers: [s], connectString: s.connectString })),
-    startPostgres(),
+    startPostgres({ durableCommits: opts.pgFaults }),
   ]);
   const report = await runChaos({
     durationMs: opts.durationMs,

@@ -106,7 +106,8 @@ export interface ClusterOptions {
 export class TestCluster {
   readonly masters: DaemonHandle[] = [];
   readonly workers: DaemonHandle[] = [];
-  readonly secret = 'test-cluster-secret';
+  /** The cluster secret (SCHED_CLUSTER_SECRET): random, and at least the 32 bytes daemons require. */
+  readonly secret = randomBytes(32).toString('base64url');
   /**
    * ZooKeeper digest credentials every daemon gets (SCHED_ZK_AUTH), as in production: the
    * cluster's znodes are protected by them. Tests that read or write its znodes pass them

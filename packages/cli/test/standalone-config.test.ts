@@ -24,22 +24,49 @@ describe('standalone.json layer', () => {
   test('fills only what the environment leaves unset', () => {
     const env = environmentWithStandalone(
       { SCHED_ZK: 'env:2181', SCHED_CLUSTER_SECRET: '' },
-      { zk: 'file:2181', secret: 's3cret', dbUrl: 'postgres://x/y', root: '/alt' },
+      {
+        zk: 'file:2181',
+        secret: 's3cret-0123456789abcdef0123456789abcdef',
+        dbUrl: 'postgres://x/y',
+        root: '/alt',
+      },
     );
     expect(env).toMatchObject({
       SCHED_ZK: 'env:2181',
-      SCHED_CLUSTER_SECRET: 's3cret',
+      SCHED_CLUSTER_SECRET: 's3cret-0123456789abcdef0123456789abcdef',
       SCHED_DB_URL: 'postgres://x/y',
       SCHED_ZK_ROOT: '/alt',
     });
   });
 
+  test('a secret given as a file (SCHED_*_FILE) wins over the standalone file too', () => {
+    const dir = folderWith(undefined);
+    const file = join(dir, 'secret');
+    writeFileSync(file, `${'f'.repeat(40)}\n`);
+    const env = environmentWithStandalone(
+      { SCHED_CLUSTER_SECRET_FILE: file },
+      { secret: 's'.repeat(40), dbUrl: 'postgres://x/y' },
+    );
+    expect(env.SCHED_CLUSTER_SECRET).toBeUndefined();
+    expect(env.SCHED_DB_URL).toBe('postgres://x/y');
+    process.chdir(folderWith(JSON.stringify({ secret: 's'.repeat(40) })));
+    expect(requireSecret(loadCtlConfig({}, { SCHED_CLUSTER_SECRET_FILE: file }))).toBe('f'.repeat(40));
+  });
+
   test('is read from the working folder; flags win over environment over file', () => {
-    process.chdir(folderWith(JSON.stringify({ zk: 'file:2181', secret: 'from-file', root: '/alt' })));
+    process.chdir(
+      folderWith(
+        JSON.stringify({
+          zk: 'file:2181',
+          secret: 'from-file-0123456789abcdef0123456789abcdef',
+          root: '/alt',
+        }),
+      ),
+    );
     const fromFile = loadCtlConfig({}, {});
     expect(fromFile.config.zk.connect).toBe('file:2181');
     expect(fromFile.config.zk.root).toBe('/alt');
-    expect(requireSecret(fromFile)).toBe('from-file');
+    expect(requireSecret(fromFile)).toBe('from-file-0123456789abcdef0123456789abcdef');
     expect(fromFile.standaloneFile).toBe(true);
     const fromEnv = loadCtlConfig({}, { SCHED_ZK: 'env:2181' });
     expect(fromEnv.config.zk.connect).toBe('env:2181');

@@ -1,3 +1,4 @@
+import { secretFileTable } from './config.js';
 import { configSettings } from './config-schema.js';
 
 /**
@@ -71,6 +72,26 @@ export function renderConfigReference(): string {
           r.default === undefined ? '(unset)' : `\`${cell(r.default)}\``
         } | ${cell(r.description)} |`,
     ),
+    '',
+    '## Secrets from files',
+    '',
+    'Each secret may be read from a file instead of a variable, so that it is not in the',
+    "daemon's initial environment (which `/proc/<pid>/environ` keeps for the life of the process):",
+    '',
+    '| path | variable naming a file | systemd credential |',
+    '|---|---|---|',
+    ...secretFileTable().map((s) => `| \`${s.path}\` | \`${s.fileEnv}\` | \`${s.credential}\` |`),
+    '',
+    '- `SCHED_X_FILE=/path` reads the value from that file once, at start; trailing line breaks are',
+    '  removed. A missing, unreadable or empty file is a configuration error naming the variable and',
+    '  the path. Setting both `SCHED_X` and `SCHED_X_FILE` is an error.',
+    '- Under systemd, `LoadCredential=<credential>:/path` (or `SetCredentialEncrypted=`) in the unit',
+    '  puts the value in `$CREDENTIALS_DIRECTORY/<credential>`, which is read when neither variable is',
+    '  set; a credential the unit does not load is simply unset. See `deploy/systemd/`.',
+    '- Flags still win over both. Once the configuration is read, `sched-master`, `sched-worker` and',
+    '  `sched-standalone` delete these variables (`SCHED_X`, `SCHED_X_FILE`, `CREDENTIALS_DIRECTORY`)',
+    '  from their own environment, so no task or other child process inherits them',
+    '  ([security.md](security.md#secrets)).',
     '',
   ];
   return lines.join('\n');

@@ -21,6 +21,12 @@ export interface SettingDoc {
   /** Default as users would write it; absent when the setting is optional with no default. */
   default?: string;
   description: string;
+  /**
+   * A secret that may also come from a file (docs/security.md#secrets): `<env>_FILE` names a file
+   * holding the value, and under systemd `$CREDENTIALS_DIRECTORY/<credential>` (`LoadCredential=`).
+   * The daemons remove `<env>` and `<env>_FILE` from their environment once the configuration is read.
+   */
+  credential?: string;
 }
 
 /** Documentation of each setting schema (the leaves of the section objects below). */
@@ -281,9 +287,10 @@ const zkSection = z.strictObject({
     ),
     {
       env: 'SCHED_ZK_AUTH',
+      credential: 'zk-auth',
       type: 'string (secret)',
       description:
-        'ZooKeeper digest credentials, `user:password` (the password may contain `:`; use 32 random characters or more; prefer the variable or the file to the flag, which other local users see in the process list). Every znode sched creates gets a digest ACL for this identity only (docs/security.md#zookeeper). Daemons and `sched-ctl` refuse to use ZooKeeper without it unless `zk.insecure` is set.',
+        'ZooKeeper digest credentials, `user:password` (the password may contain `:`; use 32 random characters or more; prefer `SCHED_ZK_AUTH_FILE` or the systemd credential `zk-auth` to the variable, and either to the flag, which other local users see in the process list). Every znode sched creates gets a digest ACL for this identity only (docs/security.md#zookeeper). Daemons and `sched-ctl` refuse to use ZooKeeper without it unless `zk.insecure` is set.',
     },
   ),
   insecure: withDefault(boolean, 'false', {
@@ -304,8 +311,10 @@ const dbSection = z.strictObject({
     text('a PostgreSQL URL like postgres://user:password@host:5432/sched', isPostgresUrl, { secret: true }),
     {
       env: 'SCHED_DB_URL',
+      credential: 'db-url',
       type: 'URL (secret password)',
-      description: 'PostgreSQL connection URL. Masters and sched-ctl only; workers never use the database.',
+      description:
+        'PostgreSQL connection URL. Masters and sched-ctl only; workers never use the database. May also come from `SCHED_DB_URL_FILE` or the systemd credential `db-url`.',
     },
   ),
   poolSize: withDefault(integer(1, 1000), '10', {
@@ -372,13 +381,25 @@ function isPostgresUrl(s: string): boolean {
   }
 }
 
+/** The shortest cluster secret accepted, in bytes (UTF-8): docs/security.md#secrets. */
+export const MIN_CLUSTER_SECRET_BYTES = 32;
+
 const clusterSection = z.strictObject({
   secret: optional(
-    text('a non-empty string', (s) => s.length > 0, { secret: true }),
+    custom<string>((value) => {
+      const accepted = `a random string of at least ${MIN_CLUSTER_SECRET_BYTES} bytes, e.g. the output of \`openssl rand -base64 32\``;
+      if (typeof value !== 'string' || value === '')
+        return { error: `expected a non-empty string; accepted: ${accepted}` };
+      const bytes = Buffer.byteLength(value, 'utf8');
+      if (bytes < MIN_CLUSTER_SECRET_BYTES)
+        return { error: `too short (${bytes} bytes); accepted: ${accepted}` };
+      return value;
+    }),
     {
       env: 'SCHED_CLUSTER_SECRET',
+      credential: 'cluster-secret',
       type: 'string (secret)',
-      description: 'Shared secret that authenticates master↔worker traffic and API calls.',
+      description: `Shared secret that authenticates master↔worker traffic and API calls; at least ${MIN_CLUSTER_SECRET_BYTES} bytes (a shorter one is refused). Prefer \`SCHED_CLUSTER_SECRET_FILE\` or the systemd credential \`cluster-secret\` to the variable (docs/security.md#secrets).`,
     },
   ),
 });

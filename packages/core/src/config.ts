@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import {
@@ -26,7 +26,9 @@ export interface LoadConfigOptions {
   /**
    * Environment variables. @defaultValue `process.env` (pass `{}` to ignore the environment).
    * Empty values count as unset. Unknown `SCHED_*` names are ignored: tasks receive
-   * `SCHED_RUN_ID` and the like, which are not configuration.
+   * `SCHED_RUN_ID` and the like, which are not configuration. Secrets may instead name a file
+   * (`SCHED_CLUSTER_SECRET_FILE`, …; setting both is an error) or come from a systemd credential in
+   * `CREDENTIALS_DIRECTORY` of this environment (`secretFileTable()`): read once, here.
    */
   env?: Record<string, string | undefined>;
   /** Flags, keys dotted (`{ 'zk.connect': '…' }`) or nested (`{ zk: { connect: '…' } }`); `undefined` values are ignored. */
@@ -42,23 +44,131 @@ export function envTable(): { env: string; path: string }[] {
     .map((s) => ({ env: s.doc.env, path: s.path }));
 }
 
+/**
+ * The secret settings that may also come from a file (docs/security.md#secrets): `SCHED_X_FILE`
+ * next to `SCHED_X`, and the systemd credential (`LoadCredential=`) read from
+ * `$CREDENTIALS_DIRECTORY/<credential>`.
+ */
+export function secretFileTable(): { env: string; fileEnv: string; credential: string; path: string }[] {
+  return configSettings().flatMap((s) =>
+    s.doc.env !== undefined && s.doc.credential !== undefined
+      ? [{ env: s.doc.env, fileEnv: `${s.doc.env}_FILE`, credential: s.doc.credential, path: s.path }]
+      : [],
+  );
+}
+
+/**
+ * The variables a daemon removes from its own environment once its configuration is loaded
+ * (`scrubSecretEnvironment`): the secrets, their `_FILE` variants and `CREDENTIALS_DIRECTORY`.
+ */
+export function secretEnvironmentNames(): string[] {
+  return [...secretFileTable().flatMap((s) => [s.env, s.fileEnv]), 'CREDENTIALS_DIRECTORY'];
+}
+
+/**
+ * Deletes the secret-bearing variables (`secretEnvironmentNames()`) from `env` (by default the
+ * process's own), so child processes — tasks, the task supervisor, embedded servers — never
+ * inherit them. Call it after `loadConfig`. It cannot change what the kernel shows as the
+ * process's own initial environment (`/proc/<pid>/environ`): only the `_FILE` variants and
+ * systemd credentials keep a secret out of that. Returns the names it removed.
+ */
+export function scrubSecretEnvironment(env: Record<string, string | undefined> = process.env): string[] {
+  const removed: string[] = [];
+  for (const name of secretEnvironmentNames()) {
+    if (name in env) {
+      delete env[name];
+      removed.push(name);
+    }
+  }
+  return removed;
+}
+
+/** A secret read from a file: trailing line breaks (`echo secret > file`) are not part of it. */
+function readSecretFile(file: string): string {
+  return readFileSync(file, 'utf8').replace(/[\r\n]+$/, '');
+}
+
+/**
+ * The environment's value for each setting, with where it came from (`SCHED_X`, `SCHED_X_FILE`
+ * or the systemd credential). Secrets given twice (`SCHED_X` and `SCHED_X_FILE`), and files that
+ * cannot be read or are empty, are issues. `skip` holds the paths flags set: their files are not read.
+ */
+function environmentValues(
+  environment: Record<string, string | undefined>,
+  skip: ReadonlySet<string>,
+): { values: { path: string; value: string; source: string }[]; issues: Issue[] } {
+  const set = (name: string) => {
+    const v = environment[name];
+    return v === undefined || v === '' ? undefined : v;
+  };
+  const files = new Map(secretFileTable().map((s) => [s.path, s]));
+  const credentials = set('CREDENTIALS_DIRECTORY');
+  const values: { path: string; value: string; source: string }[] = [];
+  const issues: Issue[] = [];
+  for (const { env, path } of envTable()) {
+    const value = set(env);
+    const secret = files.get(path);
+    if (secret === undefined || skip.has(path)) {
+      if (value !== undefined) values.push({ path, value, source: env });
+      continue;
+    }
+    const fileName = set(secret.fileEnv);
+    if (value !== undefined && fileName !== undefined) {
+      issues.push({
+        path,
+        source: `${env} and ${secret.fileEnv}`,
+        message: `both are set; set one (${secret.fileEnv} names a file holding the value)`,
+      });
+      continue;
+    }
+    if (value !== undefined) {
+      values.push({ path, value, source: env });
+      continue;
+    }
+    let file: string | undefined;
+    let source: string;
+    if (fileName !== undefined) {
+      file = resolve(fileName);
+      source = secret.fileEnv;
+    } else if (credentials !== undefined && existsSync(join(credentials, secret.credential))) {
+      // Under systemd, a credential the unit does not load is simply not there.
+      file = join(credentials, secret.credential);
+      source = `systemd credential ${secret.credential}`;
+    } else {
+      continue;
+    }
+    let content: string;
+    try {
+      content = readSecretFile(file);
+    } catch (err) {
+      issues.push({ path, source, message: `cannot read ${file}: ${describeFsError(err)}` });
+      continue;
+    }
+    if (content === '') {
+      issues.push({ path, source, message: `${file} is empty` });
+      continue;
+    }
+    values.push({ path, value: content, source: `${source} (${file})` });
+  }
+  return { values, issues };
+}
+
 export function loadConfig(opts: LoadConfigOptions = {}): SchedConfig {
   const merged: Tree = opts.file === undefined ? {} : readConfigFile(opts.file);
+  const flags = opts.flags === undefined ? undefined : expandDotted(opts.flags);
+  const flagPaths = new Set(flags === undefined ? [] : leafPaths(flags));
 
-  // path → environment variable, for values the environment set and flags did not override.
+  // path → environment variable (or secret file), for values the environment set and flags did not override.
   const envSourced = new Map<string, string>();
-  const environment = opts.env ?? process.env;
-  for (const { env, path } of envTable()) {
-    const value = environment[env];
-    if (value === undefined || value === '') continue;
+  const fromEnvironment = environmentValues(opts.env ?? process.env, flagPaths);
+  for (const { path, value, source } of fromEnvironment.values) {
     setPath(merged, path.split('.'), value);
-    envSourced.set(path, env);
+    envSourced.set(path, source);
   }
 
-  if (opts.flags !== undefined) {
-    const flags = expandDotted(opts.flags);
+  if (flags !== undefined) {
     deepMerge(merged, flags);
-    for (const path of leafPaths(flags)) {
+    for (const path of flagPaths) {
       for (const envPath of [...envSourced.keys()]) {
         if (envPath === path || envPath.startsWith(`${path}.`)) envSourced.delete(envPath);
       }
@@ -66,9 +176,12 @@ export function loadConfig(opts: LoadConfigOptions = {}): SchedConfig {
   }
 
   const result = configSchema.safeParse(merged);
-  if (result.success) return result.data;
+  if (result.success && fromEnvironment.issues.length === 0) return result.data;
 
-  const issues = result.error.issues.flatMap((issue) => toIssues(issue, merged, envSourced));
+  const issues = [
+    ...fromEnvironment.issues,
+    ...(result.success ? [] : result.error.issues.flatMap((issue) => toIssues(issue, merged, envSourced))),
+  ];
   const where = opts.file === undefined ? '' : ` (config file ${resolve(opts.file)})`;
   throw new ConfigError(
     `invalid configuration${where}: ${issues.length} problem${issues.length === 1 ? '' : 's'}`,

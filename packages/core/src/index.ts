@@ -1,7 +1,21 @@
 export { type Clock, FakeClock, sleep, systemClock } from './clock.js';
-export { envTable, type LoadConfigOptions, loadConfig, readConfigFile } from './config.js';
+export {
+  envTable,
+  type LoadConfigOptions,
+  loadConfig,
+  readConfigFile,
+  scrubSecretEnvironment,
+  secretEnvironmentNames,
+  secretFileTable,
+} from './config.js';
 export { type ConfigRow, describeConfig, renderConfigReference } from './config-reference.js';
-export { configSchema, LOG_LEVELS, type LogLevel, type SchedConfig } from './config-schema.js';
+export {
+  configSchema,
+  LOG_LEVELS,
+  type LogLevel,
+  MIN_CLUSTER_SECRET_BYTES,
+  type SchedConfig,
+} from './config-schema.js';
 export {
   configWarnings,
   grantedSessionTimeoutWarnings,

@@ -74,7 +74,7 @@ db:
   url: postgres://sched:pw@10.0.0.9:5432/sched
   poolSize: 4
 cluster:
-  secret: s3cret
+  secret: s3cret-0123456789abcdef0123456789abcdef
 node:
   host: worker-1.example
   port: 7070
@@ -115,7 +115,7 @@ log:
         stepOutAfterMs: 30_000,
         retentionMs: 2_592_000_000,
       },
-      cluster: { secret: 's3cret' },
+      cluster: { secret: 's3cret-0123456789abcdef0123456789abcdef' },
       node: {
         host: 'worker-1.example',
         port: 7070,
@@ -194,7 +194,7 @@ node: { port: 1111 }
         SCHED_DB_POOL_SIZE: '3',
         SCHED_DB_STEP_OUT_AFTER: '45s',
         SCHED_DB_RETENTION: '0',
-        SCHED_CLUSTER_SECRET: 'k',
+        SCHED_CLUSTER_SECRET: 'k-0123456789abcdef0123456789abcdef',
         SCHED_HOST: '10.1.2.3',
         SCHED_PORT: '8080',
         SCHED_ADVERTISE_PORT: '18080',
@@ -238,7 +238,7 @@ node: { port: 1111 }
         stepOutAfterMs: 45_000,
         retentionMs: 0,
       },
-      cluster: { secret: 'k' },
+      cluster: { secret: 'k-0123456789abcdef0123456789abcdef' },
       node: {
         host: '10.1.2.3',
         port: 8080,

@@ -11,7 +11,7 @@ import { defineRoute, jsonResponse, textResponse } from '../src/http/api-route.j
 import { MasterHttpServer } from '../src/http/master-http-server.js';
 import { errorSchema, generateOpenApi } from '../src/http/openapi.js';
 
-const SECRET = 'master-http-secret';
+const SECRET = 'master-http-secret-0123456789abcdef';
 const lines: Record<string, unknown>[] = [];
 const sink = new Writable({
   write(chunk, _enc, done) {

@@ -68,7 +68,7 @@ async function startMaster(): Promise<MasterNode> {
       SCHED_ZK: zk.connectString,
       SCHED_ZK_INSECURE: 'true', // an open tree: the test's own sessions write in it too
       SCHED_DB_URL: dbUrl,
-      SCHED_CLUSTER_SECRET: 'zk-reset-secret',
+      SCHED_CLUSTER_SECRET: 'zk-reset-secret-0123456789abcdef',
       SCHED_HOST: '127.0.0.1',
       SCHED_PORT: '0',
       SCHED_DATA_DIR: dataDir,

@@ -88,6 +88,12 @@ function clientClass(t: DbTimeouts): typeof pg.Client {
           : {}),
         ...(t.keepAliveMs > 0 ? { keepAlive: true, keepAliveInitialDelayMillis: t.keepAliveMs } : {}),
       });
+      // A connection that breaks while checked out but between statements (a pre-staged fire
+      // waiting for its instant, a transaction between queries; PostgreSQL restarted or the
+      // link cut) emits 'error' with no query to fail; unheard, Node would turn it into an
+      // uncaught exception that kills the daemon. The next query on it fails instead (the
+      // caller's error path), and the pool discards a connection that is no longer queryable.
+      this.on('error', () => {});
     }
 
     // pg's connect() and query() have several overloads (promise, callback, submittable); one

@@ -11,6 +11,7 @@ export {
   createDatabase,
   createTemplateDatabase,
   type PgServer,
+  type StartPostgresOptions,
   startPostgres,
 } from './postgres.js';
 export {

@@ -7,7 +7,10 @@
 // is a `cp -a` copy of it. When the harness runs as root, initdb and postgres run as the
 // `postgres` user (PostgreSQL refuses to run as root).
 //
-// Durability is off (fsync, synchronous_commit, full_page_writes): test data is throwaway.
+// Durability is off (fsync, synchronous_commit, full_page_writes): test data is throwaway. A
+// server the test kills -9 (`restart()`, the chaos suite's PostgreSQL faults) is started with
+// `durableCommits`: synchronous_commit on, so a commit the server acknowledged survives the kill
+// (WAL written to the OS at commit; fsync stays off: the OS does not crash here).
 
 import { execFile } from 'node:child_process';
 import { chownSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -156,6 +159,7 @@ class PgProcess implements PgServer {
     public port: number,
     private readonly bin: string,
     private readonly as: RunAs,
+    private readonly durableCommits = false,
   ) {
     this.dataDir = join(dir, 'data');
     this.logFile = join(dir, 'postgres.log');
@@ -185,7 +189,7 @@ class PgProcess implements PgServer {
         '-c',
         'fsync=off',
         '-c',
-        'synchronous_commit=off',
+        `synchronous_commit=${this.durableCommits ? 'on' : 'off'}`,
         '-c',
         'full_page_writes=off',
         '-c',
@@ -237,12 +241,20 @@ class PgProcess implements PgServer {
 }
 
 /** Starts a private PostgreSQL cluster on a random loopback port (killed at the end of the test file). */
-export async function startPostgres(): Promise<PgServer> {
+export interface StartPostgresOptions {
+  /**
+   * Acknowledged commits survive a kill -9 of the server (synchronous_commit on). Needed by a
+   * test that restarts the server and checks what the database kept. @defaultValue false
+   */
+  durableCommits?: boolean;
+}
+
+export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PgServer> {
   const bin = pgBinDir();
   const as = runAs();
   const template = await pristineCluster(bin, as);
   const dir = makeServerDir('pg');
-  const server = new PgProcess(dir, await freePort(), bin, as);
+  const server = new PgProcess(dir, await freePort(), bin, as, opts.durableCommits ?? false);
   await execFileAsync('cp', ['-a', template, server.dataDir]);
   rmSync(join(server.dataDir, '.sched-complete'), { force: true });
   if (as.uid !== undefined) chownSync(dir, as.uid, as.gid ?? as.uid);

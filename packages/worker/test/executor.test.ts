@@ -65,6 +65,8 @@ describe('shell tasks', () => {
       baseEnv: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         SCHED_CLUSTER_SECRET: 'top-secret',
+        SCHED_CLUSTER_SECRET_FILE: '/etc/sched/cluster-secret',
+        CREDENTIALS_DIRECTORY: '/run/credentials/sched-worker.service',
         KEEP: 'kept',
       },
     });
@@ -75,7 +77,7 @@ describe('shell tasks', () => {
           'echo "run=$SCHED_RUN_ID task=$SCHED_TASK_NAME attempt=$SCHED_ATTEMPT fire=$SCHED_FIRE_TIME"; ' +
           'echo "shard=$SCHED_SHARD_INDEX/$SCHED_SHARD_TOTAL key=$SCHED_IDEMPOTENCY_KEY day=$DAY keep=$KEEP"; ' +
           // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
-          'echo "secret=[${SCHED_CLUSTER_SECRET:-}]" >&2',
+          'echo "secret=[${SCHED_CLUSTER_SECRET:-}${SCHED_CLUSTER_SECRET_FILE:-}${CREDENTIALS_DIRECTORY:-}]" >&2',
       },
       { attempt: 2, shardIndex: 1, shardTotal: 3, params: { DAY: '2026-01-01' } },
     );

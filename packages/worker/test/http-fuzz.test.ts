@@ -18,7 +18,7 @@ import { attemptRequest, tempDir } from './helpers.js';
  */
 const TOTAL = 10_000;
 const CONCURRENCY = 24;
-const SECRET = 'fuzz-secret-0123456789';
+const SECRET = 'fuzz-secret-0123456789-0123456789';
 const MAX_BODY = 32 * 1024;
 
 let dir: Awaited<ReturnType<typeof tempDir>>;

@@ -12,7 +12,7 @@ import { WorkerHttpServer } from '../src/http/worker-http-server.js';
 import { LogStore } from '../src/logs/log-store.js';
 import { attemptRequest, tempDir } from './helpers.js';
 
-const SECRET = 'cluster-secret-for-tests';
+const SECRET = 'cluster-secret-for-tests-0123456789';
 let dir: Awaited<ReturnType<typeof tempDir>>;
 let executor: TaskExecutor;
 let server: WorkerHttpServer;

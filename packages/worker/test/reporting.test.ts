@@ -17,7 +17,7 @@ import { ReportSpool } from '../src/reporting/report-spool.js';
 import { registerWorkerMetrics } from '../src/worker-metrics.js';
 import { attemptRequest, tempDir } from './helpers.js';
 
-const SECRET = 'report-secret';
+const SECRET = 'report-secret-0123456789abcdef-0123';
 
 /**
  * A real HTTP server standing in for a master's report endpoint. Mode `fail` answers 500,

@@ -13,7 +13,7 @@ import { tempDir } from './helpers.js';
  * every report the worker had made durable is delivered after the worker restarts on the same
  * data directory. Runs the built package (dist/), as daemons in tests do.
  */
-const SECRET = 'spool-crash-secret';
+const SECRET = 'spool-crash-secret-0123456789abcdef';
 const fixture = fileURLToPath(new URL('./fixtures/spooling-worker.mjs', import.meta.url));
 const built = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 

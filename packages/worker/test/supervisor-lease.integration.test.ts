@@ -27,7 +27,7 @@ import type { SupervisorKill } from '../src/executor/task-supervisor.js';
 import { WorkerNode } from '../src/worker-node.js';
 import { attemptRequest, tempDir } from './helpers.js';
 
-const SECRET = 'supervisor-lease-secret';
+const SECRET = 'supervisor-lease-secret-0123456789abcdef';
 let dir: Awaited<ReturnType<typeof tempDir>>;
 
 beforeAll(async () => {

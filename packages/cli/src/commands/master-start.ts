@@ -1,3 +1,4 @@
+import { scrubSecretEnvironment } from '@sched/core';
 import { MasterNode } from '@sched/master';
 import type { Command } from 'commander';
 import { addConfigOptions, configFromOptions } from '../common/config-flags.js';
@@ -11,6 +12,9 @@ export function masterStartCommand(program: Command): void {
     );
   addConfigOptions(start).action(async (opts: Record<string, unknown>) => {
     const config = configFromOptions(opts);
+    // The secrets are in `config` now: no child process (task, supervisor) may inherit them
+    // (docs/security.md#secrets).
+    scrubSecretEnvironment();
     const logger = daemonLogger('sched-master', config);
     const hooks = (process.env.SCHED_TEST_HOOKS ?? '').split(',');
     const node = await MasterNode.start({

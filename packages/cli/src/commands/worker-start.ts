@@ -1,3 +1,4 @@
+import { scrubSecretEnvironment } from '@sched/core';
 import { WorkerNode } from '@sched/worker';
 import type { Command } from 'commander';
 import { addConfigOptions, configFromOptions } from '../common/config-flags.js';
@@ -14,6 +15,9 @@ export function workerStartCommand(program: Command): void {
     );
   addConfigOptions(start).action(async (opts: Record<string, unknown>) => {
     const config = configFromOptions(opts);
+    // The secrets are in `config` now: no child process (task, supervisor) may inherit them
+    // (docs/security.md#secrets).
+    scrubSecretEnvironment();
     const logger = daemonLogger('sched-worker', config);
     const node = await WorkerNode.start({ config, logger });
     process.stdout.write(

@@ -63,13 +63,20 @@ export function addConfigOptions(cmd: Command): Command {
   return cmd;
 }
 
-/** Loads the configuration from the command's flags, the environment and `--config`. Throws ConfigError. */
-export function configFromOptions(opts: Record<string, unknown>): SchedConfig {
+/**
+ * Loads the configuration from the command's flags, the environment (`env`, default
+ * `process.env`; secrets also from `SCHED_*_FILE` files and systemd credentials) and `--config`.
+ * Throws ConfigError.
+ */
+export function configFromOptions(
+  opts: Record<string, unknown>,
+  env: Record<string, string | undefined> = process.env,
+): SchedConfig {
   const flags: Record<string, unknown> = switchFlags(opts);
   for (const spec of flagSpecs()) {
     const v = opts[spec.attribute];
     if (v !== undefined) flags[spec.path] = v;
   }
   const file = typeof opts.config === 'string' ? opts.config : undefined;
-  return loadConfig({ ...(file === undefined ? {} : { file }), flags });
+  return loadConfig({ ...(file === undefined ? {} : { file }), env, flags });
 }

@@ -10,7 +10,8 @@ import { ConfigError } from '@sched/core';
  *   { "zk": "127.0.0.1:40123", "dbUrl": "postgres://…", "secret": "…", "root": "/sched",
  *     "zkAuth": "sched:…" }
  *
- * `zkAuth` is the ZooKeeper digest credentials `sched-standalone` generated (SCHED_ZK_AUTH).
+ * `zkAuth` is the ZooKeeper digest credentials `sched-standalone` generated (SCHED_ZK_AUTH); the
+ * generated PostgreSQL password is in `dbUrl` (and in `pgPassword`, which sched-ctl does not read).
  */
 const STANDALONE_FILE = join('.sched-data', 'standalone.json');
 
@@ -66,7 +67,8 @@ export function readStandaloneInfo(dir: string = process.cwd()): StandaloneInfo 
 
 /**
  * The environment with the standalone values underneath: a variable that is set (non-empty)
- * wins over the file, and flags win over both (they are applied later by loadConfig).
+ * wins over the file — and so does its `_FILE` variant for a secret (`SCHED_CLUSTER_SECRET_FILE`),
+ * which loadConfig reads — and flags win over both (they are applied later by loadConfig).
  */
 export function environmentWithStandalone(
   env: Record<string, string | undefined>,
@@ -76,7 +78,8 @@ export function environmentWithStandalone(
   const out = { ...env };
   for (const { key, env: name } of FIELDS) {
     const v = info[key];
-    if (v !== undefined && (out[name] === undefined || out[name] === '')) out[name] = v;
+    const unset = (n: string) => out[n] === undefined || out[n] === '';
+    if (v !== undefined && unset(name) && unset(`${name}_FILE`)) out[name] = v;
   }
   return out;
 }

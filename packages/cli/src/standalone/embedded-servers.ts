@@ -1,6 +1,7 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
+  chmodSync,
   chownSync,
   existsSync,
   lstatSync,
@@ -8,6 +9,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -256,37 +258,84 @@ function reachableDir(dir: string, user: { uid: number; gid: number } | null): s
   return target;
 }
 
+/**
+ * pg_hba.conf of the embedded PostgreSQL (docs/security.md#standalone): every connection, over TCP
+ * or the socket, needs the generated password (SCRAM); the socket's folder is private as well.
+ */
+export const STANDALONE_PG_HBA = [
+  '# Written by sched-standalone at every start (docs/security.md#standalone); edits are lost.',
+  '# Every connection needs the password in .sched-data/standalone.json (SCRAM); nothing is trusted.',
+  "# The socket folder (postgres/sockets) is private to the server's user (mode 0700).",
+  '# TYPE  DATABASE  USER  ADDRESS       METHOD',
+  'local   all       all                 scram-sha-256',
+  'host    all       all   127.0.0.1/32  scram-sha-256',
+  'host    all       all   ::1/128       scram-sha-256',
+  '',
+].join('\n');
+
+/** Settings both the server and the single-user backend that sets the password run with. */
+const PG_SECURITY_SETTINGS = ['-c', 'password_encryption=scram-sha-256'];
+
+/**
+ * Starts the embedded PostgreSQL with `password` for its superuser `postgres`, and returns its URL
+ * (with the password) for the database `sched`. Before the server starts, the password is set in
+ * single-user mode (no connection, nothing listening) and pg_hba.conf rewritten, at every start: the
+ * password in standalone.json is the truth, and a data folder of an earlier version (trust
+ * authentication) is migrated without ever listening with trust. `migrated` says when it was one.
+ */
 export async function startEmbeddedPostgres(
   requestedDir: string,
   port: number,
-): Promise<EmbeddedServer & { url: string }> {
+  password: string,
+): Promise<EmbeddedServer & { url: string; migrated: boolean; sockets: string }> {
   const bin = postgresBin();
   const user = postgresUser();
   const dir = reachableDir(requestedDir, user);
   const data = join(dir, 'data');
   const sockets = join(dir, 'sockets');
   mkdirSync(data, { recursive: true, mode: 0o700 });
-  mkdirSync(sockets, { recursive: true });
+  mkdirSync(sockets, { recursive: true, mode: 0o700 });
+  chmodSync(sockets, 0o700); // earlier versions made it with the default mode (0755)
   if (user) for (const p of [dir, data, sockets]) chownSync(p, user.uid, user.gid);
   const as = user ? { uid: user.uid, gid: user.gid } : {};
   const logFile = join(dir, 'postgresql.log');
+  const hba = join(data, 'pg_hba.conf');
+  let migrated = false;
   if (!existsSync(join(data, 'PG_VERSION'))) {
+    // The password goes to initdb in a file only its user can read, removed at once.
+    const pwfile = join(dir, '.initdb-password');
+    writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+    if (user) chownSync(pwfile, user.uid, user.gid);
     try {
       execFileSync(
         join(bin, 'initdb'),
-        ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync'],
-        {
-          ...as,
-          stdio: 'pipe',
-        },
+        [
+          '-D',
+          data,
+          '-U',
+          'postgres',
+          '--auth=scram-sha-256',
+          `--pwfile=${pwfile}`,
+          '-E',
+          'UTF8',
+          '--no-sync',
+        ],
+        { ...as, stdio: 'pipe' },
       );
     } catch (err) {
       const detail = (err as { stderr?: Buffer }).stderr?.toString().trim() ?? String(err);
       throw new SchedError('STANDALONE', `initdb failed in ${data}: ${detail}`);
+    } finally {
+      rmSync(pwfile, { force: true });
     }
+  } else {
+    migrated = !readFileSync(hba, 'utf8').startsWith(STANDALONE_PG_HBA.split('\n')[0] as string);
   }
   // postmaster.pid's first line is the server's pid; a leftover server of ours is stopped first.
   await stopStale(join(data, 'postmaster.pid'), data);
+  setPasswordOffline(bin, data, password, as);
+  writeFileSync(hba, STANDALONE_PG_HBA, { mode: 0o600 });
+  if (user) chownSync(hba, user.uid, user.gid);
   if (await portOpen(port)) {
     throw new SchedError(
       'STANDALONE',
@@ -307,12 +356,16 @@ export async function startEmbeddedPostgres(
       '-c',
       'listen_addresses=127.0.0.1',
       '-c',
+      'unix_socket_permissions=0700',
+      ...PG_SECURITY_SETTINGS,
+      '-c',
       'max_connections=100',
     ],
     { detached: true, stdio: ['ignore', out, out], ...as },
   );
   const server = track('PostgreSQL', child, port);
-  const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const secret = encodeURIComponent(password);
+  const adminUrl = `postgres://postgres:${secret}@127.0.0.1:${port}/postgres`;
   await waitFor('PostgreSQL', logFile, () => canConnect(adminUrl), child, 60_000);
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
@@ -322,7 +375,30 @@ export async function startEmbeddedPostgres(
   } finally {
     await client.end();
   }
-  return { ...server, url: `postgres://postgres@127.0.0.1:${port}/sched` };
+  return { ...server, url: `postgres://postgres:${secret}@127.0.0.1:${port}/sched`, migrated, sockets };
+}
+
+/**
+ * Sets the superuser's password with PostgreSQL's single-user mode: the server must not be
+ * running, and nothing listens meanwhile. The statement goes in on stdin (not in the process list).
+ */
+function setPasswordOffline(bin: string, data: string, password: string, as: { uid?: number; gid?: number }) {
+  const sql = `ALTER ROLE postgres WITH PASSWORD '${password.replace(/'/g, "''")}';\n`;
+  const r = spawnSync(join(bin, 'postgres'), ['--single', '-D', data, ...PG_SECURITY_SETTINGS, 'postgres'], {
+    ...as,
+    input: sql,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    timeout: 60_000,
+  });
+  const output = `${r.stdout?.toString() ?? ''}${r.stderr?.toString() ?? ''}`;
+  if (r.status !== 0 || /\bERROR:/.test(output)) {
+    throw new SchedError(
+      'STANDALONE',
+      `could not set the PostgreSQL password in ${data} (single-user mode, exit ${r.status ?? r.signal}): ${
+        output.trim().split('\n').slice(-3).join(' ') || String(r.error ?? '')
+      }`,
+    );
+  }
 }
 
 async function canConnect(url: string): Promise<boolean> {
@@ -331,8 +407,13 @@ async function canConnect(url: string): Promise<boolean> {
     await client.connect();
     await client.end();
     return true;
-  } catch {
+  } catch (err) {
     await client.end().catch(() => {});
+    // A refused password will not be accepted by waiting: say so at once.
+    const code = (err as { code?: string }).code;
+    if (code === '28P01' || code === '28000') {
+      throw new SchedError('STANDALONE', `PostgreSQL refused the login: ${(err as Error).message}`);
+    }
     return false;
   }
 }

@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createLogger, type Logger, type SchedConfig, SchedError } from '@sched/core';
+import {
+  createLogger,
+  type Logger,
+  MIN_CLUSTER_SECRET_BYTES,
+  type SchedConfig,
+  SchedError,
+  scrubSecretEnvironment,
+} from '@sched/core';
 import { MasterNode } from '@sched/master';
 import { secureTree, ZkSession, zkSessionOptions } from '@sched/registry';
 import { applyDefinitions, createPool, loadDefinitionPath, migrate } from '@sched/store';
@@ -27,6 +34,10 @@ import {
  * credentials (`zkAuth`, kept in standalone.json, mode 0600, for later runs and for sched-ctl);
  * the master and the worker use them, so every znode is protected. A tree an earlier version left
  * open is secured at start (this process owns the embedded ZooKeeper: nothing else lives there).
+ *
+ * PostgreSQL (docs/security.md#standalone): a generated password (`pgPassword`, in standalone.json
+ * and in its `dbUrl`) for the superuser, SCRAM for every connection, a private socket folder. A
+ * data folder of an earlier version (trust authentication) is migrated at start.
  */
 
 interface StandaloneState {
@@ -35,6 +46,8 @@ interface StandaloneState {
   secret: string;
   /** ZooKeeper digest credentials `sched:<random>` (SCHED_ZK_AUTH). */
   zkAuth: string;
+  /** Password of the embedded PostgreSQL's superuser `postgres` (also in `dbUrl`). */
+  pgPassword: string;
   root: string;
   zkPort: number;
   pgPort: number;
@@ -57,6 +70,10 @@ export function standaloneCommand(program: Command): void {
     .option('--examples <dir>', 'workflow definitions to apply at start', 'deploy/examples')
     .option('--no-examples', 'apply no example workflows')
     .action(async (opts: Record<string, unknown>) => {
+      // Secrets the environment may carry are read from this copy; the process's own environment
+      // loses them before any child (ZooKeeper, PostgreSQL, tasks) starts (docs/security.md#secrets).
+      const env = { ...process.env };
+      scrubSecretEnvironment();
       const dataDir = resolve(typeof opts.dataDir === 'string' ? opts.dataDir : '.sched-data');
       mkdirSync(dataDir, { recursive: true });
       const logger = createLogger({ name: 'sched-standalone', level: (opts.logLevel as string) ?? 'warn' });
@@ -93,8 +110,13 @@ export function standaloneCommand(program: Command): void {
         const state: StandaloneState = {
           zkPort: await port(previous.zkPort),
           pgPort: await port(previous.pgPort),
-          secret: previous.secret ?? randomBytes(24).toString('base64url'),
+          // A secret too short for today's rule (hand-edited) is replaced: nothing else uses it.
+          secret:
+            previous.secret !== undefined && Buffer.byteLength(previous.secret) >= MIN_CLUSTER_SECRET_BYTES
+              ? previous.secret
+              : randomBytes(32).toString('base64url'),
           zkAuth: previous.zkAuth ?? `sched:${randomBytes(32).toString('base64url')}`,
+          pgPassword: previous.pgPassword ?? randomBytes(32).toString('base64url'),
           root: '/sched',
           zk: '',
           dbUrl: '',
@@ -102,8 +124,13 @@ export function standaloneCommand(program: Command): void {
         process.stdout.write(`sched-standalone: data in ${dataDir}\n`);
         const zk = await startEmbeddedZooKeeper(join(dataDir, 'zookeeper'), state.zkPort);
         servers.push(zk);
-        const pg = await startEmbeddedPostgres(join(dataDir, 'postgres'), state.pgPort);
+        const pg = await startEmbeddedPostgres(join(dataDir, 'postgres'), state.pgPort, state.pgPassword);
         servers.push(pg);
+        if (pg.migrated) {
+          process.stdout.write(
+            'sched-standalone: PostgreSQL used trust authentication (a data folder of an earlier version): it now has a generated password (SCRAM, kept in .sched-data/standalone.json) and a rewritten pg_hba.conf\n',
+          );
+        }
         state.zk = `127.0.0.1:${zk.port}`;
         state.dbUrl = pg.url;
         const stateFile = join(dataDir, STATE_FILE);
@@ -113,17 +140,20 @@ export function standaloneCommand(program: Command): void {
           `sched-standalone: ZooKeeper on ${state.zk}, PostgreSQL on 127.0.0.1:${pg.port}\n`,
         );
 
-        const config = configFromOptions({
-          ...opts,
-          zk: opts.zk ?? state.zk,
-          dbUrl: opts.dbUrl ?? state.dbUrl,
-          clusterSecret: opts.clusterSecret ?? state.secret,
-          zkAuth: opts.zkAuth ?? state.zkAuth,
-          dataDir: join(dataDir, 'node'),
-          logLevel: opts.logLevel ?? 'warn',
-          // One machine, one session: no reason to wait long after a crash of our own worker.
-          zkSessionTimeout: opts.zkSessionTimeout ?? '6s',
-        });
+        const config = configFromOptions(
+          {
+            ...opts,
+            zk: opts.zk ?? state.zk,
+            dbUrl: opts.dbUrl ?? state.dbUrl,
+            clusterSecret: opts.clusterSecret ?? state.secret,
+            zkAuth: opts.zkAuth ?? state.zkAuth,
+            dataDir: join(dataDir, 'node'),
+            logLevel: opts.logLevel ?? 'warn',
+            // One machine, one session: no reason to wait long after a crash of our own worker.
+            zkSessionTimeout: opts.zkSessionTimeout ?? '6s',
+          },
+          env,
+        );
         await migrate(state.dbUrl);
         if (opts.zk === undefined) await secureEmbeddedTree(config, logger);
         master = await MasterNode.start({ config, logger: logger.child({ role: 'master' }) });

@@ -1,10 +1,15 @@
+import { secretEnvironmentNames } from '@sched/core';
 import type { AttemptRequest } from '@sched/protocol';
 
 /**
  * Variables of the worker's own environment that must never reach task code: the cluster secret
- * would let any task impersonate a master; the others are credentials the worker does not even use.
+ * would let any task impersonate a master; the others are credentials the worker does not even use;
+ * with them the `_FILE` variants and `CREDENTIALS_DIRECTORY`, which say where the secrets are. (The
+ * `sched-worker` command also deletes them from its own environment once configured.)
  */
-const WITHHELD = ['SCHED_CLUSTER_SECRET', 'SCHED_DB_URL', 'SCHED_ZK_AUTH'];
+const WITHHELD = [
+  ...new Set(['SCHED_CLUSTER_SECRET', 'SCHED_DB_URL', 'SCHED_ZK_AUTH', ...secretEnvironmentNames()]),
+];
 
 /**
  * The environment of a task process (docs/design.md#contract, docs/tasks.md#environment): the
