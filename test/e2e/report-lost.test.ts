@@ -1,7 +1,7 @@
 // Issue 13 point 7, end to end with real daemons: an attempt whose result never reaches a master,
 // on a worker that is alive and registered, does not stay `running` for ever — the master that
 // owns its run asks the worker (docs/design.md#reconciliation) after the reconciler's silence
-// threshold (60 s, ATTEMPT_RECONCILER defaults) and applies the result the worker has. The
+// threshold (60 s, DEFAULT_ATTEMPT_RECONCILER_OPTIONS) and applies the result the worker has. The
 // worker's reports are lost by cutting its link to the master (a fault proxy on the worker →
 // master path; master → worker and ZooKeeper keep working), as a spool that cannot be written
 // followed by anything that loses the in-memory copy would. Before the fix the run stayed
