@@ -206,7 +206,11 @@ describe('ZooKeeper data reset (issue 13, point 4)', () => {
     await eventually(async () => expect(await failoverOf(gone.key)).toBeDefined(), {
       timeoutMs: timing.forWaiting(),
     });
-    expect(await new FailoverRecords(observer, paths).read('master', gone.key)).toBeDefined();
+    // The record is written just after the failover's transaction commits: wait for it too.
+    const records = new FailoverRecords(observer, paths);
+    await eventually(async () => expect(await records.read('master', gone.key)).toBeDefined(), {
+      timeoutMs: timing.forWaiting(),
+    });
     await observer.close();
 
     // The reset: ZooKeeper stops, its data is wiped (snapshots and logs; each server keeps its

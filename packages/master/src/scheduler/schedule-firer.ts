@@ -26,7 +26,12 @@ import { type PreparedRuns, type PrepareRuns, prepareUnderSavepoint, type Staged
  *   ----------+------------------+-----------------------------------------
  *   idle      | → running        | (no-op)
  *   running   | (no-op)          | → stopping: timers cleared, in-flight fires awaited → stopped
+ *   stopping  | running again once stopped | (no-op; cancels a start() asked meanwhile)
  *   stopped   | → running        | (no-op)
+ *
+ * A master that fences itself stops its firer without waiting and starts it again when it
+ * registers in a new session; that start may come while the stop still awaits an in-flight
+ * fire, and must not be lost (the master would never fire again).
  *
  * While running, a scan every `scanIntervalMs` (and at once on membership change) reads the
  * schedules of this slot due within `lookAheadMs` (the pre-read window) and arms one timer per
@@ -132,6 +137,8 @@ type FirerState = 'idle' | 'running' | 'stopping' | 'stopped';
 
 export class ScheduleFirer {
   private state: FirerState = 'idle';
+  /** A start() asked while stopping: done once stopped. */
+  private startWhenStopped = false;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly opts: ScheduleFirerOptions;
@@ -171,13 +178,18 @@ export class ScheduleFirer {
   }
 
   start(): void {
-    if (this.state === 'running' || this.state === 'stopping') return;
+    if (this.state === 'stopping') {
+      this.startWhenStopped = true;
+      return;
+    }
+    if (this.state === 'running') return;
     this.state = 'running';
     this.requestScan();
     this.scheduleQueueSweep();
   }
 
   async stop(): Promise<void> {
+    if (this.state === 'stopping') this.startWhenStopped = false;
     if (this.state !== 'running') return;
     this.state = 'stopping';
     clearTimeout(this.scanTimer);
@@ -186,6 +198,10 @@ export class ScheduleFirer {
     await this.scanning;
     await Promise.allSettled([...this.inFlight]);
     this.state = 'stopped';
+    if (this.startWhenStopped) {
+      this.startWhenStopped = false;
+      this.start();
+    }
   }
 
   /** Call when the live master list changed: re-slots at once instead of at the next scan. */
