@@ -14,7 +14,7 @@ import {
 import {
   type ClusterMembership,
   clusterIdPath,
-  ensureSecureLayout,
+  connectRegistry,
   type FailoverRecord,
   joinCluster,
   LeaderElection,
@@ -22,10 +22,9 @@ import {
   type MasterHeartbeat,
   MembersView,
   type NodeState,
-  RegistryPaths,
+  type RegistryPaths,
   type WorkerHeartbeat,
-  warnOnGrantedSessionTimeout,
-  ZkSession,
+  type ZkSession,
 } from '@sched/registry';
 import { createPool, dbTimeoutsOf, migrate } from '@sched/store';
 import type pg from 'pg';
@@ -218,19 +217,12 @@ export class MasterNode {
     } = boundIdentity(config.node, bound.port, this.startTime));
 
     // 3. The registry.
-    this.paths = new RegistryPaths(config.zk.root);
-    this.session = await ZkSession.connect({
-      connectString: config.zk.connect,
-      sessionTimeoutMs: config.zk.sessionTimeoutMs,
-      requestTimeoutMs: config.zk.requestTimeoutMs,
-      ...(config.zk.auth ? { auth: config.zk.auth } : {}),
+    // Connected, the granted session timeout told, the tree laid out with its ACLs checked.
+    ({ session: this.session, paths: this.paths } = await connectRegistry(config, {
       clock: this.clock,
       logger: this.log,
-    });
-    // The lease runs on the granted session timeout; say so when it is not the configured one.
-    warnOnGrantedSessionTimeout(this.session, config, this.log);
-    // Before anything is created or read: the tree is laid out and its ACLs match the credentials.
-    await ensureSecureLayout(this.session, this.paths, { logger: this.log, who: 'sched-master' });
+      who: 'sched-master',
+    }));
     this.workersView = new MembersView(this.session, this.paths, 'worker', { logger: this.log });
     this.mastersView = new MembersView(this.session, this.paths, 'master', { logger: this.log });
     await Promise.all([this.workersView.start(), this.mastersView.start()]);

@@ -1,6 +1,7 @@
-import { grantedSessionTimeoutWarnings, type Logger, type SchedConfig } from '@sched/core';
+import { type Clock, grantedSessionTimeoutWarnings, type Logger, type SchedConfig } from '@sched/core';
 import { RegistryPaths } from './registry-paths.js';
-import type { ZkSession, ZkSessionOptions } from './zk-session.js';
+import { ensureSecureLayout } from './tree-acl.js';
+import { ZkSession, type ZkSessionOptions } from './zk-session.js';
 
 /** `ZkSession` options from sched's compiled configuration (`zk` section). */
 export function zkSessionOptions(zk: SchedConfig['zk'], logger?: Logger): ZkSessionOptions {
@@ -39,4 +40,29 @@ export function warnOnGrantedSessionTimeout(
   };
   warn(session.sessionTimeoutMs);
   return session.on('sessionTimeout', ({ grantedMs }) => warn(grantedMs));
+}
+
+/**
+ * A daemon's way into the registry, the same for masters and workers: connect with the
+ * configured credentials, warn when ZooKeeper grants another session timeout than asked, and lay
+ * out the tree with its ACLs checked (`ensureSecureLayout`) before anything else is read or
+ * created. Joining (`joinCluster`) comes after, once the daemon is ready to work.
+ */
+export async function connectRegistry(
+  config: SchedConfig,
+  opts: { clock?: Clock; logger: Logger; who: string },
+): Promise<{ session: ZkSession; paths: RegistryPaths }> {
+  const paths = registryPaths(config.zk);
+  const session = await ZkSession.connect({
+    ...zkSessionOptions(config.zk, opts.logger),
+    ...(opts.clock ? { clock: opts.clock } : {}),
+  });
+  try {
+    warnOnGrantedSessionTimeout(session, config, opts.logger);
+    await ensureSecureLayout(session, paths, { logger: opts.logger, who: opts.who });
+  } catch (err) {
+    await session.close().catch(() => {});
+    throw err;
+  }
+  return { session, paths };
 }

@@ -14,13 +14,11 @@ import {
 } from '@sched/core';
 import {
   type ClusterMembership,
-  ensureSecureLayout,
+  connectRegistry,
   type FailoverRecord,
   joinCluster,
   MembersView,
-  RegistryPaths,
-  warnOnGrantedSessionTimeout,
-  ZkSession,
+  type ZkSession,
 } from '@sched/registry';
 import { TaskExecutor } from './executor/task-executor.js';
 import { TaskSupervisor } from './executor/task-supervisor.js';
@@ -204,23 +202,18 @@ export class WorkerNode {
     this.executor.drain();
 
     // 3. The registry: session, masters (report targets).
-    const paths = new RegistryPaths(config.zk.root);
-    this.session = await ZkSession.connect({
-      connectString: config.zk.connect,
-      sessionTimeoutMs: config.zk.sessionTimeoutMs,
-      requestTimeoutMs: config.zk.requestTimeoutMs,
-      ...(config.zk.auth ? { auth: config.zk.auth } : {}),
+    // Connected (the operator told of a granted session timeout other than asked), the tree laid
+    // out with its ACLs checked.
+    const { session, paths } = await connectRegistry(config, {
       clock: this.clock,
       logger: this.log,
+      who: 'sched-worker',
     });
-    // ZooKeeper may grant a shorter (or longer) session timeout than asked for: the lease already
-    // uses the granted one, the supervisor must too, and the operator must hear of it.
+    this.session = session;
+    // The lease already runs on the granted session timeout; the supervisor must too.
     const supervisor = this.supervisor;
     supervisor.setTimeoutMs(this.session.sessionTimeoutMs);
     this.session.on('sessionTimeout', ({ grantedMs }) => supervisor.setTimeoutMs(grantedMs));
-    warnOnGrantedSessionTimeout(this.session, config, this.log);
-    // Before anything is created or read: the tree is laid out and its ACLs match the credentials.
-    await ensureSecureLayout(this.session, paths, { logger: this.log, who: 'sched-worker' });
     // A new session moves the lease deadline forward, LOST ends it: tell the supervisor at once.
     this.session.on('status', () => supervisor.refresh());
     this.mastersView = new MembersView(this.session, paths, 'master', { logger: this.log });
