@@ -8,6 +8,10 @@
 //   cut        the same links are reset, new connections refused         proxies back to pass
 //   pause      SIGSTOP of the daemon                                     SIGCONT
 //   zk-kill    (ensemble only) kill -9 of one ZooKeeper server           restart on the same port and data
+//   zk-leader-kill (ensemble only) kill -9 of the ensemble's current     restart on the same port and data
+//              leader (a quorum election follows)
+//   zk-restart-all (ensemble only) kill -9 of every server: ZooKeeper     every server restarted on its
+//              is gone for everyone (short or past the session timeout)  port and data
 //   pg-blackhole  (with PostgreSQL faults) a master's database link       proxy back to pass
 //              stops forwarding; its ZooKeeper and peer links stay up
 //   pg-cut     the same link is reset, new connections refused           proxy back to pass
@@ -33,6 +37,8 @@ export type FaultKind =
   | 'cut'
   | 'pause'
   | 'zk-kill'
+  | 'zk-leader-kill'
+  | 'zk-restart-all'
   | 'pg-blackhole'
   | 'pg-cut'
   | 'pg-restart';
@@ -42,6 +48,8 @@ export const faultKinds: FaultKind[] = [
   'cut',
   'pause',
   'zk-kill',
+  'zk-leader-kill',
+  'zk-restart-all',
   'pg-blackhole',
   'pg-cut',
   'pg-restart',
@@ -126,7 +134,9 @@ export class Nemesis {
     const servers = this.opts.zkServers ?? [];
     const pg = this.opts.pgFaults;
     let kinds: FaultKind[] = ['kill', 'kill', 'blackhole', 'blackhole', 'cut', 'pause', 'pause'];
-    if (servers.length > 1 && !this.zkDown) kinds.push('zk-kill');
+    if (servers.length > 1 && !this.zkDown) kinds.push('zk-kill', 'zk-leader-kill');
+    // The whole ensemble at once is rarer: a fifth as likely as a single-server kill.
+    if (servers.length > 1 && !this.zkDown && this.random.chance(0.2)) kinds.push('zk-restart-all');
     const pgKinds: FaultKind[] = pg ? ['pg-blackhole', 'pg-cut'] : [];
     if (pg?.server && !this.pgDown) pgKinds.push('pg-restart');
     kinds.push(...pgKinds);
@@ -136,6 +146,7 @@ export class Nemesis {
       kinds = pgKinds;
     const kind = this.random.pick(kinds);
     if (kind === 'zk-kill') return { kind, server: this.random.pick(servers) };
+    if (kind === 'zk-leader-kill' || kind === 'zk-restart-all') return { kind };
     if (kind === 'pg-restart') return { kind };
     const role: Role =
       kind === 'pg-blackhole' || kind === 'pg-cut' ? 'master' : this.random.chance(0.5) ? 'master' : 'worker';
@@ -170,6 +181,32 @@ export class Nemesis {
         await server.kill();
         await sleep(spanMs, signal);
         await server.restart();
+      } finally {
+        this.zkDown = false;
+      }
+      return;
+    }
+    if (kind === 'zk-leader-kill' || kind === 'zk-restart-all') {
+      const servers = this.opts.zkServers ?? [];
+      const { spanMs, long } = this.span();
+      this.zkDown = true;
+      try {
+        let victims = servers;
+        if (kind === 'zk-leader-kill') {
+          const modes = await Promise.all(servers.map((sv) => sv.fourLetterWord('srvr').catch(() => '')));
+          const leader = servers.find((_, i) => /Mode: leader/.test(modes[i] ?? ''));
+          if (!leader) return; // mid-election: nothing to aim at now
+          victims = [leader];
+        }
+        this.record(
+          kind,
+          kind === 'zk-leader-kill' ? `zookeeper leader:${victims[0]?.port}` : 'zookeeper ensemble',
+          spanMs,
+          kind === 'zk-restart-all' && long,
+        );
+        await Promise.all(victims.map((sv) => sv.kill()));
+        await sleep(spanMs, signal);
+        await Promise.all(victims.map((sv) => sv.restart()));
       } finally {
         this.zkDown = false;
       }
