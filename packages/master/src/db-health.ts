@@ -8,8 +8,8 @@ import type { Db } from '@sched/store';
  * - the state goes into the master's heartbeat (`db: up | down`), so `sched-ctl cluster status`
  *   shows it and the other masters know it; a change is logged once (down, then up again with
  *   how long it lasted), not once per failed query;
- * - a master that has been down for `stepOutAfterMs` while another live master says `up` steps
- *   out (`onStepOut`): it cannot fire its schedules or drive its runs, and the others can, once
+ * - a master that has been down for `stepOutAfterMs` while, all that time, another live master
+ *   said `up`, steps out (`onStepOut`): it cannot fire its schedules or drive its runs, and the others can, once
  *   it is failed over. When every master is down (PostgreSQL itself is down), nobody steps out:
  *   nobody could do better, and everyone resumes when it is back.
  */
@@ -40,7 +40,14 @@ export class DbHealth {
   private readonly clock: Clock;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  /** Monotonic ms of the first failed probe of this outage; null while PostgreSQL answers. */
   private downSinceMs: number | null = null;
+  /**
+   * Monotonic ms since which every failed probe has seen another master up: a master steps out
+   * only after `stepOutAfterMs` of *both*, so after an outage of everyone, a master that recovers
+   * a moment later than the others does not step out for the whole outage's length.
+   */
+  private othersUpSinceMs: number | null = null;
   private lastError = '';
   private steppedOut = false;
 
@@ -93,8 +100,9 @@ export class DbHealth {
 
   private reachable(): void {
     if (this.downSinceMs === null) return;
-    const downForMs = this.clock.now() - this.downSinceMs;
+    const downForMs = this.clock.monotonic() - this.downSinceMs;
     this.downSinceMs = null;
+    this.othersUpSinceMs = null;
     this.opts.logger.warn(
       { downForMs },
       `PostgreSQL answers again after ${Math.round(downForMs / 100) / 10} s`,
@@ -103,7 +111,7 @@ export class DbHealth {
   }
 
   private unreachable(message: string): void {
-    const now = this.clock.now();
+    const now = this.clock.monotonic();
     if (this.downSinceMs === null) {
       this.downSinceMs = now;
       this.lastError = message;
@@ -117,8 +125,13 @@ export class DbHealth {
     this.lastError = message;
     const downForMs = now - this.downSinceMs;
     const { stepOutAfterMs } = this.opts;
-    if (this.steppedOut || stepOutAfterMs <= 0 || downForMs < stepOutAfterMs) return;
-    if (!this.opts.anotherMasterReachesDb()) return;
+    if (!this.opts.anotherMasterReachesDb()) {
+      this.othersUpSinceMs = null;
+      return;
+    }
+    this.othersUpSinceMs ??= now;
+    const aloneForMs = now - Math.max(this.downSinceMs, this.othersUpSinceMs);
+    if (this.steppedOut || stepOutAfterMs <= 0 || aloneForMs < stepOutAfterMs) return;
     this.steppedOut = true;
     this.opts.logger.error(
       { downForMs, error: this.lastError },

@@ -87,21 +87,21 @@ export async function callHttp(call: HttpCall, opts: HttpCallOptions): Promise<H
   let body = call.body;
   const headers = withDefaults(call.headers, body !== null);
   for (let redirects = 0; ; redirects++) {
-    const context = redirects === 0 ? null : `redirect ${redirects} to ${url.href}`;
+    const context = redirects === 0 ? null : `redirect ${redirects} to ${shown(url)}`;
     const lookup = await checkedLookup(url, opts, context);
     const res = await send(url, method, headers, body, lookup, opts.signal);
     const status = res.statusCode ?? 0;
     const location = res.headers.location;
     if (!REDIRECTS.has(status) || location === undefined) {
       await readBody(res, method, opts.onBody);
-      return { status, statusText: res.statusMessage ?? '', url: url.href, redirects };
+      return { status, statusText: res.statusMessage ?? '', url: shown(url), redirects };
     }
     res.resume(); // a redirect's own body is not the task's output
     if (redirects >= opts.maxRedirects) {
-      throw new HttpCallError(`more than ${opts.maxRedirects} redirects (the last one from ${url.href})`);
+      throw new HttpCallError(`more than ${opts.maxRedirects} redirects (the last one from ${shown(url)})`);
     }
     const next = parseUrl(location, url);
-    opts.note?.(`HTTP ${[status, res.statusMessage].filter(Boolean).join(' ')}: redirect to ${next.href}`);
+    opts.note?.(`HTTP ${[status, res.statusMessage].filter(Boolean).join(' ')}: redirect to ${shown(next)}`);
     if (((status === 301 || status === 302) && method === 'POST') || (status === 303 && method !== 'HEAD')) {
       method = 'GET';
       body = null;
@@ -120,14 +120,14 @@ function parseUrl(text: string, base: URL | null): URL {
     throw new HttpCallError(
       base === null
         ? `invalid URL ${JSON.stringify(text)}`
-        : `invalid redirect location ${JSON.stringify(text)} from ${base.href}`,
+        : `invalid redirect location ${JSON.stringify(text)} from ${shown(base)}`,
     );
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new HttpCallError(
       base === null
         ? `unsupported URL scheme ${url.protocol} (http: or https: only)`
-        : `redirect from ${base.href} to ${url.href}: unsupported URL scheme ${url.protocol} (http: or https: only)`,
+        : `redirect from ${shown(base)} to ${shown(url)}: unsupported URL scheme ${url.protocol} (http: or https: only)`,
     );
   }
   return url;
@@ -241,4 +241,13 @@ async function readBody(
   else if (!empty && encoding === 'br') stream = res.pipe(createBrotliDecompress());
   if (stream !== res) res.once('error', (err) => stream.destroy(err));
   for await (const chunk of stream) onBody?.(chunk as Buffer);
+}
+
+/** A URL as logged and reported: without the user name and password it may carry. */
+export function shown(url: URL): string {
+  if (!url.username && !url.password) return url.href;
+  const copy = new URL(url.href);
+  copy.username = '';
+  copy.password = '';
+  return copy.href;
 }

@@ -21,7 +21,7 @@ import type { AttemptLog } from '../logs/attempt-log.js';
 import type { LogStore } from '../logs/log-store.js';
 import { AttemptRevokedError, WorkerAtCapacityError, WorkerDrainingError } from './errors.js';
 import { type HttpNetworkOptions, HttpNetworkPolicy, HttpTargetRefusedError } from './http-networks.js';
-import { callHttp, type HostResolver } from './http-request.js';
+import { callHttp, type HostResolver, shown } from './http-request.js';
 import { type TerminationOutcome, terminateGroup } from './process-group.js';
 import { taskEnvironment } from './task-environment.js';
 import type { ProcessGroupWatcher, SupervisorKill } from './task-supervisor.js';
@@ -722,7 +722,7 @@ export class TaskExecutor {
     const signals = [a.abort.signal];
     const timeout = task.requestTimeoutMs === null ? null : AbortSignal.timeout(task.requestTimeoutMs);
     if (timeout !== null) signals.push(timeout);
-    log.note(`HTTP ${task.method} ${task.url}`);
+    log.note(`HTTP ${task.method} ${shownUrl(task.url)}`);
     try {
       const response = await callHttp(task, {
         policy: this.httpNetworks,
@@ -778,4 +778,13 @@ function describeExit(o: { exitCode: number | null; signal: string | null; error
   if (o.signal !== null) parts.push(`signal ${o.signal}`);
   if (o.error !== null) parts.push(o.error);
   return parts.length > 0 ? ` (${parts.join(', ')})` : '';
+}
+
+/** The task's URL for its log: without a user name and password (the log is served and stored). */
+function shownUrl(text: string): string {
+  try {
+    return shown(new URL(text));
+  } catch {
+    return text;
+  }
 }
