@@ -389,6 +389,9 @@ export class WorkerNode {
       }
     };
     clearInterval(this.purgeTimer);
+    // Refuse new dispatches first (503 WORKER_DRAINING): one accepted after the kill below would
+    // start a task nobody stops or hands back.
+    this.executor?.drain();
     await quietly('tasks', () => this.executor?.killAll('worker stopping; handed back', { handBack: true }));
     await quietly('task supervisor', () => this.supervisor?.stop());
     await quietly('reports', () => this.sender?.stop());

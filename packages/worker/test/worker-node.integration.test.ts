@@ -420,6 +420,23 @@ describe('WorkerNode against a real ZooKeeper', () => {
     await eventually(() => expect(heartbeatOf(node.key)).toBeUndefined());
   });
 
+  test('stop() refuses dispatches from its first moment: none starts while it kills the running tasks', async () => {
+    const node = await startWorker('w7b', 2);
+    await eventually(() => expect(heartbeatOf(node.key)).toBeDefined());
+    // A task that ignores SIGTERM: the kill waits out the grace (300 ms), a window for a dispatch.
+    const first = attemptRequest({ type: 'shell', command: `trap '' TERM; while :; do sleep 0.05; done` });
+    expect((await dispatch(node, first)).status).toBe(202);
+    await eventually(() => expect(node.executor.snapshot(first.attemptId)?.state).toBe('running'));
+    const stopping = node.stop();
+    const late = attemptRequest({ type: 'shell', command: 'echo started' });
+    const answer = await dispatch(node, late);
+    expect(answer.status).toBe(503);
+    expect((answer.json.error as { code?: string } | undefined)?.code).toBe('WORKER_DRAINING');
+    await stopping;
+    expect(node.executor.snapshot(late.attemptId)).toBeUndefined();
+    expect(node.executor.snapshot(first.attemptId)?.result?.state).toBe('failed-over');
+  });
+
   test('stop() hands back the tasks still running', async () => {
     const node = await startWorker('w7', 2);
     await eventually(() => expect(heartbeatOf(node.key)).toBeDefined());
