@@ -60,6 +60,7 @@ export {
   type PeerMap,
   parseIncarnationKey,
 } from './identity.js';
+export { issuePath } from './issue-path.js';
 export { type CreateLoggerOptions, createLogger, type Logger, redactConfig, redactUrl } from './logger.js';
 export { type WithDefaults, withDefaults } from './options.js';
 export { SCHED_VERSION } from './version.js';

@@ -1,4 +1,4 @@
-import type { Issue } from '@sched/core';
+import { type Issue, issuePath } from '@sched/core';
 import type { z } from 'zod';
 
 /**
@@ -53,16 +53,6 @@ export const apiErrorMap: z.core.$ZodErrorMap = (iss) => {
       return undefined;
   }
 };
-
-/** `a.b[2].c` from zod's path. */
-export function issuePath(path: readonly PropertyKey[], prefix = ''): string {
-  let out = prefix;
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out ? `.${String(p)}` : String(p);
-  }
-  return out;
-}
 
 /** Every issue of a failed parse, in order, with the project's paths. */
 export function toIssues(error: z.ZodError, prefix = ''): Issue[] {

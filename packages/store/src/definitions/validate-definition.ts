@@ -1,4 +1,4 @@
-import type { Issue } from '@sched/core';
+import { type Issue, issuePath } from '@sched/core';
 import type { z } from 'zod';
 import { definitionSchema, describeValue } from './definition-schema.js';
 import type { WorkflowDefinition } from './definition-types.js';
@@ -33,16 +33,6 @@ const fallbackMessages: z.core.$ZodErrorMap = (iss) => {
   }
 };
 
-/** `tasks[1].dependsOn[0]` from zod's path, under `prefix` (`jobs.yaml#2`). */
-function pathText(path: readonly PropertyKey[], prefix: string): string {
-  let out = prefix;
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out ? `.${String(p)}` : String(p);
-  }
-  return out;
-}
-
 /**
  * zod issues as sched issues: one per unknown field, and for a union (a duration is a string or
  * a number; expectStatus a code or a list) the problems inside the one alternative that matched
@@ -60,16 +50,16 @@ function definitionIssues(
     if (iss.code === 'unrecognized_keys') {
       for (const key of iss.keys) {
         out.push({
-          path: pathText([...path, key], prefix),
+          path: issuePath([...path, key], prefix),
           message: `unknown field "${key}"; ${iss.message}`,
         });
       }
     } else if (iss.code === 'invalid_union') {
       const inside = iss.errors.filter((e) => e.length > 0 && e.every((i) => i.path.length > 0));
       if (inside.length === 1) out.push(...definitionIssues(inside[0] as z.core.$ZodIssue[], prefix, path));
-      else out.push({ path: pathText(path, prefix), message: iss.message });
+      else out.push({ path: issuePath(path, prefix), message: iss.message });
     } else {
-      out.push({ path: pathText(path, prefix), message: iss.message });
+      out.push({ path: issuePath(path, prefix), message: iss.message });
     }
   }
   const seen = new Set<string>();
